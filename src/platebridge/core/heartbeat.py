@@ -1,0 +1,99 @@
+"""Wire models of ``POST /api/pod/heartbeat`` (spec: "POD Startup & Registration").
+
+The POD builds :class:`HeartbeatRequest`, the portal validates it with the same class, so the
+two can never disagree about a field. Unknown fields are ignored (a newer POD may send more),
+everything else is bounded.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+MAX_CAMERAS = 64
+DEFAULT_STREAM_PORT = 8000
+HEARTBEAT_PATH = "/api/pod/heartbeat"
+
+#: Ids as the spec shows them: ``main-gate-pod``, ``gate-camera-1``.
+Slug = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+    ),
+]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+Version = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+PodReportedStatus = Literal["online", "offline", "error"]
+CameraReportedStatus = Literal["active", "error", "inactive"]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_max_length=4096)
+
+
+class HeartbeatCamera(_Wire):
+    camera_id: Slug = Field(description="Camera id, unique within the POD.")
+    name: Name = Field(description="Human-readable camera name.")
+    rtsp_url: Annotated[str, StringConstraints(max_length=2048)] | None = Field(
+        default=None,
+        description="The camera's RTSP URL. The portal keeps it without credentials, never "
+        "returns it.",
+    )
+    position: ShortText = Field(default="", description="Where the camera is: 'main entrance'.")
+    status: CameraReportedStatus = Field(
+        default="active", description="The POD's view of the camera stream."
+    )
+    error: Annotated[str, StringConstraints(max_length=500)] | None = Field(
+        default=None, description="Short reason when status is 'error' (credentials redacted)."
+    )
+
+
+class HeartbeatRequest(_Wire):
+    pod_id: Slug = Field(description="The POD's id, e.g. 'main-gate-pod'.")
+    ip_address: str | None = Field(
+        default=None,
+        max_length=45,
+        description="The address the portal should reach the POD on (LAN, public or VPN).",
+    )
+    firmware_version: Version | None = None
+    status: PodReportedStatus = "online"
+    stream_port: int = Field(default=DEFAULT_STREAM_PORT, ge=1, le=65535)
+    cameras: list[HeartbeatCamera] | None = Field(
+        default=None,
+        max_length=MAX_CAMERAS,
+        description="Every camera the POD serves. Omitted: the camera list is left as it is.",
+    )
+
+    @field_validator("ip_address")
+    @classmethod
+    def _literal_ip(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(ipaddress.ip_address(value.strip()))
+        except ValueError:
+            raise ValueError("must be a literal IPv4 or IPv6 address") from None
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_camera_ids(
+        cls, value: list[HeartbeatCamera] | None
+    ) -> list[HeartbeatCamera] | None:
+        if value is not None:
+            ids = [c.camera_id for c in value]
+            if len(ids) != len(set(ids)):
+                raise ValueError("camera_id values must be unique")
+        return value
+
+
+class HeartbeatResponse(_Wire):
+    ok: bool
+    pod_id: str
+    server_time: datetime
+    heartbeat_interval: int
+    registered: bool = Field(default=False, description="True when this heartbeat created the pod.")
