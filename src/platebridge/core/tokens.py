@@ -114,7 +114,7 @@ def verify_stream_token(
         raise TokenError("missing", "stream token is missing")
     if len(token) > MAX_TOKEN_LENGTH:
         raise TokenError("malformed", "stream token is too long")
-    if not _TOKEN_SHAPE.match(token):
+    if not _TOKEN_SHAPE.fullmatch(token):
         raise TokenError("malformed", "stream token is not of the form payload.signature")
     if not _key(secret):
         raise TokenError("bad_signature", "no stream secret is configured")
