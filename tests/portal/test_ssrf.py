@@ -285,7 +285,7 @@ networks = st.sampled_from(
         WITH_LOOPBACK,
         parse_networks("0.0.0.0/0,::/0"),
         parse_networks("10.1.0.0/16,64:ff9b::/96"),
-        parse_networks("169.254.169.254/32,2002::/16,::ffff:0:0/96"),
+        parse_networks("169.254.169.254/32,2002::/16,::ffff:0:0:0/96"),
     ]
 )
 

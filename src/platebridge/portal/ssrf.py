@@ -61,7 +61,7 @@ _SPECIAL: tuple[tuple[str, IPNetwork], ...] = (
     ("reserved", _N("100::/64")),  # discard-only
 )
 
-_SIIT = _N("::ffff:0:0/96")
+_SIIT = _N("::ffff:0:0:0/96")
 _NAT64_WKP = _N("64:ff9b::/96")
 _NAT64_LOCAL = _N("64:ff9b:1::/48")
 _V4_COMPATIBLE = _N("::/96")
