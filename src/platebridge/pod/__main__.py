@@ -1,0 +1,3 @@
+from platebridge.pod.cli import main
+
+raise SystemExit(main())

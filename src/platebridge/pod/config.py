@@ -1,0 +1,242 @@
+"""The agent's ``config.yaml``: the spec's flat single-camera keys or a ``cameras:`` list.
+
+Unknown keys and bad values fail at start with a message naming the key; the messages never
+contain the offending value (it may be a secret or an RTSP URL with a password).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from platebridge import __version__
+from platebridge.core.heartbeat import DEFAULT_STREAM_PORT, Slug
+from platebridge.pod.envexpand import EnvExpansionError, expand_tree
+
+DEFAULT_HLS_DIR = Path("/run/platebridge-pod/hls")
+FLAT_CAMERA_KEYS = ("camera_id", "camera_name", "camera_rtsp_url", "camera_position")
+_FLAT_TARGETS = ("camera_id", "name", "rtsp_url", "position")
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; the message names the key(s) and never their values."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+class CameraConfig(_Strict):
+    camera_id: Slug = Field(description="Camera id, unique within the POD (e.g. gate-camera-1).")
+    name: Name = Field(description="Human-readable camera name shown in the portal.")
+    rtsp_url: SecretStr = Field(
+        description="rtsp:// or rtsps:// URL of the camera; may embed credentials via ${ENV}."
+    )
+    position: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = Field(
+        default="", description="Where the camera is, e.g. 'main entrance'."
+    )
+
+    @field_validator("rtsp_url")
+    @classmethod
+    def _rtsp(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        try:
+            parts = urlsplit(url)
+            _ = parts.port
+        except ValueError:
+            raise ValueError("is not a valid URL") from None
+        if parts.scheme not in ("rtsp", "rtsps") or not parts.hostname:
+            raise ValueError("must be an rtsp:// or rtsps:// URL with a host")
+        if len(url) > 2048 or any(c.isspace() for c in url):
+            raise ValueError("must be a single URL without spaces, at most 2048 characters")
+        return value
+
+    @property
+    def url(self) -> str:
+        return self.rtsp_url.get_secret_value()
+
+
+class PodConfig(_Strict):
+    pod_id: Slug = Field(description="The POD's id as registered in the portal.")
+    portal_url: str = Field(description="Base URL of the portal, e.g. https://portal.example.")
+    api_key: SecretStr = Field(min_length=1, max_length=512, description="Pod API key (pbk_…).")
+    stream_token_secret: SecretStr = Field(
+        min_length=16, max_length=512, description="Shared secret the portal signs tokens with."
+    )
+    cameras: list[CameraConfig] = Field(min_length=1, max_length=64)
+    listen_host: str = Field(default="0.0.0.0", description="Address the HTTP server binds.")
+    listen_port: int = Field(default=DEFAULT_STREAM_PORT, ge=1, le=65535)
+    advertise_address: str = Field(
+        default="auto",
+        description="'auto' (LAN IP of the default route), 'tailscale' or a literal IP.",
+    )
+    heartbeat_interval: float = Field(default=60, ge=1, le=3600)
+    heartbeat_timeout: float = Field(default=10, gt=0, le=120)
+    hls_dir: Path = Field(default=DEFAULT_HLS_DIR, description="Where HLS output is written.")
+    hls_segment_seconds: float = Field(default=1, ge=0.5, le=2)
+    hls_list_size: int = Field(default=6, ge=3, le=30)
+    rtsp_timeout: float = Field(default=5, ge=1, le=60, description="Seconds of RTSP silence.")
+    restart_backoff_max: float = Field(default=30, ge=1, le=600)
+    cors_origins: list[Annotated[str, StringConstraints(max_length=200)]] = Field(
+        default_factory=list, max_length=20
+    )
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    firmware_version: Annotated[str, StringConstraints(min_length=1, max_length=64)] = __version__
+    ffmpeg_path: str = "ffmpeg"
+    ffprobe_path: str = "ffprobe"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("portal_url")
+    @classmethod
+    def _portal(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError("must be a plain base URL (no credentials, query or fragment)")
+        return value.rstrip("/")
+
+    @field_validator("listen_host")
+    @classmethod
+    def _listen_host(cls, value: str) -> str:
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError("must be a literal IP address such as 0.0.0.0 or ::") from None
+
+    @field_validator("advertise_address")
+    @classmethod
+    def _advertise(cls, value: str) -> str:
+        if value in ("auto", "tailscale"):
+            return value
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError("must be 'auto', 'tailscale' or a literal IP address") from None
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path:
+                raise ValueError("each origin must look like https://portal.example (no path)")
+        return value
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique(cls, value: list[CameraConfig]) -> list[CameraConfig]:
+        ids = [c.camera_id for c in value]
+        if len(ids) != len(set(ids)):
+            raise ValueError("camera_id values must be unique")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> PodConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be given together")
+        for path in (self.tls_cert, self.tls_key):
+            if path is not None and not path.is_file():
+                raise ValueError("tls_cert/tls_key must name existing files")
+        return self
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret value, for redacting free text (ffmpeg stderr, portal answers)."""
+        values = [self.api_key.get_secret_value(), self.stream_token_secret.get_secret_value()]
+        for cam in self.cameras:
+            parts = urlsplit(cam.url)
+            values.extend(v for v in (parts.password,) if v)
+        return values
+
+    def camera(self, camera_id: str) -> CameraConfig | None:
+        return next((c for c in self.cameras if c.camera_id == camera_id), None)
+
+
+def _fold_flat_camera(raw: dict[str, Any]) -> dict[str, Any]:
+    """Turn the spec's ``camera_id``/``camera_name``/… keys into the first ``cameras`` entry."""
+    flat = {k: raw.pop(k) for k in FLAT_CAMERA_KEYS if k in raw}
+    if not flat:
+        return raw
+    camera: dict[str, Any] = {}
+    for key, target in zip(FLAT_CAMERA_KEYS, _FLAT_TARGETS, strict=True):
+        if key in flat:
+            camera[target] = flat[key]
+    camera.setdefault("name", camera.get("camera_id"))
+    listed = raw.get("cameras") or []
+    if not isinstance(listed, list):
+        return raw | {"cameras": listed}
+    raw["cameras"] = [camera, *listed]
+    return raw
+
+
+def _location(loc: tuple[int | str, ...], flat: bool) -> str:
+    names = {"name": "camera_name", "rtsp_url": "camera_rtsp_url", "position": "camera_position"}
+    if flat and len(loc) >= 3 and loc[0] == "cameras" and loc[1] == 0:
+        field = str(loc[2])
+        return names.get(field, field)
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _format_errors(exc: ValidationError, flat: bool) -> str:
+    lines = []
+    for err in exc.errors(include_input=False, include_url=False):
+        where = _location(tuple(err["loc"]), flat) or "<config>"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "is required"
+        lines.append(f"{where}: {msg}")
+    return "; ".join(lines)
+
+
+def parse_config(raw: object, env: Mapping[str, str] | None = None) -> PodConfig:
+    """Validate a YAML tree (after ``${ENV}`` expansion) into a :class:`PodConfig`."""
+    if not isinstance(raw, dict):
+        raise ConfigError("config: must be a mapping of keys to values")
+    try:
+        expanded = expand_tree(raw, os.environ if env is None else env)
+    except EnvExpansionError as exc:
+        raise ConfigError(str(exc)) from None
+    flat = any(k in expanded for k in FLAT_CAMERA_KEYS)
+    try:
+        return PodConfig.model_validate(_fold_flat_camera(dict(expanded)))
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, flat)) from None
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> PodConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    return parse_config(raw, env)
