@@ -1,0 +1,1 @@
+"""The PlateBridge web portal: tenants, PODs, cameras, users (FastAPI + SQLAlchemy)."""

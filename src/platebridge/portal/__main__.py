@@ -1,0 +1,5 @@
+import sys
+
+from platebridge.portal.cli import main
+
+sys.exit(main())

@@ -1,0 +1,49 @@
+"""The portal's FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from platebridge.portal.db import Database
+from platebridge.portal.deps import require_user
+from platebridge.portal.errors import install_error_handlers
+from platebridge.portal.limits import ContentLengthLimit
+from platebridge.portal.routes import auth, cameras, health, heartbeat, pods
+from platebridge.portal.services.portal_secret import ensure_secret_key
+from platebridge.portal.settings import PortalSettings
+
+
+def create_app(settings: PortalSettings | None = None) -> FastAPI:
+    """Build the app. The schema must be migrated already (``serve`` and ``migrate`` do it)."""
+    settings = settings or PortalSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.database_url)
+        app.state.db = db
+        try:
+            configured = settings.secret_key.get_secret_value() if settings.secret_key else None
+            async with db.write() as session:
+                app.state.secret_key = await ensure_secret_key(session, configured)
+            yield
+        finally:
+            await db.dispose()
+
+    app = FastAPI(
+        title="PlateBridge portal",
+        lifespan=lifespan,
+        # Secure by default: every route requires a user unless marked @public.
+        dependencies=[Depends(require_user)],
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.settings = settings
+    app.add_middleware(ContentLengthLimit)
+    install_error_handlers(app)
+    for module in (health, auth, heartbeat, cameras, pods):
+        app.include_router(module.router)
+    return app

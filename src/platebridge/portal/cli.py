@@ -1,0 +1,316 @@
+"""``platebridge-portal``: migrate, serve and administer tenants, users and PODs.
+
+Every command accepts ``--json`` and then prints exactly one JSON object. Errors exit with
+status 1 and one line on stderr (usage errors: argparse's status 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from platebridge.core.redact import redact_text
+from platebridge.portal import migrate as migrations
+from platebridge.portal.db import Database
+from platebridge.portal.services import admin
+from platebridge.portal.services.demo import seed_demo
+from platebridge.portal.services.pod_config import render_pod_config
+from platebridge.portal.settings import PortalSettings
+
+DEFAULT_PORT = 8080
+
+
+class CliError(Exception):
+    """A one-line failure message for the user."""
+
+
+def _settings() -> PortalSettings:
+    try:
+        return PortalSettings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise CliError(f"invalid setting PLATEBRIDGE_{field.upper()}: {first['msg']}") from None
+
+
+def _migrate(settings: PortalSettings) -> None:
+    migrations.upgrade(settings.database_url)
+
+
+def _run_admin(
+    settings: PortalSettings, action: Callable[[AsyncSession], Awaitable[dict[str, Any]]]
+) -> dict[str, Any]:
+    if settings.migrate_on_start:
+        _migrate(settings)
+
+    async def run() -> dict[str, Any]:
+        db = Database(settings.database_url)
+        try:
+            async with db.write() as session:
+                return await action(session)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+def cmd_migrate(args: argparse.Namespace, settings: PortalSettings) -> dict[str, Any]:
+    _migrate(settings)
+    return {"ok": True, "revision": "head", "database": redact_text(settings.database_url)}
+
+
+def cmd_serve(args: argparse.Namespace, settings: PortalSettings) -> dict[str, Any] | None:
+    import uvicorn
+
+    from platebridge.portal.app import create_app
+
+    if settings.migrate_on_start:
+        _migrate(settings)
+    if args.json:
+        print(json.dumps({"url": f"http://{_host(args.host)}:{args.port}", "pid": _pid()}))
+        sys.stdout.flush()
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        proxy_headers=False,
+        server_header=False,
+    )
+    return None
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def cmd_company_create(args: argparse.Namespace, settings: PortalSettings) -> dict[str, Any]:
+    async def action(s: AsyncSession) -> dict[str, Any]:
+        c = await admin.create_company(s, args.name)
+        return {"company_id": str(c.id), "name": c.name}
+
+    return _run_admin(settings, action)
+
+
+def cmd_community_create(args: argparse.Namespace, settings: PortalSettings) -> dict[str, Any]:
+    async def action(s: AsyncSession) -> dict[str, Any]:
+        c = await admin.create_community(s, args.company, args.name)
+        return {"community_id": str(c.id), "company_id": str(c.company_id), "name": c.name}
+
+    return _run_admin(settings, action)
+
+
+def cmd_site_create(args: argparse.Namespace, settings: PortalSettings) -> dict[str, Any]:
+    async def action(s: AsyncSession) -> dict[str, Any]:
+        site = await admin.create_site(s, args.community, args.name)
+        return {
+            "site_id": str(site.id),
+            "community_id": str(site.community_id),
+            "company_id": str(site.company_id),
+            "name": site.name,
+        }
+
+    return _run_admin(settings, action)
+
+
+def cmd_user_create(args: argparse.Namespace, settings: PortalSettings) -> dict[str, Any]:
+    async def action(s: AsyncSession) -> dict[str, Any]:
+        u = await admin.create_user(s, args.company, args.email, args.password, args.role)
+        return {
+            "user_id": str(u.id),
+            "company_id": str(u.company_id),
+            "email": u.email,
+            "role": u.role,
+        }
+
+    return _run_admin(settings, action)
+
+
+def cmd_pod_create(args: argparse.Namespace, settings: PortalSettings) -> dict[str, Any]:
+    async def action(s: AsyncSession) -> dict[str, Any]:
+        created = await admin.create_pod(s, args.site, args.pod_id, args.name)
+        pod = created.pod
+        return {
+            "pod_id": pod.pod_id,
+            "pod_uuid": str(pod.id),
+            "name": pod.name,
+            "site_id": str(pod.site_id),
+            "company_id": str(pod.company_id),
+            "api_key": created.api_key,
+            "stream_token_secret": created.stream_token_secret,
+            "config_yaml": render_pod_config(
+                pod.pod_id, args.portal_url, created.api_key, created.stream_token_secret
+            ),
+        }
+
+    return _run_admin(settings, action)
+
+
+def cmd_pod_rotate_key(args: argparse.Namespace, settings: PortalSettings) -> dict[str, Any]:
+    async def action(s: AsyncSession) -> dict[str, Any]:
+        pod = await admin.find_pod(s, args.pod_id, args.company)
+        issued = await admin.rotate_pod_key(s, pod)
+        return {
+            "pod_id": pod.pod_id,
+            "company_id": str(pod.company_id),
+            "key_id": str(issued.key.id),
+            "api_key": issued.api_key,
+        }
+
+    return _run_admin(settings, action)
+
+
+def cmd_site_enrollment_key(args: argparse.Namespace, settings: PortalSettings) -> dict[str, Any]:
+    async def action(s: AsyncSession) -> dict[str, Any]:
+        site, issued = await admin.issue_enrollment_key(s, args.site)
+        return {
+            "site_id": str(site.id),
+            "company_id": str(site.company_id),
+            "key_id": str(issued.key.id),
+            "api_key": issued.api_key,
+        }
+
+    return _run_admin(settings, action)
+
+
+def cmd_demo_seed(args: argparse.Namespace, settings: PortalSettings) -> dict[str, Any]:
+    async def action(s: AsyncSession) -> dict[str, Any]:
+        return await seed_demo(s, args.portal_url)
+
+    return _run_admin(settings, action)
+
+
+# --- human-readable output -----------------------------------------------------------------------
+
+
+def _print_human(command: str, result: dict[str, Any]) -> None:
+    if command == "pod create":
+        print(f"pod {result['pod_id']} created (id {result['pod_uuid']})")
+        print(f"API key (shown once):       {result['api_key']}")
+        print(f"stream secret (shown once): {result['stream_token_secret']}")
+        print("\nPOD config.yaml:\n")
+        print(result["config_yaml"])
+        return
+    for key, value in result.items():
+        print(f"{key}: {value}")
+
+
+# --- parser --------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="platebridge-portal",
+        description="PlateBridge portal. Database: PLATEBRIDGE_DATABASE_URL "
+        "(unset: platebridge.db here).",
+    )
+    json_flag = argparse.ArgumentParser(add_help=False)
+    json_flag.add_argument("--json", action="store_true", help="print one JSON object")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sp = sub.add_parser("migrate", parents=[json_flag], help="migrate the database schema")
+    sp.set_defaults(func=cmd_migrate, cmd_name="migrate")
+
+    sp = sub.add_parser("serve", parents=[json_flag], help="run the portal (migrates first)")
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--port", type=int, default=DEFAULT_PORT)
+    sp.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sp.set_defaults(func=cmd_serve, cmd_name="serve")
+
+    sp = sub.add_parser("demo-seed", parents=[json_flag], help="create/refresh the demo tenant")
+    sp.add_argument("--portal-url", default=f"http://127.0.0.1:{DEFAULT_PORT}")
+    sp.set_defaults(func=cmd_demo_seed, cmd_name="demo-seed")
+
+    def group(name: str, help_text: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+        gp = sub.add_parser(name, help=help_text)
+        return gp.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    company = group("company", "companies")
+    sp = company.add_parser("create", parents=[json_flag])
+    sp.add_argument("--name", required=True)
+    sp.set_defaults(func=cmd_company_create, cmd_name="company create")
+
+    community = group("community", "communities")
+    sp = community.add_parser("create", parents=[json_flag])
+    sp.add_argument("--company", required=True, help="company id or unique name")
+    sp.add_argument("--name", required=True)
+    sp.set_defaults(func=cmd_community_create, cmd_name="community create")
+
+    site = group("site", "sites and their enrollment keys")
+    sp = site.add_parser("create", parents=[json_flag])
+    sp.add_argument("--community", required=True, help="community id or unique name")
+    sp.add_argument("--name", required=True)
+    sp.set_defaults(func=cmd_site_create, cmd_name="site create")
+    sp = site.add_parser(
+        "enrollment-key", parents=[json_flag], help="issue a key that registers new PODs"
+    )
+    sp.add_argument("--site", required=True, help="site id or unique name")
+    sp.set_defaults(func=cmd_site_enrollment_key, cmd_name="site enrollment-key")
+
+    user = group("user", "portal users")
+    sp = user.add_parser("create", parents=[json_flag])
+    sp.add_argument("--company", required=True, help="company id or unique name")
+    sp.add_argument("--email", required=True)
+    sp.add_argument("--password", required=True)
+    sp.add_argument("--role", required=True, choices=list(admin.ROLES))
+    sp.set_defaults(func=cmd_user_create, cmd_name="user create")
+
+    pod = group("pod", "PODs and their keys")
+    sp = pod.add_parser("create", parents=[json_flag])
+    sp.add_argument("--site", required=True, help="site id or unique name")
+    sp.add_argument("--pod-id", required=True, help="wire id, e.g. main-gate-pod")
+    sp.add_argument("--name", help="display name (default: the pod id)")
+    sp.add_argument(
+        "--portal-url",
+        default=f"http://127.0.0.1:{DEFAULT_PORT}",
+        help="portal URL written into the POD config",
+    )
+    sp.set_defaults(func=cmd_pod_create, cmd_name="pod create")
+    sp = pod.add_parser("rotate-key", parents=[json_flag], help="revoke the key, issue a new one")
+    sp.add_argument("--pod-id", required=True)
+    sp.add_argument("--company", help="company id or name, when the pod id is not unique")
+    sp.set_defaults(func=cmd_pod_rotate_key, cmd_name="pod rotate-key")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings()
+        result = args.func(args, settings)
+    except (CliError, admin.AdminError) as exc:
+        print(f"platebridge-portal: error: {exc}", file=sys.stderr)
+        return 1
+    except (SQLAlchemyError, OSError) as exc:
+        detail = redact_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        print(f"platebridge-portal: database error: {detail[:300]}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    if result is not None:
+        if args.json:
+            print(json.dumps(result))
+        else:
+            _print_human(args.cmd_name, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Alembic migrations for the portal database (run with ``platebridge-portal migrate``)."""

@@ -1,0 +1,201 @@
+"""Typed SQLAlchemy models. Internal keys are UUIDs; the wire uses slugs (``pod_id`` etc.).
+
+Tenancy: company → community → site → pod → camera. Pods carry ``company_id`` (denormalised
+from their site) so every tenant-scoped query is one indexed filter.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+DEFAULT_STREAM_PORT = 8000
+
+
+def new_uuid() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both backends (SQLite keeps naive UTC text, so compare as UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), uuid.UUID: Uuid()}
+
+
+class Company(Base):
+    __tablename__ = "companies"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime]
+
+
+class Community(Base):
+    __tablename__ = "communities"
+    __table_args__ = (UniqueConstraint("company_id", "name"),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class Site(Base):
+    __tablename__ = "sites"
+    __table_args__ = (UniqueConstraint("community_id", "name"), Index(None, "company_id"))
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    community_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("communities.id", ondelete="CASCADE")
+    )
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class Pod(Base):
+    __tablename__ = "pods"
+    __table_args__ = (
+        UniqueConstraint("company_id", "pod_id"),
+        Index(None, "site_id"),
+        CheckConstraint("stream_mode IN ('proxy', 'direct')", name="stream_mode"),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    pod_id: Mapped[str] = mapped_column(String(64))
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    site_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    ip_address: Mapped[str | None] = mapped_column(String(45))
+    last_heartbeat: Mapped[datetime | None]
+    #: What the POD last reported ('online' / 'error'); read through ``effective_pod_status``.
+    status: Mapped[str] = mapped_column(String(16), default="offline")
+    firmware_version: Mapped[str | None] = mapped_column(String(64))
+    stream_token_secret: Mapped[str] = mapped_column(String(128))
+    stream_port: Mapped[int] = mapped_column(Integer, default=DEFAULT_STREAM_PORT)
+    stream_mode: Mapped[str] = mapped_column(String(16), default="proxy")
+    #: Digest of the last heartbeat's content (ip, port, status, firmware, cameras): a heartbeat
+    #: with the same digest only refreshes ``last_heartbeat`` (the fast path).
+    heartbeat_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime]
+
+
+class Camera(Base):
+    __tablename__ = "cameras"
+    __table_args__ = (
+        UniqueConstraint("pod_id", "camera_id"),
+        CheckConstraint("status IN ('active', 'inactive', 'error')", name="status"),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    pod_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pods.id", ondelete="CASCADE"))
+    camera_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    stream_url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    position: Mapped[str] = mapped_column(String(200), default="")
+    error: Mapped[str | None] = mapped_column(String(500))
+    #: Without credentials (``core.redact.strip_credentials``); never returned by the API.
+    rtsp_url: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("role IN ('admin', 'viewer')", name="role"),
+        Index(None, "company_id"),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+
+
+class ApiKey(Base):
+    """A ``pbk_`` key, stored as SHA-256 of the full key. ``kind`` 'pod' binds ``pod_id``,
+    'enrollment' binds ``site_id``."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint("kind IN ('pod', 'enrollment')", name="kind"),
+        Index(None, "pod_id"),
+        Index(None, "site_id"),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    key_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    pod_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("pods.id", ondelete="CASCADE"))
+    site_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class Session(Base):
+    """A login session; the opaque token is stored as SHA-256 so logout really revokes it."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (Index(None, "user_id"),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class Setting(Base):
+    """Portal-wide key/value (the generated ``secret_key`` lives here)."""
+
+    __tablename__ = "portal_settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

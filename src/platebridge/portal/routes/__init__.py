@@ -1,0 +1,1 @@
+"""HTTP routers. Each module exposes ``router``; :mod:`platebridge.portal.app` includes them."""

@@ -1,0 +1,62 @@
+"""``POST /api/auth/login`` / ``logout`` and ``GET /api/auth/me``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from platebridge.portal.deps import SESSION_COOKIE, CurrentUser, Db, Settings, public
+from platebridge.portal.services import auth
+
+router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=320)]
+    password: str = Field(min_length=1, max_length=1024)
+
+
+@router.post("/login")
+@public
+async def login(
+    body: LoginRequest, response: Response, db: Db, settings: Settings
+) -> dict[str, Any]:
+    async with db.write() as session:
+        result = await auth.login(session, body.email, body.password, settings.session_ttl)
+    response.set_cookie(
+        SESSION_COOKIE,
+        result.token,
+        max_age=settings.session_ttl,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+        path="/",
+    )
+    return {
+        "access_token": result.token,
+        "token_type": "bearer",
+        "expires_in": settings.session_ttl,
+    }
+
+
+@router.post("/logout")
+async def logout(
+    request: Request, response: Response, db: Db, _user: CurrentUser
+) -> dict[str, Any]:
+    async with db.write() as session:
+        await auth.logout(session, request.state.session_token)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+    return {"ok": True}
+
+
+@router.get("/me")
+async def me(user: CurrentUser) -> dict[str, Any]:
+    return {
+        "id": str(user.id),
+        "email": user.email,
+        "role": user.role,
+        "company_id": str(user.company_id),
+    }

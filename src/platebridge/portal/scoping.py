@@ -1,0 +1,64 @@
+"""Tenant scoping in ONE place: every user-facing query of pods or cameras starts here.
+
+A user only ever reaches rows whose ``pods.company_id`` is the user's company; anything else
+is indistinguishable from "does not exist" (404).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from platebridge.portal.errors import not_found
+from platebridge.portal.models import Camera, Pod, Site, User
+
+
+def scoped_pods(user: User) -> Select[Pod, Site]:
+    """Pods of the user's company, with their site."""
+    return (
+        select(Pod, Site)
+        .join(Site, Site.id == Pod.site_id)
+        .where(Pod.company_id == user.company_id)
+    )
+
+
+def scoped_cameras(user: User) -> Select[Camera, Pod, Site]:
+    """Cameras of the user's company, with their pod and site."""
+    return (
+        select(Camera, Pod, Site)
+        .join(Pod, Pod.id == Camera.pod_id)
+        .join(Site, Site.id == Pod.site_id)
+        .where(Pod.company_id == user.company_id)
+    )
+
+
+async def get_pod_for_user(session: AsyncSession, user: User, pod_id: str) -> Pod:
+    """The user's pod with wire id ``pod_id``, or 404 (also for other companies' pods)."""
+    pod = (
+        await session.execute(
+            select(Pod).where(Pod.company_id == user.company_id, Pod.pod_id == pod_id)
+        )
+    ).scalar_one_or_none()
+    if pod is None:
+        raise not_found(f"pod {pod_id!r}")
+    return pod
+
+
+async def get_camera_for_user(
+    session: AsyncSession, user: User, pod_id: str, camera_id: str
+) -> tuple[Camera, Pod]:
+    """The user's camera (pod, camera_id), or 404."""
+    row = (
+        await session.execute(
+            select(Camera, Pod)
+            .join(Pod, Pod.id == Camera.pod_id)
+            .where(
+                Pod.company_id == user.company_id,
+                Pod.pod_id == pod_id,
+                Camera.camera_id == camera_id,
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        raise not_found(f"camera {camera_id!r} of pod {pod_id!r}")
+    return row[0], row[1]

@@ -1,0 +1,1 @@
+"""Domain functions: take an ``AsyncSession`` and plain values, return plain results."""

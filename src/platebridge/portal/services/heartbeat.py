@@ -1,0 +1,269 @@
+"""``POST /api/pod/heartbeat``: authenticate the key, register/refresh the pod and its cameras.
+
+Fast path: a heartbeat whose content (ip, port, status, firmware, cameras) has the same digest
+as the last applied one, sent with a pod key, is ONE ``UPDATE pods SET last_heartbeat`` that
+also checks the key. Anything else takes the slow path: one transaction that locks the pod row
+first (so two heartbeats of one pod serialise instead of deadlocking), then upserts cameras
+with ``INSERT … ON CONFLICT DO UPDATE`` and marks unreported cameras ``inactive``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from platebridge.core.heartbeat import DEFAULT_STREAM_PORT, HeartbeatCamera, HeartbeatRequest
+from platebridge.core.redact import redact_text, strip_credentials
+from platebridge.portal.db import Database, dialect_insert
+from platebridge.portal.errors import ApiError
+from platebridge.portal.models import ApiKey, Camera, Pod, new_uuid
+from platebridge.portal.security import new_stream_secret
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatOutcome:
+    pod_id: str
+    registered: bool
+
+
+def stream_url(ip: str, port: int) -> str:
+    """``http://{ip}:{port}/stream`` as in the spec (IPv6 bracketed). Plain HTTP: the POD
+    serves HTTP unless TLS is put in front of it."""
+    host = f"[{ip}]" if ipaddress.ip_address(ip).version == 6 else ip
+    return f"http://{host}:{port}/stream"
+
+
+def stored_rtsp_url(url: str | None) -> str | None:
+    """What the portal keeps of a camera's RTSP URL: no user/password, no secret parameters."""
+    return None if url is None else redact_text(strip_credentials(url))
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+_COMMENT = re.compile(rb'"(?:[^"\\]|\\.)*"|#[^\n]*')
+
+
+def _strip_hash_comments(body: bytes) -> bytes:
+    """Remove ``# …`` line comments outside strings (the spec's example carries one)."""
+    return _COMMENT.sub(lambda m: m.group(0) if m.group(0).startswith(b'"') else b"", body)
+
+
+def parse_json_body(body: bytes) -> Any:
+    """Parse JSON regardless of Content-Type (the spec's curl sends form-encoded headers);
+    tolerate ``#`` comments as in the spec's payload. Raises 422 naming ``body``."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        pass
+    try:
+        if b"#" in body:
+            return json.loads(_strip_hash_comments(body))
+    except (ValueError, UnicodeDecodeError):
+        pass
+    raise ApiError(422, "validation_error", "request body is not valid JSON")
+
+
+def parse_heartbeat(body: bytes) -> HeartbeatRequest:
+    """Validate the heartbeat (raises ``ApiError`` or pydantic ``ValidationError``)."""
+    data = parse_json_body(body)
+    if not isinstance(data, dict):
+        raise ApiError(422, "validation_error", "request body must be a JSON object")
+    return HeartbeatRequest.model_validate(data)
+
+
+def heartbeat_digest(req: HeartbeatRequest) -> bytes | None:
+    """Digest of everything the heartbeat would write besides the timestamp, or None when the
+    heartbeat leaves something to the stored state (no ip or no camera list)."""
+    if req.ip_address is None or req.cameras is None:
+        return None
+    doc = {
+        "ip": req.ip_address,
+        "port": req.stream_port,
+        "status": req.status,
+        "fw": req.firmware_version,
+        "cameras": [_camera_doc(c) for c in sorted(req.cameras, key=lambda c: c.camera_id)],
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).digest()
+
+
+def _camera_doc(cam: HeartbeatCamera) -> dict[str, Any]:
+    return {
+        "id": cam.camera_id,
+        "name": cam.name,
+        "position": cam.position,
+        "status": cam.status,
+        "error": cam.error,
+        "rtsp": stored_rtsp_url(cam.rtsp_url),
+    }
+
+
+# --- authentication --------------------------------------------------------------------------
+
+
+async def active_key(session: AsyncSession, key_hash: bytes) -> ApiKey:
+    """The unrevoked key with this hash, or 401 (never saying which part was wrong)."""
+    key = (
+        await session.execute(select(ApiKey).where(ApiKey.key_hash == key_hash))
+    ).scalar_one_or_none()
+    if key is None or key.revoked_at is not None:
+        raise ApiError(401, "invalid_api_key", "API key is unknown or revoked")
+    return key
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+async def fast_heartbeat(
+    db: Database, key_hash: bytes, req: HeartbeatRequest, digest: bytes, now: datetime
+) -> bool:
+    """Refresh ``last_heartbeat`` if nothing else changed; False means "take the slow path"."""
+    key_pod = (
+        select(ApiKey.pod_id)
+        .where(ApiKey.key_hash == key_hash, ApiKey.kind == "pod", ApiKey.revoked_at.is_(None))
+        .scalar_subquery()
+    )
+    stmt = (
+        update(Pod)
+        .where(Pod.id == key_pod, Pod.pod_id == req.pod_id, Pod.heartbeat_digest == digest)
+        .values(last_heartbeat=now)
+        .returning(Pod.id)
+        .execution_options(synchronize_session=False)
+    )
+    return len(await db.execute_single(stmt)) == 1
+
+
+async def _pod_for_key(
+    session: AsyncSession, key: ApiKey, req: HeartbeatRequest, now: datetime
+) -> tuple[Pod, bool]:
+    """The pod this key may heartbeat as (registering it for an enrollment key), or 403."""
+    if key.kind == "pod":
+        pod = await session.get(Pod, key.pod_id)
+        if pod is None or pod.pod_id != req.pod_id:
+            raise ApiError(403, "pod_mismatch", "this API key belongs to another pod_id")
+        return pod, False
+    registered = False
+    existing = select(Pod).where(Pod.company_id == key.company_id, Pod.pod_id == req.pod_id)
+    pod = (await session.execute(existing)).scalar_one_or_none()
+    if pod is None:
+        ins = dialect_insert(session)(Pod).values(
+            id=new_uuid(),
+            pod_id=req.pod_id,
+            company_id=key.company_id,
+            site_id=key.site_id,
+            name=req.pod_id,
+            status="offline",
+            stream_token_secret=new_stream_secret(),
+            stream_port=DEFAULT_STREAM_PORT,
+            stream_mode="proxy",
+            created_at=now,
+        )
+        ins = ins.on_conflict_do_nothing(index_elements=["company_id", "pod_id"]).returning(Pod.id)
+        registered = (await session.execute(ins)).scalar_one_or_none() is not None
+        pod = (await session.execute(existing)).scalar_one()
+    if pod.site_id != key.site_id:
+        raise ApiError(
+            403, "pod_in_other_site", "pod_id is registered under another site of this company"
+        )
+    return pod, registered
+
+
+async def slow_heartbeat(
+    session: AsyncSession,
+    key_hash: bytes,
+    req: HeartbeatRequest,
+    digest: bytes | None,
+    now: datetime,
+    client_ip: str | None,
+) -> HeartbeatOutcome:
+    """Apply the whole heartbeat inside the caller's transaction."""
+    key = await active_key(session, key_hash)
+    pod, registered = await _pod_for_key(session, key, req, now)
+
+    ip = req.ip_address or pod.ip_address or client_ip
+    port = req.stream_port if "stream_port" in req.model_fields_set else pod.stream_port
+    old_url = _maybe_url(pod.ip_address, pod.stream_port)
+    url = _maybe_url(ip, port)
+    values: dict[str, Any] = {
+        "last_heartbeat": now,
+        "status": req.status,
+        "ip_address": ip,
+        "stream_port": port,
+        "heartbeat_digest": digest,
+    }
+    if req.firmware_version is not None:
+        values["firmware_version"] = req.firmware_version
+    # Row lock on PostgreSQL: concurrent heartbeats of this pod queue here.
+    await session.execute(
+        update(Pod)
+        .where(Pod.id == pod.id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if req.cameras is not None:
+        await _apply_cameras(session, pod.id, req.cameras, url or "", now)
+    elif url != old_url and url is not None:
+        await session.execute(
+            update(Camera)
+            .where(Camera.pod_id == pod.id)
+            .values(stream_url=url, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return HeartbeatOutcome(pod_id=pod.pod_id, registered=registered)
+
+
+def _maybe_url(ip: str | None, port: int) -> str | None:
+    try:
+        return stream_url(ip, port) if ip else None
+    except ValueError:
+        return None
+
+
+async def _apply_cameras(
+    session: AsyncSession, pod_uuid: Any, cameras: list[HeartbeatCamera], url: str, now: datetime
+) -> None:
+    reported = sorted(cameras, key=lambda c: c.camera_id)  # fixed lock order
+    if reported:
+        ins = dialect_insert(session)(Camera).values(
+            [
+                {
+                    "id": new_uuid(),
+                    "pod_id": pod_uuid,
+                    "camera_id": c.camera_id,
+                    "name": c.name,
+                    "stream_url": url,
+                    "status": c.status,
+                    "position": c.position,
+                    "error": redact_text(c.error) if c.error else None,
+                    "rtsp_url": stored_rtsp_url(c.rtsp_url),
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for c in reported
+            ]
+        )
+        cols = ("name", "stream_url", "status", "position", "error", "rtsp_url", "updated_at")
+        ins = ins.on_conflict_do_update(
+            index_elements=["pod_id", "camera_id"],
+            set_={c: getattr(ins.excluded, c) for c in cols},
+        )
+        await session.execute(ins)
+    await session.execute(
+        update(Camera)
+        .where(
+            Camera.pod_id == pod_uuid,
+            Camera.camera_id.not_in([c.camera_id for c in reported]),
+            Camera.status != "inactive",
+        )
+        .values(status="inactive", updated_at=now)
+        .execution_options(synchronize_session=False)
+    )

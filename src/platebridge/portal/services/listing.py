@@ -1,0 +1,119 @@
+"""What users see of pods and cameras. Queries start from :mod:`platebridge.portal.scoping`;
+status is the effective one (:mod:`platebridge.portal.status`). No secret, no RTSP URL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from platebridge.portal.models import Camera, Pod, Site, User, utcnow
+from platebridge.portal.scoping import scoped_cameras, scoped_pods
+from platebridge.portal.status import camera_streamable, effective_pod_status
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _site_filter(site: str) -> Any:
+    try:
+        return or_(Site.id == uuid.UUID(site), Site.name == site)
+    except ValueError:
+        return Site.name == site
+
+
+async def list_cameras(
+    session: AsyncSession,
+    user: User,
+    offline_after: int,
+    *,
+    status: str | None = None,
+    pod_id: str | None = None,
+    site: str | None = None,
+) -> list[dict[str, Any]]:
+    stmt = scoped_cameras(user)
+    if status is not None:
+        stmt = stmt.where(Camera.status == status)
+    if pod_id is not None:
+        stmt = stmt.where(Pod.pod_id == pod_id)
+    if site is not None:
+        stmt = stmt.where(_site_filter(site))
+    stmt = stmt.order_by(Site.name, Pod.pod_id, Camera.camera_id)
+    now = utcnow()
+    out = []
+    for cam, pod, site_row in (await session.execute(stmt)).tuples():
+        pod_status = effective_pod_status(pod.status, pod.last_heartbeat, offline_after, now)
+        out.append(
+            {
+                "id": cam.camera_id,
+                "name": cam.name,
+                "stream_url": cam.stream_url,
+                "status": cam.status,
+                "pod_id": pod.pod_id,
+                "pod_name": pod.name,
+                "pod_ip": pod.ip_address,
+                "position": cam.position,
+                "pod_status": pod_status,
+                "streamable": camera_streamable(cam.status, pod_status),
+                "error": cam.error,
+                "site": site_row.name,
+                "site_id": str(site_row.id),
+                "last_heartbeat": _iso(pod.last_heartbeat),
+            }
+        )
+    return out
+
+
+async def list_pods(
+    session: AsyncSession,
+    user: User,
+    offline_after: int,
+    *,
+    site: str | None = None,
+    pod_id: str | None = None,
+) -> list[dict[str, Any]]:
+    stmt = scoped_pods(user)
+    if pod_id is not None:
+        stmt = stmt.where(Pod.pod_id == pod_id)
+    if site is not None:
+        stmt = stmt.where(_site_filter(site))
+    stmt = stmt.order_by(Site.name, Pod.pod_id)
+    rows = list((await session.execute(stmt)).tuples())
+    counts: dict[uuid.UUID, dict[str, int]] = {}
+    if rows:
+        count_stmt = (
+            select(Camera.pod_id, Camera.status, func.count())
+            .where(Camera.pod_id.in_([pod.id for pod, _ in rows]))
+            .group_by(Camera.pod_id, Camera.status)
+        )
+        for pod_uuid, cam_status, n in (await session.execute(count_stmt)).tuples():
+            counts.setdefault(pod_uuid, {})[cam_status] = n
+    now = utcnow()
+    out = []
+    for pod, site_row in rows:
+        c = counts.get(pod.id, {})
+        out.append(
+            {
+                "pod_id": pod.pod_id,
+                "name": pod.name,
+                "status": effective_pod_status(pod.status, pod.last_heartbeat, offline_after, now),
+                "ip_address": pod.ip_address,
+                "stream_port": pod.stream_port,
+                "stream_mode": pod.stream_mode,
+                "firmware_version": pod.firmware_version,
+                "last_heartbeat": _iso(pod.last_heartbeat),
+                "site": site_row.name,
+                "site_id": str(site_row.id),
+                "cameras": {
+                    "total": sum(c.values()),
+                    "active": c.get("active", 0),
+                    "inactive": c.get("inactive", 0),
+                    "error": c.get("error", 0),
+                },
+            }
+        )
+    return out

@@ -1,0 +1,107 @@
+"""Portal settings, read from ``PLATEBRIDGE_*`` environment variables (built in the app factory)."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_POD_NETWORKS = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fd7a:115c:a1e0::/48"
+DEFAULT_SQLITE_FILE = "platebridge.db"
+
+
+def normalize_database_url(url: str | None) -> str:
+    """Translate the URLs users type into async SQLAlchemy URLs.
+
+    unset → ``sqlite+aiosqlite:///<cwd>/platebridge.db``; ``postgres(ql)://`` →
+    ``postgresql+asyncpg://``; ``sqlite:///path`` → ``sqlite+aiosqlite:///path``.
+    """
+    if not url:
+        return f"sqlite+aiosqlite:///{Path.cwd() / DEFAULT_SQLITE_FILE}"
+    for prefix in (
+        "postgresql://",
+        "postgres://",
+        "postgresql+psycopg2://",
+        "postgresql+psycopg://",
+    ):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        return url
+    raise ValueError("database_url must be a postgresql:// or sqlite:/// URL")
+
+
+class PortalSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PLATEBRIDGE_", extra="forbid", populate_by_name=True
+    )
+
+    database_url: str = Field(
+        default="",
+        description="postgresql://… or sqlite:///path; unset: platebridge.db in the working dir.",
+    )
+    offline_after: int = Field(
+        default=300,
+        ge=1,
+        le=86_400,
+        description="Seconds without a heartbeat after which a pod is shown offline.",
+    )
+    heartbeat_interval: int = Field(
+        default=60, ge=1, le=3600, description="Seconds between heartbeats, told to PODs."
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signing key for CSRF etc. Unset: generated once and kept in the database.",
+    )
+    pod_stream_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PLATEBRIDGE_POD_STREAM_SECRET", "POD_STREAM_SECRET"),
+        description="Portal-wide fallback stream secret for pods without their own.",
+    )
+    pod_networks: str = Field(
+        default=DEFAULT_POD_NETWORKS,
+        max_length=4096,
+        description="Comma-separated CIDRs a POD's reported address may lie in.",
+    )
+    session_ttl: int = Field(
+        default=12 * 3600, ge=60, le=90 * 86_400, description="Login session lifetime, seconds."
+    )
+    migrate_on_start: bool = Field(
+        default=True,
+        description="Run Alembic migrations when `serve` starts (both SQLite and PostgreSQL).",
+    )
+    cookie_secure: bool = Field(
+        default=False, description="Mark the session cookie Secure (set behind HTTPS)."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalize_url(cls, value: str) -> str:
+        return normalize_database_url(value)
+
+    @field_validator("pod_networks")
+    @classmethod
+    def _valid_networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"not a CIDR network: {part.strip()!r}") from None
+        return value
+
+    @property
+    def pod_network_list(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [
+            ipaddress.ip_network(p.strip(), strict=False)
+            for p in self.pod_networks.split(",")
+            if p.strip()
+        ]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
