@@ -1,0 +1,239 @@
+"""Run the real portal for tests: databases, a ``platebridge-portal serve`` process, seeding.
+
+Reusable by any test package::
+
+    with run_portal(db_url) as base_url:          # migrates, serves, waits for /health
+        seeded = seed_company(db_url)             # company, community, site, admin, pod + key
+        httpx.post(f"{base_url}/api/pod/heartbeat", headers=seeded.pod_auth, json=...)
+
+``db_url`` is what users put in ``PLATEBRIDGE_DATABASE_URL`` (``sqlite:///…`` or
+``postgresql://…``); the ``db_url`` fixture in ``tests/conftest.py`` provides one per backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from tests.support.procs import VENV_BIN, Proc, free_port, wait_for_http
+
+PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+PG_BASE = "postgresql://postgres@127.0.0.1:5432"
+PORTAL = str(VENV_BIN / "platebridge-portal")
+
+
+# --- databases ---------------------------------------------------------------------------------
+
+
+def pg_reachable() -> str | None:
+    """None when PostgreSQL on 127.0.0.1:5432 answers, else the reason."""
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+async def _pg_admin(sql: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def create_pg_database(prefix: str = "pb_test") -> str:
+    """Create a fresh, uniquely named database; returns its ``postgresql://`` URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    return f"{PG_BASE}/{name}"
+
+
+def drop_pg_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def new_sqlite_url(directory: Path | None = None) -> str:
+    directory = directory or Path(tempfile.mkdtemp(prefix="pb-sqlite-"))
+    return f"sqlite:///{directory / f'portal-{uuid.uuid4().hex[:8]}.db'}"
+
+
+def is_postgres(db_url: str) -> bool:
+    return db_url.startswith(("postgresql", "postgres:"))
+
+
+def migrate(db_url: str) -> None:
+    from platebridge.portal.migrate import upgrade
+    from platebridge.portal.settings import normalize_database_url
+
+    upgrade(normalize_database_url(db_url))
+
+
+# --- the portal process ------------------------------------------------------------------------
+
+
+def portal_env(db_url: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    out = {"PLATEBRIDGE_DATABASE_URL": db_url}
+    if env:
+        out.update(env)
+    return out
+
+
+@contextlib.contextmanager
+def run_portal(
+    db_url: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    host: str = "127.0.0.1",
+    log_dir: Path | None = None,
+) -> Iterator[str]:
+    """Start ``platebridge-portal serve`` on a free port; yield its base URL; stop it."""
+    port = free_port(host)
+    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="pb-portal-"))
+    proc = Proc(
+        [PORTAL, "serve", "--host", host, "--port", str(port), "--log-level", "warning"],
+        log_path=log_dir / "portal.log",
+        env=portal_env(db_url, env),
+        cwd=log_dir,
+    )
+    base = f"http://{host}:{port}"
+    try:
+        try:
+            wait_for_http(f"{base}/health", timeout=30, proc=proc.popen)
+        except (TimeoutError, RuntimeError) as exc:
+            raise RuntimeError(f"portal did not start: {exc}\n{proc.output()[-3000:]}") from None
+        yield base
+    finally:
+        proc.stop()
+        proc.kill_group()
+
+
+def cli(
+    db_url: str, *args: str, env: Mapping[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run ``platebridge-portal ARGS`` against ``db_url``."""
+    full_env = dict(os.environ)
+    full_env.update(portal_env(db_url, env))
+    result = subprocess.run(
+        [PORTAL, *args], env=full_env, capture_output=True, text=True, timeout=60, check=False
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"platebridge-portal {args[:2]} failed: {result.stderr}")
+    return result
+
+
+def cli_json(db_url: str, *args: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    out = cli(db_url, *args, "--json", env=env).stdout
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, f"expected one JSON line, got: {out!r}"
+    value: dict[str, Any] = json.loads(lines[0])
+    return value
+
+
+# --- seeding (in-process domain functions: fast) -----------------------------------------------
+
+
+@dataclass
+class SeededCompany:
+    company_id: str
+    community_id: str
+    site_id: str
+    site_name: str
+    email: str
+    password: str
+    pod_id: str
+    api_key: str
+    stream_token_secret: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pod_auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+async def _seed(db_url: str, name: str, pod_id: str, pod_name: str) -> SeededCompany:
+    from platebridge.portal.db import Database
+    from platebridge.portal.services import admin
+    from platebridge.portal.settings import normalize_database_url
+
+    db = Database(normalize_database_url(db_url))
+    password = f"pw-{uuid.uuid4().hex[:12]}"
+    try:
+        async with db.write() as s:
+            company = await admin.create_company(s, name)
+            community = await admin.create_community(s, str(company.id), "Community")
+            site = await admin.create_site(s, str(community.id), "Main Gate")
+            email = f"admin-{uuid.uuid4().hex[:8]}@example.test"
+            await admin.create_user(s, str(company.id), email, password, "admin")
+            created = await admin.create_pod(s, str(site.id), pod_id, pod_name)
+        return SeededCompany(
+            company_id=str(company.id),
+            community_id=str(community.id),
+            site_id=str(site.id),
+            site_name=site.name,
+            email=email,
+            password=password,
+            pod_id=pod_id,
+            api_key=created.api_key,
+            stream_token_secret=created.stream_token_secret,
+        )
+    finally:
+        await db.dispose()
+
+
+def seed_company(
+    db_url: str,
+    name: str | None = None,
+    *,
+    pod_id: str = "main-gate-pod",
+    pod_name: str = "Main Gate POD",
+) -> SeededCompany:
+    """A company with one community, site ("Main Gate"), admin user and pod (with its key).
+    The database must be migrated (``run_portal`` or :func:`migrate` does it)."""
+    name = name or f"Company {uuid.uuid4().hex[:8]}"
+    return asyncio.run(_seed(db_url, name, pod_id, pod_name))
+
+
+async def _execute(db_url: str, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    from sqlalchemy import text
+
+    from platebridge.portal.db import Database
+    from platebridge.portal.settings import normalize_database_url
+
+    db = Database(normalize_database_url(db_url))
+    try:
+        async with db.write() as s:
+            result = await s.execute(text(sql), dict(params))
+            return [tuple(r) for r in result.all()] if result.returns_rows else []
+    finally:
+        await db.dispose()
+
+
+def sql(db_url: str, statement: str, **params: Any) -> list[tuple[Any, ...]]:
+    """Run one SQL statement against the portal database (for inspecting/ageing rows)."""
+    return asyncio.run(_execute(db_url, statement, params))
+
+
+def login(base_url: str, email: str, password: str) -> dict[str, str]:
+    """Log in; returns the ``Authorization`` header for the session."""
+    r = httpx.post(f"{base_url}/api/auth/login", json={"email": email, "password": password})
+    r.raise_for_status()
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
