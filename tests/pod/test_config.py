@@ -140,3 +140,14 @@ def test_load_config_file_errors(tmp_path: Path) -> None:
 def test_secrets_include_rtsp_password() -> None:
     cfg = parse_config(flat(camera_rtsp_url="rtsp://u:campw123@10.0.0.9/s"), env={})
     assert {"pbk_abc", SECRET, "campw123"} <= set(cfg.secrets)
+
+
+def test_documented_example_config_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "docs" / "pod-config.example.yaml"
+    env = {
+        "PLATEBRIDGE_API_KEY": "pbk_x",
+        "PLATEBRIDGE_STREAM_SECRET": "z" * 20,
+        "CAM_PASSWORD": "p",
+    }
+    cfg = load_config(example, env=env)
+    assert [c.camera_id for c in cfg.cameras] == ["gate-camera-1", "exit-camera"]

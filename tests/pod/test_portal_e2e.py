@@ -1,0 +1,62 @@
+"""Against the real portal: the agent starts while the portal is down; when the portal comes
+up, the next heartbeat registers the POD and its cameras with no manual step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.pod.conftest import base_config, token
+from tests.support.camera import TestCamera
+from tests.support.portal import PORTAL, login, migrate, new_sqlite_url, portal_env, seed_company
+from tests.support.procs import Proc, free_port, wait_for_http, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def test_portal_returns_and_next_heartbeat_registers_pod(
+    rtsp_camera: TestCamera, tmp_path: Path, agent_factory: Any
+) -> None:
+    db_url = new_sqlite_url(tmp_path)
+    migrate(db_url)
+    seeded = seed_company(db_url, pod_id="main-gate-pod")
+    port = free_port()
+    config = base_config(
+        tmp_path,
+        rtsp_camera.url,
+        portal_url=f"http://127.0.0.1:{port}",
+        api_key=seeded.api_key,
+        stream_token_secret=seeded.stream_token_secret,
+    )
+    agent = agent_factory(config)
+    agent.wait_status("active")
+    wait_until(
+        lambda: agent.proc.output().count("portal unreachable") >= 2, what="failed heartbeats"
+    )
+    assert agent.get("/stream", token=token(secret=seeded.stream_token_secret)).status_code == 200
+
+    portal_dir = tmp_path / "portal"
+    portal_dir.mkdir()
+    argv = [PORTAL, "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    with Proc(argv, log_path=portal_dir / "portal.log", env=portal_env(db_url), cwd=portal_dir):
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base + "/health", timeout=30)
+        user = login(base, seeded.email, seeded.password)
+
+        def registered() -> list[dict[str, Any]]:
+            cams: list[dict[str, Any]] = httpx.get(
+                f"{base}/api/cameras", headers=user, timeout=5
+            ).json()["cameras"]
+            return [c for c in cams if c["id"] == "gate-camera-1" and c["status"] == "active"]
+
+        cams = wait_until(registered, timeout=20, what="camera registered in the portal")
+        assert cams[0]["name"] == "Main Gate Camera"
+        pods = httpx.get(f"{base}/api/pods", headers=user, timeout=5).json()["pods"]
+        assert [(p["pod_id"], p["status"], p["ip_address"]) for p in pods] == [
+            ("main-gate-pod", "online", "127.0.0.1")
+        ]
+    assert "heartbeat: portal reachable again" in agent.proc.output()
+    assert seeded.api_key not in agent.proc.output()
