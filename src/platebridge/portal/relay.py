@@ -1,0 +1,448 @@
+"""Relay a POD's HLS playlist and segments to the browser (Method 2 — portal proxy).
+
+One :class:`PodRelay` per portal process owns one pooled :class:`httpx.AsyncClient` (created in
+the app lifespan, closed with :meth:`PodRelay.aclose`): keep-alive connections to the PODs are
+reused across segments and viewers; redirects are never followed and proxy settings from the
+environment are ignored.
+
+Every failure becomes an :class:`UpstreamError` carrying the status the viewer gets (JSON via
+:func:`error_response`): POD unreachable → 502, POD too slow → 504, POD says 404 → 404, POD not
+ready → 503, anything else unexpected → 502. The upstream URL carries the POD token
+(``?token=…``), so it never appears in an error, and only redacted in logs.
+
+Segments are streamed chunk by chunk, never held whole. The upstream status and content type
+are checked *before* the response starts; once it has started, an upstream failure can only cut
+the response short (the connection to the viewer is closed, so the player sees a truncated
+segment, not a complete-looking one). A viewer who disconnects cancels the relay at once and the
+upstream connection is closed — not returned to the pool half-read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable
+from types import TracebackType
+from typing import Any
+
+import anyio
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from platebridge.core.redact import redact_text
+from platebridge.portal.hls_rewrite import MAX_PLAYLIST_BYTES
+from platebridge.portal.ssrf import AddressRefused, IPNetwork, check_pod_address
+
+logger = logging.getLogger(__name__)
+
+PLAYLIST_CONTENT_TYPES = frozenset(
+    {
+        "application/vnd.apple.mpegurl",
+        "application/x-mpegurl",
+        "audio/mpegurl",
+        "audio/x-mpegurl",
+    }
+)
+SEGMENT_CONTENT_TYPES = frozenset(
+    {"video/mp2t", "video/mp4", "video/iso.segment", "audio/aac", "application/octet-stream"}
+)
+PLAYLIST_MEDIA_TYPE = "application/vnd.apple.mpegurl"
+CHUNK_SIZE = 64 * 1024
+DEFAULT_KEEPALIVE_EXPIRY = 4.0
+_MAX_RETRY_AFTER = 3600
+
+
+class UpstreamError(Exception):
+    """Fetching from the POD failed; ``status_code`` is what the viewer gets.
+
+    ``error`` is a short machine-readable code, ``detail`` a sentence for humans. Neither ever
+    contains the upstream URL.
+    """
+
+    def __init__(
+        self, status_code: int, error: str, detail: str, *, retry_after: int | None = None
+    ) -> None:
+        super().__init__(f"{error}: {detail}")
+        self.status_code = status_code
+        self.error = error
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+def error_response(exc: UpstreamError) -> JSONResponse:
+    """``{"error": …, "detail": …}`` with the error's status (and ``Retry-After`` if known)."""
+    headers = {"Cache-Control": "no-store"}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    return JSONResponse(
+        {"error": exc.error, "detail": exc.detail}, status_code=exc.status_code, headers=headers
+    )
+
+
+async def upstream_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """For ``app.add_exception_handler(UpstreamError, upstream_error_handler)``."""
+    if not isinstance(exc, UpstreamError):  # pragma: no cover - registered for UpstreamError
+        raise exc
+    return error_response(exc)
+
+
+class _RedactHttpxLog(logging.Filter):
+    """httpx logs every request URL at INFO: mask the ``?token=…`` in it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken record is not ours to fix
+            return True
+        record.msg = redact_text(message)
+        record.args = None
+        return True
+
+
+def _install_httpx_log_redaction() -> None:
+    for name in ("httpx", "httpcore"):
+        target = logging.getLogger(name)
+        if not any(isinstance(f, _RedactHttpxLog) for f in target.filters):
+            target.addFilter(_RedactHttpxLog())
+
+
+def _media_type(response: httpx.Response) -> str:
+    value: str = response.headers.get("content-type", "")
+    return value.split(";", 1)[0].strip().lower()
+
+
+def _retry_after(response: httpx.Response) -> int | None:
+    value = response.headers.get("retry-after", "").strip()
+    if value.isascii() and value.isdigit():
+        return min(int(value), _MAX_RETRY_AFTER)
+    return None
+
+
+def _status_error(response: httpx.Response) -> UpstreamError:
+    code = response.status_code
+    if 300 <= code < 400:
+        return UpstreamError(
+            502, "upstream_redirect", "the POD answered with a redirect, which is never followed"
+        )
+    if code in (401, 403):
+        return UpstreamError(
+            502,
+            "upstream_refused_token",
+            "the POD refused the portal's stream token (check the pod's stream secret and clock)",
+        )
+    if code == 404:
+        return UpstreamError(404, "not_found", "the POD does not know this camera or segment")
+    if code in (429, 503):
+        return UpstreamError(
+            503,
+            "stream_not_ready",
+            "the POD's stream is not ready yet, try again shortly",
+            retry_after=_retry_after(response) or 2,
+        )
+    return UpstreamError(502, "upstream_error", f"the POD answered HTTP {code}")
+
+
+def _transport_error(exc: BaseException) -> UpstreamError:
+    """Map an httpx/asyncio failure to an :class:`UpstreamError` (no URL, no exception text)."""
+    if isinstance(exc, httpx.PoolTimeout):
+        return UpstreamError(
+            503, "relay_busy", "too many streams are being relayed, try again shortly"
+        )
+    if isinstance(exc, httpx.ConnectTimeout):
+        return UpstreamError(504, "upstream_timeout", "connecting to the POD timed out")
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return UpstreamError(504, "upstream_timeout", "the POD did not answer in time")
+    if isinstance(exc, httpx.ConnectError):
+        return UpstreamError(502, "upstream_unreachable", "the POD cannot be reached")
+    if isinstance(exc, httpx.ProtocolError):
+        return UpstreamError(502, "upstream_bad_response", "the POD answered with invalid HTTP")
+    return UpstreamError(502, "upstream_error", "the connection to the POD failed")
+
+
+class _SegmentResponse(StreamingResponse):
+    """Streams an already opened upstream response; always closes it, however it ends."""
+
+    def __init__(
+        self,
+        upstream: httpx.Response,
+        *,
+        media_type: str,
+        headers: dict[str, str],
+        chunk_size: int,
+        log_url: str,
+    ) -> None:
+        self._upstream = upstream
+        self._chunk_size = chunk_size
+        self._log_url = log_url
+        self.completed = False
+        super().__init__(self._chunks(), media_type=media_type, headers=headers)
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        async for chunk in self._upstream.aiter_bytes(self._chunk_size):
+            yield chunk
+
+    async def _send_body(self, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        try:
+            async for chunk in self.body_iterator:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except httpx.HTTPError as exc:
+            logger.warning(
+                "segment relay cut short, %s from %s",
+                type(exc).__name__,
+                self._log_url,
+            )
+            return  # no final message: the server closes the connection, the body is truncated
+        except OSError:
+            return  # the viewer went away (ASGI servers implementing spec 2.4)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        self.completed = True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            async with anyio.create_task_group() as group:
+
+                async def watch_disconnect() -> None:
+                    while True:
+                        message = await receive()
+                        if message["type"] == "http.disconnect":
+                            group.cancel_scope.cancel()
+                            return
+
+                group.start_soon(watch_disconnect)
+                await self._send_body(send)
+                group.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await self._upstream.aclose()
+            if not self.completed:
+                logger.info("segment relay ended before completion: %s", self._log_url)
+
+
+class PodRelay:
+    """Fetch playlists and stream segments from PODs over one pooled HTTP client."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        playlist_timeout: float | None = None,
+        head_timeout: float | None = None,
+        chunk_size: int = CHUNK_SIZE,
+        max_playlist_bytes: int = MAX_PLAYLIST_BYTES,
+        allowed_networks: Iterable[IPNetwork] | None = None,
+    ) -> None:
+        self._client = client
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        #: Whole playlist fetch (head and body): a trickling POD cannot hold a viewer forever.
+        self.playlist_timeout = playlist_timeout or connect_timeout + 2 * read_timeout
+        #: Until a segment's status line and headers are in.
+        self.head_timeout = head_timeout or connect_timeout + read_timeout
+        self.chunk_size = chunk_size
+        self.max_playlist_bytes = max_playlist_bytes
+        self.allowed_networks = tuple(allowed_networks) if allowed_networks is not None else None
+
+    @classmethod
+    def create(
+        cls,
+        connect_timeout: float,
+        read_timeout: float,
+        max_connections: int = 200,
+        *,
+        max_keepalive_connections: int | None = None,
+        keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
+        allowed_networks: Iterable[IPNetwork] | None = None,
+        **options: Any,
+    ) -> PodRelay:
+        """Build the relay and its client. Call from the app lifespan, not at import time.
+
+        ``allowed_networks`` (optional) re-checks every URL's host with the SSRF guard right
+        before connecting — defence in depth for callers that built the URL with
+        :func:`platebridge.portal.ssrf.pod_base_url`. ``options`` go to :class:`PodRelay`.
+        """
+        if connect_timeout <= 0 or read_timeout <= 0:
+            raise ValueError("timeouts must be positive")
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        _install_httpx_log_redaction()
+        client = httpx.AsyncClient(
+            timeout=httpx.Timeout(
+                connect=connect_timeout,
+                read=read_timeout,
+                write=read_timeout,
+                pool=connect_timeout,
+            ),
+            limits=httpx.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=(
+                    max_connections
+                    if max_keepalive_connections is None
+                    else max_keepalive_connections
+                ),
+                keepalive_expiry=keepalive_expiry,
+            ),
+            follow_redirects=False,
+            trust_env=False,
+            headers={"User-Agent": "platebridge-portal-relay", "Accept-Encoding": "identity"},
+        )
+        return cls(
+            client,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            allowed_networks=allowed_networks,
+            **options,
+        )
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        return self._client
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> PodRelay:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def _request(self, url: str) -> httpx.Request:
+        try:
+            parsed = httpx.URL(url)
+        except (httpx.InvalidURL, TypeError, ValueError):
+            raise UpstreamError(502, "bad_pod_url", "the POD URL is invalid") from None
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise UpstreamError(502, "bad_pod_url", "the POD URL is invalid")
+        if self.allowed_networks is not None:
+            try:
+                check_pod_address(parsed.host, self.allowed_networks)
+            except AddressRefused as exc:
+                raise UpstreamError(502, "pod_address_refused", exc.message) from None
+        return self._client.build_request("GET", parsed)
+
+    async def _open(self, request: httpx.Request, log_url: str) -> httpx.Response:
+        """Send ``request``; return the 200 response with its body not yet read."""
+        try:
+            response = await self._client.send(request, stream=True)
+        except (httpx.HTTPError, TimeoutError) as exc:
+            logger.debug("POD request failed with %s: %s", type(exc).__name__, log_url)
+            raise _transport_error(exc) from None
+        if response.status_code != 200:
+            await response.aclose()
+            logger.debug("POD answered HTTP %s: %s", response.status_code, log_url)
+            raise _status_error(response)
+        return response
+
+    async def fetch_playlist(self, url: str) -> str:
+        """The playlist text at ``url`` (checked: type, size, UTF-8, ``#EXTM3U``).
+
+        Raises :class:`UpstreamError` on any failure.
+        """
+        log_url = redact_text(url)
+        try:
+            return await self._fetch_playlist(url, log_url)
+        except UpstreamError as exc:
+            logger.warning(
+                "POD playlist relay failed: %s (%s) for %s", exc.error, exc.status_code, log_url
+            )
+            raise
+
+    async def _fetch_playlist(self, url: str, log_url: str) -> str:
+        request = self._request(url)
+        try:
+            async with asyncio.timeout(self.playlist_timeout):
+                response = await self._open(request, log_url)
+                try:
+                    body = await self._read_playlist(response)
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            raise _transport_error(TimeoutError()) from None
+        except httpx.HTTPError as exc:
+            logger.debug("POD playlist read failed with %s: %s", type(exc).__name__, log_url)
+            raise _transport_error(exc) from None
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UpstreamError(
+                502, "upstream_bad_playlist", "the POD's playlist is not UTF-8 text"
+            ) from None
+        if not text.startswith("#EXTM3U"):
+            raise UpstreamError(
+                502, "upstream_bad_playlist", "the POD did not send an HLS playlist"
+            )
+        return text
+
+    async def _read_playlist(self, response: httpx.Response) -> bytes:
+        if _media_type(response) not in PLAYLIST_CONTENT_TYPES:
+            raise UpstreamError(
+                502, "upstream_bad_playlist", "the POD answered with something else than a playlist"
+            )
+        too_large = UpstreamError(
+            502, "upstream_playlist_too_large", "the POD's playlist is too large"
+        )
+        declared = response.headers.get("content-length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > self.max_playlist_bytes:
+            raise too_large
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > self.max_playlist_bytes:
+                raise too_large
+        return bytes(body)
+
+    async def stream_segment(self, url: str) -> StreamingResponse:
+        """Open the segment at ``url`` and return a response streaming it through.
+
+        Raises :class:`UpstreamError` (before anything is sent) when the POD cannot be reached,
+        is too slow to answer, answers an error status, or sends a content type that is not a
+        media segment. Return the response from the route right away: it owns the upstream
+        connection and closes it when it ends.
+        """
+        log_url = redact_text(url)
+        try:
+            return await self._stream_segment(url, log_url)
+        except UpstreamError as exc:
+            logger.warning(
+                "POD segment relay failed: %s (%s) for %s", exc.error, exc.status_code, log_url
+            )
+            raise
+
+    async def _stream_segment(self, url: str, log_url: str) -> StreamingResponse:
+        request = self._request(url)
+        try:
+            async with asyncio.timeout(self.head_timeout):
+                response = await self._open(request, log_url)
+        except TimeoutError:
+            raise _transport_error(TimeoutError()) from None
+        media_type = _media_type(response)
+        if media_type not in SEGMENT_CONTENT_TYPES:
+            await response.aclose()
+            logger.debug("POD segment has content type %.60r: %s", media_type, log_url)
+            raise UpstreamError(
+                502, "upstream_bad_segment", "the POD answered with something else than a segment"
+            )
+        headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+        length = response.headers.get("content-length", "")
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if length.isascii() and length.isdigit() and encoding in ("", "identity"):
+            headers["Content-Length"] = str(int(length))
+        return _SegmentResponse(
+            response,
+            media_type=media_type,
+            headers=headers,
+            chunk_size=self.chunk_size,
+            log_url=log_url,
+        )
