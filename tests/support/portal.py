@@ -237,3 +237,29 @@ def login(base_url: str, email: str, password: str) -> dict[str, str]:
     r = httpx.post(f"{base_url}/api/auth/login", json={"email": email, "password": password})
     r.raise_for_status()
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+async def _age_pods(db_url: str, company_id: str, seconds: float) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from platebridge.portal.db import Database
+    from platebridge.portal.models import Pod
+    from platebridge.portal.settings import normalize_database_url
+
+    db = Database(normalize_database_url(db_url))
+    try:
+        async with db.write() as s:
+            await s.execute(
+                update(Pod)
+                .where(Pod.company_id == uuid.UUID(company_id))
+                .values(last_heartbeat=datetime.now(UTC) - timedelta(seconds=seconds))
+            )
+    finally:
+        await db.dispose()
+
+
+def age_pods(db_url: str, company_id: str, seconds: float) -> None:
+    """Pretend every pod of the company last heartbeated ``seconds`` ago."""
+    asyncio.run(_age_pods(db_url, company_id, seconds))
