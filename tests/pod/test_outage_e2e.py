@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -71,3 +72,17 @@ def test_sigint_stops_cleanly(rtsp_camera: TestCamera, tmp_path: Path, agent_fac
     agent.proc.signal(signal.SIGINT)
     assert agent.proc.popen.wait(20) == 0
     assert pids_with(agent.hls_dir) == []
+
+
+def test_stalled_ffmpeg_is_detected_and_replaced(
+    rtsp_camera: TestCamera, tmp_path: Path, agent_factory: Any
+) -> None:
+    """Freeze ffmpeg (SIGSTOP): alive but no new segments → the supervisor replaces it."""
+    agent = agent_factory(base_config(tmp_path, rtsp_camera.url))
+    agent.wait_status("active")
+    (frozen,) = pids_with(agent.hls_dir)
+    os.kill(frozen, signal.SIGSTOP)
+    failed = agent.wait_status("error", timeout=20)
+    assert failed["error"].startswith("stalled")
+    agent.wait_status("active", timeout=30)
+    assert frozen not in pids_with(agent.hls_dir)

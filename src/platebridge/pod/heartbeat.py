@@ -134,6 +134,8 @@ class HeartbeatLoop:
         if result.outcome == "ok":
             if failures:
                 log.info("heartbeat: portal reachable again, %s", result.message)
+            elif self.last is None or self.last.outcome != "ok":
+                log.info("heartbeat: %s", result.message)
             else:
                 log.debug("heartbeat: %s", result.message)
         elif result.outcome == "refused":
