@@ -286,3 +286,22 @@ def test_roundtrip_preserves_non_uri_lines(body: list[str], eol: str) -> None:
     assert seen == uris
     # identity rewrite gives back the very same text
     assert rewrite_playlist(text, uri_for=lambda u: u) == text
+
+
+def test_the_pod_agents_playlist_is_understood() -> None:
+    """The POD agent's own rewriting (``stream/{camera}/{segment}?token=…``) fits ours."""
+    from platebridge.core.tokens import StreamClaims, sign_stream_token
+    from platebridge.pod.playlist import rewrite_playlist as pod_rewrite
+
+    token = sign_stream_token(StreamClaims("u1", "main-gate-pod", "gate-camera-1", 2**40), "s" * 32)
+    ffmpeg_text = (
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:41\n"
+        "#EXTINF:2.000000,\nseg_41.ts\n#EXTINF:2.000000,\nseg_42.ts\n"
+    )
+    from_pod = pod_rewrite(ffmpeg_text, "gate-camera-1", token)
+    out = rewrite_playlist(from_pod, uri_for=segment_uri_for("main-gate-pod", "gate-camera-1"))
+    assert token not in out
+    assert [line for line in out.splitlines() if not line.startswith("#")] == [
+        "/api/pod/proxy-stream/main-gate-pod/segment/seg_41.ts?camera_id=gate-camera-1",
+        "/api/pod/proxy-stream/main-gate-pod/segment/seg_42.ts?camera_id=gate-camera-1",
+    ]

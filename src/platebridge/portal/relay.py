@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx
@@ -36,6 +36,7 @@ from platebridge.portal.hls_rewrite import MAX_PLAYLIST_BYTES
 from platebridge.portal.ssrf import AddressRefused, IPNetwork, check_pod_address
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PLAYLIST_CONTENT_TYPES = frozenset(
     {
@@ -159,6 +160,45 @@ def _transport_error(exc: BaseException) -> UpstreamError:
     if isinstance(exc, httpx.ProtocolError):
         return UpstreamError(502, "upstream_bad_response", "the POD answered with invalid HTTP")
     return UpstreamError(502, "upstream_error", "the connection to the POD failed")
+
+
+async def _close_response(response: httpx.Response) -> None:
+    await response.aclose()
+
+
+async def _discard(
+    task: asyncio.Future[T], leftover: Callable[[T], Awaitable[None]] | None
+) -> None:
+    task.cancel()
+    await asyncio.wait({task})
+    if task.cancelled() or task.exception() is not None:
+        return
+    if leftover is not None:
+        await leftover(task.result())
+
+
+async def _within(
+    seconds: float,
+    work: Coroutine[Any, Any, T],
+    *,
+    leftover: Callable[[T], Awaitable[None]] | None = None,
+) -> T:
+    """``await work``, or raise :class:`TimeoutError` after ``seconds``.
+
+    ``work`` runs in its own task, so (unlike ``asyncio.timeout`` on Python 3.11) a deadline
+    expiring just as it finishes can never leave a stray cancellation behind; a result that
+    arrives too late is handed to ``leftover`` (to close an upstream response).
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        await _discard(task, leftover)
+        raise
+    if task.done():
+        return task.result()
+    await _discard(task, leftover)
+    raise TimeoutError
 
 
 class _SegmentResponse(StreamingResponse):
@@ -362,12 +402,7 @@ class PodRelay:
     async def _fetch_playlist(self, url: str, log_url: str) -> str:
         request = self._request(url)
         try:
-            async with asyncio.timeout(self.playlist_timeout):
-                response = await self._open(request, log_url)
-                try:
-                    body = await self._read_playlist(response)
-                finally:
-                    await response.aclose()
+            body = await _within(self.playlist_timeout, self._playlist_body(request, log_url))
         except TimeoutError:
             raise _transport_error(TimeoutError()) from None
         except httpx.HTTPError as exc:
@@ -384,6 +419,13 @@ class PodRelay:
                 502, "upstream_bad_playlist", "the POD did not send an HLS playlist"
             )
         return text
+
+    async def _playlist_body(self, request: httpx.Request, log_url: str) -> bytes:
+        response = await self._open(request, log_url)
+        try:
+            return await self._read_playlist(response)
+        finally:
+            await response.aclose()
 
     async def _read_playlist(self, response: httpx.Response) -> bytes:
         if _media_type(response) not in PLAYLIST_CONTENT_TYPES:
@@ -423,8 +465,9 @@ class PodRelay:
     async def _stream_segment(self, url: str, log_url: str) -> StreamingResponse:
         request = self._request(url)
         try:
-            async with asyncio.timeout(self.head_timeout):
-                response = await self._open(request, log_url)
+            response = await _within(
+                self.head_timeout, self._open(request, log_url), leftover=_close_response
+            )
         except TimeoutError:
             raise _transport_error(TimeoutError()) from None
         media_type = _media_type(response)
