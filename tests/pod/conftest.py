@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,17 +78,29 @@ class Agent:
         self.config = config
         self.config_path = tmp / "pod.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
-        self.base = f"http://127.0.0.1:{config['listen_port']}"
+        self.tls_cert = config.get("tls_cert")
+        scheme = "https" if self.tls_cert else "http"
+        self.base = f"{scheme}://127.0.0.1:{config['listen_port']}"
         self.hls_dir = str(config["hls_dir"])
         self.proc = Proc(
             [str(VENV_BIN / "platebridge-pod"), "run", "--config", str(self.config_path)],
             log_path=tmp / "agent.log",
             env=env,
         )
-        wait_for_http(self.base + "/health", timeout=20, proc=self.proc.popen)
+        if self.tls_cert:
+            wait_until(self._answers, timeout=20, what="agent https /health")
+        else:
+            wait_for_http(self.base + "/health", timeout=20, proc=self.proc.popen)
+
+    def _answers(self) -> bool:
+        assert self.proc.popen.poll() is None, self.proc.output()[-2000:]
+        try:
+            return self.get("/health").status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def health(self) -> dict[str, Any]:
-        data: dict[str, Any] = httpx.get(self.base + "/health", timeout=5).json()
+        data: dict[str, Any] = self.get("/health").json()
         return data
 
     def camera_status(self, camera_id: str = "gate-camera-1") -> dict[str, Any]:
@@ -101,7 +114,10 @@ class Agent:
         )
 
     def get(self, path: str, **params: str) -> httpx.Response:
-        return httpx.get(self.base + path, params=params, timeout=10)
+        verify: ssl.SSLContext | bool = True
+        if self.tls_cert:
+            verify = ssl.create_default_context(cafile=self.tls_cert)
+        return httpx.get(self.base + path, params=params, timeout=10, verify=verify)
 
     def stop(self) -> int | None:
         return self.proc.stop(timeout=15)
