@@ -6,15 +6,13 @@ import httpx
 
 from tests.portal.conftest import Portal
 from tests.portal.test_heartbeat import camera_payload
-from tests.support.portal import SeededCompany, age_pods, cli_json
+from tests.support.portal import SeededCompany, age_pods, create_site, enrollment_key
 
 HB = "/api/pod/heartbeat"
 
 
 def enroll_key(portal: Portal, site_id: str) -> dict[str, str]:
-    out = cli_json(portal.db_url, "site", "enrollment-key", "--site", site_id)
-    assert out["site_id"] == site_id and out["api_key"].startswith("pbk_")
-    return {"Authorization": f"Bearer {out['api_key']}"}
+    return {"Authorization": f"Bearer {enrollment_key(portal.db_url, site_id)}"}
 
 
 def test_enrollment_key_registers_unknown_pod(portal: Portal, tenant: SeededCompany) -> None:
@@ -45,10 +43,7 @@ def test_enrollment_key_registers_unknown_pod(portal: Portal, tenant: SeededComp
 
 
 def test_enrollment_key_refuses_pod_of_another_site(portal: Portal, tenant: SeededCompany) -> None:
-    other_site = cli_json(
-        portal.db_url, "site", "create", "--community", tenant.community_id, "--name", "Back Gate"
-    )
-    key = enroll_key(portal, other_site["site_id"])
+    key = enroll_key(portal, create_site(portal.db_url, tenant.community_id, "Back Gate"))
     r = httpx.post(f"{portal.url}{HB}", headers=key, json=camera_payload("cam-1"))
     assert r.status_code == 403, r.text
     assert r.json()["error"] == "pod_in_other_site"

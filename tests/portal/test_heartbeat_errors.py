@@ -9,7 +9,7 @@ import pytest
 
 from tests.portal.conftest import Portal
 from tests.portal.test_heartbeat import camera_payload
-from tests.support.portal import SeededCompany, cli_json
+from tests.support.portal import SeededCompany, rotate_pod_key
 
 HB = "/api/pod/heartbeat"
 
@@ -54,20 +54,10 @@ def test_unknown_key_401_not_echoed(portal: Portal, tenant: SeededCompany) -> No
 
 def test_revoked_key_401(portal: Portal, tenant: SeededCompany) -> None:
     assert post(portal, tenant.pod_auth, json=camera_payload("cam-a")).status_code == 200
-    rotated = cli_json(
-        portal.db_url,
-        "pod",
-        "rotate-key",
-        "--pod-id",
-        tenant.pod_id,
-        "--company",
-        tenant.company_id,
-    )
+    rotated = rotate_pod_key(portal.db_url, tenant.company_id, tenant.pod_id)
     r = post(portal, tenant.pod_auth, json=camera_payload("cam-a"))  # same body: fast path too
     assert_error(r, 401, "invalid_api_key")
-    r = post(
-        portal, {"Authorization": f"Bearer {rotated['api_key']}"}, json=camera_payload("cam-a")
-    )
+    r = post(portal, {"Authorization": f"Bearer {rotated}"}, json=camera_payload("cam-a"))
     assert r.status_code == 200
 
 

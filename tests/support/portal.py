@@ -263,3 +263,49 @@ async def _age_pods(db_url: str, company_id: str, seconds: float) -> None:
 def age_pods(db_url: str, company_id: str, seconds: float) -> None:
     """Pretend every pod of the company last heartbeated ``seconds`` ago."""
     asyncio.run(_age_pods(db_url, company_id, seconds))
+
+
+async def _admin(db_url: str, fn: Any) -> Any:
+    from platebridge.portal.db import Database
+    from platebridge.portal.settings import normalize_database_url
+
+    db = Database(normalize_database_url(db_url))
+    try:
+        async with db.write() as s:
+            return await fn(s)
+    finally:
+        await db.dispose()
+
+
+def enrollment_key(db_url: str, site_id: str) -> str:
+    """Issue a site enrollment key (domain function; the CLI test covers the command)."""
+    from platebridge.portal.services import admin
+
+    async def fn(s: Any) -> str:
+        return (await admin.issue_enrollment_key(s, site_id))[1].api_key
+
+    result: str = asyncio.run(_admin(db_url, fn))
+    return result
+
+
+def rotate_pod_key(db_url: str, company_id: str, pod_id: str) -> str:
+    """Revoke the pod's keys and return a new one."""
+    from platebridge.portal.services import admin
+
+    async def fn(s: Any) -> str:
+        pod = await admin.find_pod(s, pod_id, company_id)
+        return (await admin.rotate_pod_key(s, pod)).api_key
+
+    result: str = asyncio.run(_admin(db_url, fn))
+    return result
+
+
+def create_site(db_url: str, community_id: str, name: str) -> str:
+    """Create another site in a community; returns its id."""
+    from platebridge.portal.services import admin
+
+    async def fn(s: Any) -> str:
+        return str((await admin.create_site(s, community_id, name)).id)
+
+    result: str = asyncio.run(_admin(db_url, fn))
+    return result

@@ -16,8 +16,15 @@ from argon2.exceptions import InvalidHashError, VerificationError
 API_KEY_PREFIX = "pbk_"
 _MAX_PRESENTED_LENGTH = 256
 _hasher = PasswordHasher()
-# Verified against when the e-mail is unknown, so both paths cost the same.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+_dummy_hash: list[str] = []
+
+
+def _dummy() -> str:
+    """A hash to verify against when the e-mail is unknown, so both paths cost the same
+    (made on first use: hashing at import would slow every CLI command)."""
+    if not _dummy_hash:
+        _dummy_hash.append(_hasher.hash(secrets.token_urlsafe(16)))
+    return _dummy_hash[0]
 
 
 def new_api_key() -> str:
@@ -51,6 +58,6 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or _dummy(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
