@@ -16,12 +16,14 @@ from platebridge.portal.db import make_engine
 from platebridge.portal.models import Base
 from platebridge.portal.settings import normalize_database_url
 from tests.conftest import require_postgres
+from tests.portal.conftest import Portal
 from tests.support.portal import (
     cli,
     cli_json,
     create_pg_database,
     drop_pg_database,
     is_postgres,
+    login,
     new_sqlite_url,
     run_portal,
 )
@@ -134,3 +136,19 @@ def test_serve_migrates_by_itself(fresh_db: str) -> None:
     with run_portal(fresh_db) as url:
         assert httpx.get(f"{url}/health").json()["status"] == "ok"
     assert _schema_diff(fresh_db) == []
+
+
+def test_demo_seed_hands_back_working_credentials(portal: Portal) -> None:
+    import httpx
+
+    demo = cli_json(portal.db_url, "demo-seed", "--portal-url", portal.url)
+    r = httpx.post(
+        f"{portal.url}/api/pod/heartbeat",
+        headers={"Authorization": f"Bearer {demo['api_key']}"},
+        json={"pod_id": demo["pod_id"], "ip_address": "192.168.1.100", "cameras": []},
+    )
+    assert r.status_code == 200, r.text
+    token = login(portal.url, demo["email"], demo["password"])
+    pods = httpx.get(f"{portal.url}/api/pods", headers=token).json()["pods"]
+    assert [(p["pod_id"], p["status"]) for p in pods] == [(demo["pod_id"], "online")]
+    assert demo["pod_config"]["api_key"] == demo["api_key"]

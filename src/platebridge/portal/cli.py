@@ -200,7 +200,46 @@ def cmd_demo_seed(args: argparse.Namespace, settings: PortalSettings) -> dict[st
 # --- human-readable output -----------------------------------------------------------------------
 
 
+def _demo_banner(d: dict[str, Any]) -> str:
+    url = d["portal_url"]
+    body = json.dumps(
+        {
+            "pod_id": d["pod_id"],
+            "ip_address": "192.168.1.100",
+            "firmware_version": "1.0.0",
+            "status": "online",
+            "cameras": [
+                {
+                    "camera_id": "gate-camera-1",
+                    "name": "Main Gate Camera",
+                    "rtsp_url": "rtsp://192.168.1.50:554/stream",
+                    "position": "main entrance",
+                }
+            ],
+        }
+    )
+    login = json.dumps({"email": d["email"], "password": d["password"]})
+    return f"""
+PlateBridge portal demo  ({url})
+  login:  {d["email"]}  /  {d["password"]}
+  pod:    {d["pod_id"]}  (stream secret {d["stream_token_secret"]})
+
+Register the demo POD and its camera (from another terminal):
+  curl -X POST {url}/api/pod/heartbeat \\
+    -H "Authorization: Bearer {d["api_key"]}" \\
+    -d '{body}'
+
+Then list the cameras as the demo user:
+  TOKEN=$(curl -s -X POST {url}/api/auth/login -H 'Content-Type: application/json' \\
+    -d '{login}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  curl -s {url}/api/cameras -H "Authorization: Bearer $TOKEN"
+"""
+
+
 def _print_human(command: str, result: dict[str, Any]) -> None:
+    if command == "demo-seed":
+        print(_demo_banner(result))
+        return
     if command == "pod create":
         print(f"pod {result['pod_id']} created (id {result['pod_uuid']})")
         print(f"API key (shown once):       {result['api_key']}")
