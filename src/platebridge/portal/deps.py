@@ -90,3 +90,14 @@ def current_user(request: Request) -> User:
 CurrentUser = Annotated[User, Depends(current_user)]
 Db = Annotated[Database, Depends(get_db)]
 Settings = Annotated[PortalSettings, Depends(get_settings)]
+
+
+def admin_user(request: Request) -> User:
+    """The current user if they are an admin of their company; 403 otherwise."""
+    user = current_user(request)
+    if user.role != "admin":
+        raise ApiError(403, "forbidden", "this action needs the company admin role")
+    return user
+
+
+AdminUser = Annotated[User, Depends(admin_user)]
