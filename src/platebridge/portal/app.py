@@ -11,7 +11,7 @@ from platebridge.portal.db import Database
 from platebridge.portal.deps import require_user
 from platebridge.portal.errors import install_error_handlers
 from platebridge.portal.limits import ContentLengthLimit
-from platebridge.portal.routes import auth, cameras, health, heartbeat, pods
+from platebridge.portal.routes import auth, cameras, health, heartbeat, openapi, pods
 from platebridge.portal.services.portal_secret import ensure_secret_key
 from platebridge.portal.settings import PortalSettings
 
@@ -44,6 +44,6 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.add_middleware(ContentLengthLimit)
     install_error_handlers(app)
-    for module in (health, auth, heartbeat, cameras, pods):
+    for module in (health, auth, heartbeat, cameras, pods, openapi):
         app.include_router(module.router)
     return app

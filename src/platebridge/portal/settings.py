@@ -78,6 +78,25 @@ class PortalSettings(BaseSettings):
         default=False, description="Mark the session cookie Secure (set behind HTTPS)."
     )
 
+    throttle_login_per_ip: int = Field(
+        default=20, ge=1, le=100_000, description="Failed sign-ins per source IP per window."
+    )
+    throttle_login_per_account: int = Field(
+        default=10,
+        ge=1,
+        le=100_000,
+        description="Failed sign-ins per account per window before failing sources wait.",
+    )
+    throttle_login_window: float = Field(
+        default=300, gt=0, le=86_400, description="Sign-in throttling window, seconds."
+    )
+    throttle_heartbeat_per_ip: int = Field(
+        default=30, ge=1, le=100_000, description="Refused heartbeat keys per source IP per window."
+    )
+    throttle_heartbeat_window: float = Field(
+        default=60, gt=0, le=86_400, description="Heartbeat-key throttling window, seconds."
+    )
+
     @field_validator("database_url")
     @classmethod
     def _normalize_url(cls, value: str) -> str:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from platebridge.portal.deps import SESSION_COOKIE, CurrentUser, Db, Settings, public
 from platebridge.portal.services import auth
+from platebridge.portal.throttle import client_address, get_throttle
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -22,10 +23,17 @@ class LoginRequest(BaseModel):
 @router.post("/login")
 @public
 async def login(
-    body: LoginRequest, response: Response, db: Db, settings: Settings
+    body: LoginRequest, request: Request, response: Response, db: Db, settings: Settings
 ) -> dict[str, Any]:
     async with db.write() as session:
-        result = await auth.login(session, body.email, body.password, settings.session_ttl)
+        result = await auth.login(
+            session,
+            body.email,
+            body.password,
+            settings.session_ttl,
+            throttle=get_throttle(request),
+            source=client_address(request),
+        )
     response.set_cookie(
         SESSION_COOKIE,
         result.token,

@@ -12,6 +12,7 @@ from platebridge.portal.limits import read_body_capped
 from platebridge.portal.models import utcnow
 from platebridge.portal.security import looks_like_api_key, token_hash
 from platebridge.portal.services import heartbeat as hb
+from platebridge.portal.throttle import client_address, get_throttle
 
 router = APIRouter(tags=["pod"])
 
@@ -33,6 +34,17 @@ def _key_hash(request: Request) -> bytes:
 @router.post(HEARTBEAT_PATH, response_model=HeartbeatResponse)
 @public
 async def heartbeat(request: Request, db: Db, settings: Settings) -> HeartbeatResponse:
+    throttle, source = get_throttle(request), client_address(request)
+    throttle.check_heartbeat(source)  # a throttled address learns nothing about any key
+    try:
+        return await _heartbeat(request, db, settings)
+    except ApiError as exc:
+        if exc.code == "invalid_api_key":
+            throttle.heartbeat_failed(source)
+        raise
+
+
+async def _heartbeat(request: Request, db: Db, settings: Settings) -> HeartbeatResponse:
     key_hash = _key_hash(request)
     body = await read_body_capped(request, hb.MAX_BODY_BYTES)
     try:

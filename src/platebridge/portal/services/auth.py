@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from platebridge.portal.errors import ApiError
 from platebridge.portal.models import Session, User, utcnow
 from platebridge.portal.security import new_session_token, token_hash, verify_password
+from platebridge.portal.throttle import Throttle
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,14 +26,30 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
-async def login(session: AsyncSession, email: str, password: str, ttl: int) -> LoginResult:
-    user = (
-        await session.execute(select(User).where(User.email == normalize_email(email)))
-    ).scalar_one_or_none()
+async def login(
+    session: AsyncSession,
+    email: str,
+    password: str,
+    ttl: int,
+    *,
+    throttle: Throttle | None = None,
+    source: str | None = None,
+) -> LoginResult:
+    """Check the password and open a session. With ``throttle`` (every HTTP caller passes the
+    app's), failures are counted per source and per account and answered 429 when too many
+    (before the password is even hashed)."""
+    account = normalize_email(email)
+    if throttle is not None:
+        throttle.check_login(account, source)
+    user = (await session.execute(select(User).where(User.email == account))).scalar_one_or_none()
     # argon2 is CPU-bound: keep the event loop free. Unknown e-mails cost the same.
     ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, password)
     if user is None or not ok:
+        if throttle is not None:
+            throttle.login_failed(account, source)
         raise ApiError(401, "invalid_credentials", "e-mail or password is wrong")
+    if throttle is not None:
+        throttle.login_succeeded(account, source)
     token = new_session_token()
     now = utcnow()
     expires = now + timedelta(seconds=ttl)
