@@ -11,7 +11,9 @@ from platebridge.portal.db import Database
 from platebridge.portal.deps import require_user
 from platebridge.portal.errors import install_error_handlers
 from platebridge.portal.limits import ContentLengthLimit
+from platebridge.portal.pages import install_pages
 from platebridge.portal.routes import auth, cameras, health, heartbeat, openapi, pods
+from platebridge.portal.security_headers import SecurityHeaders
 from platebridge.portal.services.portal_secret import ensure_secret_key
 from platebridge.portal.settings import PortalSettings
 
@@ -43,7 +45,9 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.add_middleware(ContentLengthLimit)
+    app.add_middleware(SecurityHeaders)  # outermost: every response, errors included
     install_error_handlers(app)
     for module in (health, auth, heartbeat, cameras, pods, openapi):
         app.include_router(module.router)
+    install_pages(app)  # HTML pages, static files, page error handling
     return app

@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,7 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from platebridge.core.redact import redact_text
 from platebridge.portal import migrate as migrations
 from platebridge.portal.db import Database
-from platebridge.portal.services import admin
+from platebridge.portal.models import Company
+from platebridge.portal.scoping import company_audit_events
+from platebridge.portal.services import admin, audit
 from platebridge.portal.services.demo import seed_demo
 from platebridge.portal.services.pod_config import render_pod_config
 from platebridge.portal.settings import PortalSettings
@@ -74,6 +77,7 @@ def cmd_serve(args: argparse.Namespace, settings: PortalSettings) -> dict[str, A
     import uvicorn
 
     from platebridge.portal.app import create_app
+    from platebridge.portal.log_redaction import logging_config
 
     if settings.migrate_on_start:
         _migrate(settings)
@@ -85,6 +89,7 @@ def cmd_serve(args: argparse.Namespace, settings: PortalSettings) -> dict[str, A
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        log_config=logging_config(args.log_level),  # tokens in query strings are masked
         proxy_headers=False,
         server_header=False,
     )
@@ -173,6 +178,43 @@ def cmd_pod_rotate_key(args: argparse.Namespace, settings: PortalSettings) -> di
             "key_id": str(issued.key.id),
             "api_key": issued.api_key,
         }
+
+    return _run_admin(settings, action)
+
+
+def cmd_pod_set_mode(args: argparse.Namespace, settings: PortalSettings) -> dict[str, Any]:
+    async def action(s: AsyncSession) -> dict[str, Any]:
+        pod = await admin.find_pod(s, args.pod_id, args.company)
+        pod.stream_mode = args.mode
+        return {"pod_id": pod.pod_id, "company_id": str(pod.company_id), "stream_mode": args.mode}
+
+    return _run_admin(settings, action)
+
+
+def _cli_time(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise CliError(f"--{name} is not an ISO 8601 time: {value[:40]!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def cmd_audit(args: argparse.Namespace, settings: PortalSettings) -> dict[str, Any]:
+    flt = audit.AuditFilter(
+        pod_id=args.pod_id,
+        camera_id=args.camera,
+        user=args.user,
+        since=_cli_time(args.since, "since"),
+        until=_cli_time(args.until, "until"),
+        limit=args.limit,
+    )
+
+    async def action(s: AsyncSession) -> dict[str, Any]:
+        company = await admin.resolve(s, Company, args.company, "company")
+        events = await audit.list_events(s, company_audit_events(company.id), flt)
+        return {"company_id": str(company.id), "events": events}
 
     return _run_admin(settings, action)
 
@@ -326,6 +368,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--pod-id", required=True)
     sp.add_argument("--company", help="company id or name, when the pod id is not unique")
     sp.set_defaults(func=cmd_pod_rotate_key, cmd_name="pod rotate-key")
+    sp = pod.add_parser(
+        "set-mode", parents=[json_flag], help="stream method: proxy (default) or direct"
+    )
+    sp.add_argument("--pod-id", required=True)
+    sp.add_argument("--mode", required=True, choices=["proxy", "direct"])
+    sp.add_argument("--company", help="company id or name, when the pod id is not unique")
+    sp.set_defaults(func=cmd_pod_set_mode, cmd_name="pod set-mode")
+
+    sp = sub.add_parser("audit", parents=[json_flag], help="a company's stream-access trail")
+    sp.add_argument("--company", required=True, help="company id or unique name")
+    sp.add_argument("--pod-id")
+    sp.add_argument("--camera", help="camera id")
+    sp.add_argument("--user", help="user id or e-mail")
+    sp.add_argument("--since", help="ISO 8601 time (UTC when no zone is given)")
+    sp.add_argument("--until", help="ISO 8601 time (UTC when no zone is given)")
+    sp.add_argument("--limit", type=int, default=audit.DEFAULT_LIMIT)
+    sp.set_defaults(func=cmd_audit, cmd_name="audit")
     return p
 
 

@@ -6,6 +6,7 @@ endpoint is decorated with :func:`public`. Routes read the user with ``CurrentUs
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -14,11 +15,14 @@ from fastapi import Depends, Request
 from platebridge.portal.db import Database
 from platebridge.portal.errors import ApiError
 from platebridge.portal.models import User
+from platebridge.portal.pages.csrf import UNSAFE_METHODS, session_csrf_token, submitted_csrf
 from platebridge.portal.services.auth import user_for_token
 from platebridge.portal.settings import PortalSettings
 
 SESSION_COOKIE = "pb_session"
 _PUBLIC_ATTR = "__platebridge_public__"
+_PAGE_ATTR = "__platebridge_page__"
+_CSRF_EXEMPT_ATTR = "__platebridge_csrf_exempt__"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -31,6 +35,34 @@ def public(endpoint: F) -> F:
 def is_public(request: Request) -> bool:
     route = request.scope.get("route")
     return bool(getattr(getattr(route, "endpoint", None), _PUBLIC_ATTR, False))
+
+
+def page(endpoint: F) -> F:
+    """Mark an HTML page: signed-out visitors are redirected to ``/login`` instead of a 401,
+    and errors render as a page (see ``pages.errors``)."""
+    setattr(endpoint, _PAGE_ATTR, True)
+    return endpoint
+
+
+def is_page(request: Request) -> bool:
+    route = request.scope.get("route")
+    return bool(getattr(getattr(route, "endpoint", None), _PAGE_ATTR, False))
+
+
+def csrf_exempt(endpoint: F) -> F:
+    """Skip the CSRF check for a cookie-authenticated unsafe request (only ``POST
+    /api/auth/logout``: a forged logout merely ends the session)."""
+    setattr(endpoint, _CSRF_EXEMPT_ATTR, True)
+    return endpoint
+
+
+def _is_csrf_exempt(request: Request) -> bool:
+    route = request.scope.get("route")
+    return bool(getattr(getattr(route, "endpoint", None), _CSRF_EXEMPT_ATTR, False))
+
+
+class LoginRequired(Exception):
+    """A page was requested without a valid session; rendered as a redirect to /login."""
 
 
 def get_db(request: Request) -> Database:
@@ -71,13 +103,37 @@ async def require_user(request: Request) -> None:
         return
     token = session_token(request)
     if token is None:
+        if is_page(request):
+            raise LoginRequired
         raise _unauthorized("login required")
     async with get_db(request).read() as session:
         user = await user_for_token(session, token)
     if user is None:
+        if is_page(request):
+            raise LoginRequired
         raise _unauthorized("session is invalid or has expired")
     request.state.user = user
     request.state.session_token = token
+    await _check_csrf(request, token)
+
+
+def csrf_token_for(request: Request) -> str:
+    """The CSRF token of the current session (for forms and the page's meta tag)."""
+    secret: str = request.app.state.secret_key
+    return session_csrf_token(secret, request.state.session_token)
+
+
+async def _check_csrf(request: Request, token: str) -> None:
+    """Unsafe requests authenticated by the session cookie must carry the session's CSRF token
+    (form field ``csrf_token`` or header ``X-CSRF-Token``). Bearer calls need none."""
+    if request.method not in UNSAFE_METHODS or bearer_token(request) is not None:
+        return
+    if _is_csrf_exempt(request):
+        return
+    expected = session_csrf_token(request.app.state.secret_key, token)
+    given = await submitted_csrf(request)
+    if not given or not hmac.compare_digest(expected.encode(), given.encode()):
+        raise ApiError(403, "csrf_failed", "missing or invalid CSRF token; reload the page")
 
 
 def current_user(request: Request) -> User:

@@ -199,3 +199,28 @@ class Setting(Base):
     __tablename__ = "portal_settings"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class AuditEvent(Base):
+    """One stream access: a token issued or a proxied viewing started (append-only history).
+
+    Users, pods and cameras are kept as values (id, e-mail, wire ids), not foreign keys, so the
+    trail outlives the rows it mentions; only the company owns (and scopes) it.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        CheckConstraint("action IN ('token_issued', 'stream_started')", name="action"),
+        CheckConstraint("method IN ('proxy', 'direct')", name="method"),
+        Index(None, "company_id", "at"),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    user_id: Mapped[uuid.UUID | None]
+    user_email: Mapped[str | None] = mapped_column(String(320))
+    pod_id: Mapped[str] = mapped_column(String(64))
+    camera_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(16))
+    client_ip: Mapped[str | None] = mapped_column(String(45))

@@ -6,6 +6,8 @@ is indistinguishable from "does not exist" (404).
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,3 +64,22 @@ async def get_camera_for_user(
     if row is None:
         raise not_found(f"camera {camera_id!r} of pod {pod_id!r}")
     return row[0], row[1]
+
+
+def scoped_sites(user: User) -> Select[Site]:
+    """Sites of the user's company (for the admin forms of the PODs page)."""
+    return select(Site).where(Site.company_id == user.company_id)
+
+
+async def get_site_for_user(session: AsyncSession, user: User, site_id: str) -> Site:
+    """The user's site by id, or 404 (also for other companies' sites and malformed ids)."""
+    try:
+        wanted = uuid.UUID(site_id)
+    except ValueError:
+        raise not_found("site") from None
+    site = (
+        await session.execute(scoped_sites(user).where(Site.id == wanted))
+    ).scalar_one_or_none()
+    if site is None:
+        raise not_found("site")
+    return site

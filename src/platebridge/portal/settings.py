@@ -77,6 +77,12 @@ class PortalSettings(BaseSettings):
     cookie_secure: bool = Field(
         default=False, description="Mark the session cookie Secure (set behind HTTPS)."
     )
+    node_modules_dir: str = Field(
+        default="",
+        max_length=4096,
+        description="The front-end packages (npm ci) the portal serves hls.js from; unset: "
+        "./node_modules, else the node_modules of the source checkout the portal runs from.",
+    )
 
     throttle_login_per_ip: int = Field(
         default=20, ge=1, le=100_000, description="Failed sign-ins per source IP per window."

@@ -7,7 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from platebridge.portal.deps import SESSION_COOKIE, CurrentUser, Db, Settings, public
+from platebridge.portal.deps import (
+    SESSION_COOKIE,
+    CurrentUser,
+    Db,
+    Settings,
+    csrf_exempt,
+    public,
+)
 from platebridge.portal.services import auth
 from platebridge.portal.throttle import client_address, get_throttle
 
@@ -51,6 +58,7 @@ async def login(
 
 
 @router.post("/logout")
+@csrf_exempt
 async def logout(
     request: Request, response: Response, db: Db, _user: CurrentUser
 ) -> dict[str, Any]:

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from platebridge.portal.deps import CurrentUser, Db, Settings
 from platebridge.portal.services.listing import list_cameras
+from platebridge.portal.services.streaming import (
+    client_ip,
+    direct_url_signer,
+    record_tokens_issued,
+)
 
 router = APIRouter(prefix="/api", tags=["cameras"])
 
 
 @router.get("/cameras")
 async def cameras(
+    request: Request,
     user: CurrentUser,
     db: Db,
     settings: Settings,
@@ -21,8 +27,17 @@ async def cameras(
     pod_id: Annotated[str | None, Query(max_length=64)] = None,
     site: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
+    issued: list[tuple[str, str]] = []  # direct-mode tokens handed out, for the audit trail
+    sign = direct_url_signer(user, settings, issued)
     async with db.read() as session:
         rows = await list_cameras(
-            session, user, settings.offline_after, status=status, pod_id=pod_id, site=site
+            session,
+            user,
+            settings.offline_after,
+            status=status,
+            pod_id=pod_id,
+            site=site,
+            direct_url_for=sign,
         )
+    await record_tokens_issued(db, user, issued, client_ip(request))
     return {"cameras": rows}

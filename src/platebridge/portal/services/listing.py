@@ -4,6 +4,7 @@ status is the effective one (:mod:`platebridge.portal.status`). No secret, no RT
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +13,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from platebridge.portal.models import Camera, Pod, Site, User, utcnow
 from platebridge.portal.scoping import scoped_cameras, scoped_pods
+from platebridge.portal.services.streaming import proxy_refusal
+from platebridge.portal.ssrf import AddressRefused, IPNetwork, network_kind
 from platebridge.portal.status import camera_streamable, effective_pod_status
+
+#: Signs a direct-mode URL for one camera (``None``: no direct URL for it).
+DirectUrlSigner = Callable[[Camera, Pod], str | None]
+
+
+def _network(ip: str | None) -> str | None:
+    if not ip:
+        return None
+    try:
+        return network_kind(ip)
+    except AddressRefused:
+        return None
+
+
+def _unavailable_reason(pod: Pod, networks: tuple[IPNetwork, ...] | None) -> str | None:
+    """Why the portal cannot proxy this pod's streams (proxy mode only), else None."""
+    if pod.stream_mode != "proxy" or networks is None:
+        return None
+    return proxy_refusal(pod, networks)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -34,7 +56,9 @@ async def list_cameras(
     status: str | None = None,
     pod_id: str | None = None,
     site: str | None = None,
+    direct_url_for: DirectUrlSigner | None = None,
 ) -> list[dict[str, Any]]:
+    """``direct_url_for``: in direct mode, add a tokened ``direct_url`` (see services.streaming)."""
     stmt = scoped_cameras(user)
     if status is not None:
         stmt = stmt.where(Camera.status == status)
@@ -47,6 +71,8 @@ async def list_cameras(
     out = []
     for cam, pod, site_row in (await session.execute(stmt)).tuples():
         pod_status = effective_pod_status(pod.status, pod.last_heartbeat, offline_after, now)
+        streamable = camera_streamable(cam.status, pod_status)
+        direct = direct_url_for(cam, pod) if direct_url_for and streamable else None
         out.append(
             {
                 "id": cam.camera_id,
@@ -58,7 +84,9 @@ async def list_cameras(
                 "pod_ip": pod.ip_address,
                 "position": cam.position,
                 "pod_status": pod_status,
-                "streamable": camera_streamable(cam.status, pod_status),
+                "streamable": streamable,
+                "stream_mode": pod.stream_mode,
+                "direct_url": direct,
                 "error": cam.error,
                 "site": site_row.name,
                 "site_id": str(site_row.id),
@@ -75,7 +103,9 @@ async def list_pods(
     *,
     site: str | None = None,
     pod_id: str | None = None,
+    networks: tuple[IPNetwork, ...] | None = None,
 ) -> list[dict[str, Any]]:
+    """``networks``: the allowed POD networks, to say why a pod's streams are unavailable."""
     stmt = scoped_pods(user)
     if pod_id is not None:
         stmt = stmt.where(Pod.pod_id == pod_id)
@@ -104,6 +134,8 @@ async def list_pods(
                 "ip_address": pod.ip_address,
                 "stream_port": pod.stream_port,
                 "stream_mode": pod.stream_mode,
+                "network": _network(pod.ip_address),
+                "unavailable_reason": _unavailable_reason(pod, networks),
                 "firmware_version": pod.firmware_version,
                 "last_heartbeat": _iso(pod.last_heartbeat),
                 "site": site_row.name,

@@ -1,0 +1,24 @@
+"""Server-rendered pages: sign-in, cameras, live view, grid, PODs, audit.
+
+Jinja templates in ``portal/templates``, static CSS/JS in ``portal/static`` (no inline script:
+the CSP forbids it). Routes stay thin; data comes from ``services`` and ``scoping``.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
+
+
+def install_pages(app: FastAPI) -> None:
+    """Page routers, ``/static`` (public, no session needed) and the page error handlers."""
+    from platebridge.portal.pages import admin, assets, errors, routes
+
+    app.include_router(assets.router)  # before the mount: /static/vendor/hls.min.js
+    app.include_router(routes.router)
+    app.include_router(admin.router)
+    static = resources.files("platebridge.portal") / "static"
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    errors.install_page_handlers(app)

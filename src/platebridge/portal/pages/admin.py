@@ -1,0 +1,142 @@
+"""Admin forms of the PODs page. Each POST calls the same services as the CLI
+(``services.admin``) after resolving its pod/site through ``scoping`` (404 outside the
+company); secrets are shown once on the answering page (``Cache-Control: no-store``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from starlette.responses import RedirectResponse, Response
+
+from platebridge.portal.db import Database
+from platebridge.portal.deps import AdminUser, CurrentUser, Db, Settings, page
+from platebridge.portal.errors import ApiError
+from platebridge.portal.models import Site, User
+from platebridge.portal.pages.csrf import form_fields
+from platebridge.portal.pages.render import render
+from platebridge.portal.scoping import get_pod_for_user, get_site_for_user, scoped_sites
+from platebridge.portal.services import admin
+from platebridge.portal.services.listing import list_pods
+from platebridge.portal.services.pod_config import render_pod_config
+from platebridge.portal.settings import PortalSettings
+from platebridge.portal.ssrf import AddressRefused, network_kind
+
+router = APIRouter(prefix="/pods", include_in_schema=False)
+Slug = Annotated[str, Path(max_length=64)]
+STREAM_MODES = ("proxy", "direct")
+
+
+def portal_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+async def _pods_page(
+    request: Request,
+    user: User,
+    db: Database,
+    settings: PortalSettings,
+    *,
+    shown: dict[str, Any] | None = None,
+    error: str = "",
+    status_code: int = 200,
+) -> Response:
+    async with db.read() as session:
+        pods = await list_pods(session, user, settings.offline_after)
+        sites = list((await session.scalars(scoped_sites(user).order_by(Site.name))).all())
+    for pod in pods:
+        pod.setdefault("network", _network(pod["ip_address"]))
+    return render(
+        request,
+        "pods.html",
+        status_code,
+        no_store=shown is not None,
+        pods=pods,
+        sites=sites,
+        shown=shown,
+        error=error,
+    )
+
+
+def _network(address: str | None) -> str:
+    if not address:
+        return ""
+    try:
+        return network_kind(address)
+    except AddressRefused:
+        return ""
+
+
+@router.get("")
+@page
+async def pods_page(request: Request, user: CurrentUser, db: Db, settings: Settings) -> Response:
+    return await _pods_page(request, user, db, settings)
+
+
+@router.post("/new")
+@page
+async def add_pod(request: Request, user: AdminUser, db: Db, settings: Settings) -> Response:
+    form = await form_fields(request)
+    try:
+        async with db.write() as session:
+            site = await get_site_for_user(session, user, form.get("site_id", ""))
+            created = await admin.create_pod(
+                session, str(site.id), form.get("pod_id", ""), form.get("name") or None
+            )
+            shown = {
+                "title": f"POD {created.pod.pod_id} added",
+                "api_key": created.api_key,
+                "stream_token_secret": created.stream_token_secret,
+                "config_yaml": render_pod_config(
+                    created.pod.pod_id,
+                    portal_url(request),
+                    created.api_key,
+                    created.stream_token_secret,
+                ),
+            }
+    except admin.AdminError as exc:
+        return await _pods_page(request, user, db, settings, error=str(exc), status_code=400)
+    return await _pods_page(request, user, db, settings, shown=shown)
+
+
+@router.post("/{pod_id}/rotate-key")
+@page
+async def rotate_key(
+    request: Request, user: AdminUser, db: Db, settings: Settings, pod_id: Slug
+) -> Response:
+    async with db.write() as session:
+        pod = await get_pod_for_user(session, user, pod_id)
+        issued = await admin.rotate_pod_key(session, pod)
+    shown = {
+        "title": f"New API key for POD {pod_id} (the old one is revoked)",
+        "api_key": issued.api_key,
+    }
+    return await _pods_page(request, user, db, settings, shown=shown)
+
+
+@router.post("/{pod_id}/mode")
+@page
+async def stream_mode(request: Request, user: AdminUser, db: Db, pod_id: Slug) -> Response:
+    mode = (await form_fields(request)).get("stream_mode", "")
+    if mode not in STREAM_MODES:
+        raise ApiError(422, "validation_error", "stream mode must be proxy or direct")
+    async with db.write() as session:
+        pod = await get_pod_for_user(session, user, pod_id)
+        pod.stream_mode = mode
+    return RedirectResponse("/pods", status_code=303)
+
+
+@router.post("/enrollment-key")
+@page
+async def enrollment_key(request: Request, user: AdminUser, db: Db, settings: Settings) -> Response:
+    form = await form_fields(request)
+    async with db.write() as session:
+        site = await get_site_for_user(session, user, form.get("site_id", ""))
+        _, issued = await admin.issue_enrollment_key(session, str(site.id))
+        site_name = site.name
+    shown = {
+        "title": f"Enrollment key for site {site_name}",
+        "api_key": issued.api_key,
+        "note": "PODs configured with this key register themselves under this site.",
+    }
+    return await _pods_page(request, user, db, settings, shown=shown)

@@ -1,0 +1,192 @@
+"""The HTML pages. Thin: data from ``services``/``scoping``, markup in ``templates``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from starlette.responses import RedirectResponse, Response
+
+from platebridge.portal.deps import (
+    SESSION_COOKIE,
+    CurrentUser,
+    Db,
+    Settings,
+    page,
+    public,
+)
+from platebridge.portal.errors import ApiError
+from platebridge.portal.pages.csrf import (
+    LOGIN_CSRF_COOKIE,
+    form_fields,
+    new_login_csrf,
+    tokens_match,
+)
+from platebridge.portal.pages.errors import safe_next
+from platebridge.portal.pages.render import render
+from platebridge.portal.pages.views import BADGES, with_badges
+from platebridge.portal.scoping import get_camera_for_user
+from platebridge.portal.security_headers import allow_pod_origins, pod_origin
+from platebridge.portal.services import auth
+from platebridge.portal.services.listing import list_cameras, list_pods
+from platebridge.portal.throttle import client_address, get_throttle
+
+router = APIRouter(include_in_schema=False)
+Slug = Annotated[str, Path(max_length=64)]
+GRID_MAX = 16
+
+
+def _login_page(request: Request, csrf: str, status_code: int = 200, **context: Any) -> Response:
+    context.setdefault("error", "")
+    context.setdefault("email", "")
+    context.setdefault("next", "/cameras")
+    response = render(request, "login.html", status_code, login_csrf=csrf, **context)
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE, csrf, max_age=3600, httponly=True, samesite="strict", path="/login"
+    )
+    return response
+
+
+@router.get("/")
+@page
+async def home(_user: CurrentUser) -> RedirectResponse:
+    return RedirectResponse("/cameras", status_code=303)
+
+
+@router.get("/login")
+@public
+async def login_form(request: Request, next: str = "/cameras") -> Response:
+    csrf = request.cookies.get(LOGIN_CSRF_COOKIE) or new_login_csrf()
+    return _login_page(request, csrf, next=safe_next(next))
+
+
+@router.post("/login")
+@public
+async def login_submit(request: Request, db: Db, settings: Settings) -> Response:
+    form = await form_fields(request)
+    target = safe_next(form.get("next"))
+    email = form.get("email", "").strip()[:320]
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE)
+    if not cookie or not tokens_match(cookie, form.get("csrf_token")):
+        return _login_page(
+            request,
+            new_login_csrf(),
+            403,
+            error="The sign-in form expired. Please try again.",
+            email=email,
+            next=target,
+        )
+    password = form.get("password", "")
+    if not email or not password or len(password) > 1024:
+        return _login_page(
+            request, cookie, 422, error="Enter your e-mail and password.", email=email, next=target
+        )
+    try:
+        async with db.write() as session:
+            result = await auth.login(
+                session,
+                email,
+                password,
+                settings.session_ttl,
+                throttle=get_throttle(request),
+                source=client_address(request),
+            )
+    except ApiError as exc:
+        message = "Wrong e-mail or password." if exc.status == 401 else exc.message
+        response = _login_page(request, cookie, exc.status, error=message, email=email, next=target)
+        if exc.headers and "Retry-After" in exc.headers:
+            response.headers["Retry-After"] = exc.headers["Retry-After"]
+        return response
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        result.token,
+        max_age=settings.session_ttl,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+        path="/",
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+@page
+async def logout(request: Request, db: Db, _user: CurrentUser) -> Response:
+    async with db.write() as session:
+        await auth.logout(session, request.state.session_token)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+    return response
+
+
+@router.get("/cameras")
+@page
+async def cameras_page(
+    request: Request,
+    user: CurrentUser,
+    db: Db,
+    settings: Settings,
+    site: Annotated[str, Query(max_length=200)] = "",
+    status: Annotated[str, Query(max_length=16)] = "",
+) -> Response:
+    async with db.read() as session:
+        rows = with_badges(await list_cameras(session, user, settings.offline_after))
+    sites = sorted({cam["site"] for cam in rows})
+    shown = [
+        cam
+        for cam in rows
+        if (not site or cam["site"] == site) and (not status or cam["badge"].state == status)
+    ]
+    return render(
+        request,
+        "cameras.html",
+        cameras=shown,
+        total=len(rows),
+        sites=sites,
+        badges=BADGES,
+        site=site,
+        status=status,
+    )
+
+
+@router.get("/cameras/grid")
+@page
+async def grid_page(
+    request: Request,
+    user: CurrentUser,
+    db: Db,
+    settings: Settings,
+    site: Annotated[str, Query(max_length=200)] = "",
+) -> Response:
+    async with db.read() as session:
+        rows = await list_cameras(session, user, settings.offline_after, status="active")
+        pods = {p["pod_id"]: p for p in await list_pods(session, user, settings.offline_after)}
+    shown = [cam for cam in rows if not site or cam["site"] == site][:GRID_MAX]
+    _allow_direct(request, [pods[cam["pod_id"]] for cam in shown if cam["pod_id"] in pods])
+    return render(request, "grid.html", cameras=with_badges(shown), site=site)
+
+
+@router.get("/cameras/{pod_id}/{camera_id}")
+@page
+async def live_page(
+    request: Request, user: CurrentUser, db: Db, settings: Settings, pod_id: Slug, camera_id: Slug
+) -> Response:
+    async with db.read() as session:
+        await get_camera_for_user(session, user, pod_id, camera_id)  # 404 page when not ours
+        rows = await list_cameras(session, user, settings.offline_after, pod_id=pod_id)
+        pods = await list_pods(session, user, settings.offline_after, pod_id=pod_id)
+    cam = next(c for c in with_badges(rows) if c["id"] == camera_id)
+    _allow_direct(request, pods)
+    return render(request, "live.html", cam=cam, pod=pods[0] if pods else None)
+
+
+def _allow_direct(request: Request, pods: list[dict[str, Any]]) -> None:
+    """Direct-mode PODs of this page may be fetched by the player (this response's CSP only)."""
+    origins: list[str | None] = []
+    for pod in pods:
+        if pod["stream_mode"] == "direct":
+            for scheme in ("http", "https"):
+                origins.append(pod_origin(pod["ip_address"], pod["stream_port"], scheme))
+    allow_pod_origins(request, origins)

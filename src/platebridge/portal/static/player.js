@@ -1,0 +1,223 @@
+/* PlateBridge live player: every `.player[data-pod][data-camera]` on the page plays its camera.
+ *
+ * - asks the portal for a stream token (POST /api/pod/stream-token, session cookie + CSRF header)
+ *   and plays `proxy_url` or `direct_url` according to the pod's stream mode;
+ * - renews the token at 2/3 of its lifetime; every later playlist/segment request carries the
+ *   newest token (hls.js xhrSetup replaces the `token` query parameter);
+ * - on a fatal error or a stall it says so on screen and reconnects with back-off;
+ * - hls.js where Media Source Extensions exist, else native HLS (Safari/iOS).
+ * State for tests and assistive tech: `data-state` on the .player, text in its status line.
+ */
+(function () {
+  'use strict';
+
+  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  var CSRF = csrfMeta ? csrfMeta.getAttribute('content') : '';
+  var STALL_MS = 15000;
+  var MAX_BACKOFF_MS = 30000;
+
+  function withToken(url, token) {
+    var u = new URL(url, window.location.href);
+    u.searchParams.set('token', token);
+    return u.toString();
+  }
+
+  function requestToken(podId, cameraId) {
+    return fetch('/api/pod/stream-token', {
+      method: 'POST',
+      credentials: 'same-origin',
+      cache: 'no-store',
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': CSRF },
+      body: JSON.stringify({ pod_id: podId, camera_id: cameraId })
+    }).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (body) {
+        if (!r.ok) {
+          var err = new Error(body.detail || ('HTTP ' + r.status));
+          err.status = r.status;
+          err.code = body.error;
+          throw err;
+        }
+        return body;
+      });
+    });
+  }
+
+  function tokenProblem(err) {
+    if (err.status === 401) { return 'Your session has ended: sign in again.'; }
+    if (err.status === 404) { return 'This camera does not exist (any more).'; }
+    if (err.code === 'pod_offline') { return 'The POD is offline. Retrying…'; }
+    if (err.code === 'camera_inactive') { return 'The camera is not reported by its POD. Retrying…'; }
+    if (err.status === 409) { return 'Cannot stream: ' + err.message + ' Retrying…'; }
+    return 'Could not start the stream (' + err.message + '). Retrying…';
+  }
+
+  function Player(root) {
+    this.root = root;
+    this.video = root.querySelector('video');
+    this.statusEl = root.querySelector('.player-status');
+    this.pod = root.getAttribute('data-pod');
+    this.camera = root.getAttribute('data-camera');
+    this.token = null;
+    this.hls = null;
+    this.renewTimer = null;
+    this.retryTimer = null;
+    this.backoff = 1000;
+    this.lastTime = -1;
+    this.lastProgress = Date.now();
+    this.generation = 0;
+    var self = this;
+    this.video.addEventListener('playing', function () { self.onPlaying(); });
+    this.video.addEventListener('timeupdate', function () { self.onProgress(); });
+    window.setInterval(function () { self.watchdog(); }, 3000);
+  }
+
+  Player.prototype.show = function (state, text) {
+    this.root.setAttribute('data-state', state);
+    if (!this.statusEl) { return; }
+    this.statusEl.textContent = text;
+    this.statusEl.hidden = !text;
+  };
+
+  Player.prototype.onPlaying = function () {
+    this.backoff = 1000;
+    this.lastProgress = Date.now();
+    this.show('playing', '');
+  };
+
+  Player.prototype.onProgress = function () {
+    if (this.video.currentTime !== this.lastTime) {
+      this.lastTime = this.video.currentTime;
+      this.lastProgress = Date.now();
+      if (this.root.getAttribute('data-state') !== 'playing' && !this.video.paused) {
+        this.show('playing', '');
+      }
+    }
+  };
+
+  Player.prototype.watchdog = function () {
+    if (this.root.getAttribute('data-state') !== 'playing' || this.video.paused) { return; }
+    if (Date.now() - this.lastProgress > STALL_MS) {
+      this.reconnect('The stream stalled. Reconnecting…');
+    }
+  };
+
+  Player.prototype.scheduleRenewal = function (expiresIn) {
+    var self = this;
+    var gen = this.generation;
+    window.clearTimeout(this.renewTimer);
+    var delay = Math.max(1000, expiresIn * 1000 * 2 / 3);
+    this.renewTimer = window.setTimeout(function () {
+      requestToken(self.pod, self.camera).then(function (t) {
+        if (gen !== self.generation) { return; }
+        self.token = t.token;
+        self.scheduleRenewal(t.expires_in);
+      }).catch(function (err) {
+        if (gen !== self.generation) { return; }
+        if (err.status === 401 || err.status === 404) { self.fail(tokenProblem(err)); return; }
+        self.scheduleRenewal(3);  // retry in 2 s; the current token is still valid meanwhile
+      });
+    }, delay);
+  };
+
+  Player.prototype.start = function () {
+    var self = this;
+    var gen = ++this.generation;
+    if (this.root.getAttribute('data-state') !== 'reconnecting') {
+      this.show('connecting', 'Connecting…');
+    }
+    requestToken(this.pod, this.camera).then(function (t) {
+      if (gen !== self.generation) { return; }
+      self.token = t.token;
+      self.scheduleRenewal(t.expires_in);
+      var url = (t.stream_mode === 'direct' && t.direct_url) ? t.direct_url : t.proxy_url;
+      self.play(url, gen);
+    }).catch(function (err) {
+      if (gen !== self.generation) { return; }
+      if (err.status === 401 || err.status === 404) { self.fail(tokenProblem(err)); return; }
+      self.retry(tokenProblem(err), 'offline');
+    });
+  };
+
+  Player.prototype.play = function (url, gen) {
+    var self = this;
+    var video = this.video;
+    if (window.Hls && window.Hls.isSupported()) {
+      var Hls = window.Hls;
+      var mediaRecoveries = 0;
+      var hls = new Hls({
+        enableWorker: false,
+        lowLatencyMode: false,
+        liveSyncDurationCount: 3,
+        manifestLoadPolicy: { default: { maxTimeToFirstByteMs: 10000, maxLoadTimeMs: 20000,
+          timeoutRetry: { maxNumRetry: 2, retryDelayMs: 0, maxRetryDelayMs: 0 },
+          errorRetry: { maxNumRetry: 2, retryDelayMs: 1000, maxRetryDelayMs: 4000 } } },
+        xhrSetup: function (xhr, requestUrl) {
+          xhr.open('GET', withToken(requestUrl, self.token), true);
+        }
+      });
+      this.hls = hls;
+      hls.on(Hls.Events.MANIFEST_PARSED, function () {
+        var p = video.play();
+        if (p && p.catch) { p.catch(function () { self.show('paused', 'Press play to watch.'); }); }
+      });
+      hls.on(Hls.Events.ERROR, function (_event, data) {
+        if (gen !== self.generation || !data.fatal) { return; }
+        if (data.type === Hls.ErrorTypes.MEDIA_ERROR && mediaRecoveries < 2) {
+          mediaRecoveries += 1;
+          hls.recoverMediaError();
+          return;
+        }
+        self.reconnect('The stream was interrupted. Reconnecting…');
+      });
+      hls.loadSource(url);
+      hls.attachMedia(video);
+    } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
+      // Native HLS cannot swap tokens per request: on expiry it errors and we reconnect.
+      video.src = withToken(url, this.token);
+      video.onerror = function () {
+        if (gen === self.generation) { self.reconnect('The stream was interrupted. Reconnecting…'); }
+      };
+      var p = video.play();
+      if (p && p.catch) { p.catch(function () { self.show('paused', 'Press play to watch.'); }); }
+    } else {
+      this.fail('This browser cannot play live video (no HLS support).');
+    }
+  };
+
+  Player.prototype.teardown = function () {
+    window.clearTimeout(this.renewTimer);
+    window.clearTimeout(this.retryTimer);
+    if (this.hls) { this.hls.destroy(); this.hls = null; }
+    this.video.onerror = null;
+    if (this.video.getAttribute('src')) {
+      this.video.removeAttribute('src');
+      this.video.load();
+    }
+  };
+
+  Player.prototype.retry = function (message, state) {
+    var self = this;
+    this.teardown();
+    this.show(state || 'reconnecting', message);
+    var delay = this.backoff;
+    this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);
+    this.retryTimer = window.setTimeout(function () { self.start(); }, delay);
+  };
+
+  Player.prototype.reconnect = function (message) {
+    this.generation += 1;  // ignore late events of the old player
+    this.retry(message, 'reconnecting');
+  };
+
+  Player.prototype.fail = function (message) {
+    this.generation += 1;
+    this.teardown();
+    this.show('error', message);
+  };
+
+  document.querySelectorAll('.player[data-pod][data-camera]').forEach(function (root) {
+    var player = new Player(root);
+    root.platebridgePlayer = player;
+    player.start();
+  });
+}());
