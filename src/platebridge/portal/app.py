@@ -13,8 +13,10 @@ from platebridge.portal.errors import install_error_handlers
 from platebridge.portal.limits import ContentLengthLimit
 from platebridge.portal.pages import install_pages
 from platebridge.portal.routes import auth, cameras, health, heartbeat, openapi, pods
+from platebridge.portal.routes.streaming import install_streaming
 from platebridge.portal.security_headers import SecurityHeaders
 from platebridge.portal.services.portal_secret import ensure_secret_key
+from platebridge.portal.services.streaming import StreamingState
 from platebridge.portal.settings import PortalSettings
 
 
@@ -26,12 +28,14 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url)
         app.state.db = db
+        app.state.streaming = StreamingState.create(settings)
         try:
             configured = settings.secret_key.get_secret_value() if settings.secret_key else None
             async with db.write() as session:
                 app.state.secret_key = await ensure_secret_key(session, configured)
             yield
         finally:
+            await app.state.streaming.aclose()
             await db.dispose()
 
     app = FastAPI(
@@ -49,5 +53,6 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (health, auth, heartbeat, cameras, pods, openapi):
         app.include_router(module.router)
+    install_streaming(app)  # stream tokens, proxy, audit
     install_pages(app)  # HTML pages, static files, page error handling
     return app

@@ -12,7 +12,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platebridge.portal.errors import not_found
-from platebridge.portal.models import Camera, Pod, Site, User
+from platebridge.portal.models import AuditEvent, Camera, Pod, Site, User
 
 
 def scoped_pods(user: User) -> Select[Pod, Site]:
@@ -32,6 +32,16 @@ def scoped_cameras(user: User) -> Select[Camera, Pod, Site]:
         .join(Site, Site.id == Pod.site_id)
         .where(Pod.company_id == user.company_id)
     )
+
+
+def scoped_audit_events(user: User) -> Select[AuditEvent]:
+    """Audit rows of the user's company (routes add the admin check)."""
+    return company_audit_events(user.company_id)
+
+
+def company_audit_events(company_id: uuid.UUID) -> Select[AuditEvent]:
+    """Audit rows of one company, for operator tools that act for a company (the CLI)."""
+    return select(AuditEvent).where(AuditEvent.company_id == company_id)
 
 
 async def get_pod_for_user(session: AsyncSession, user: User, pod_id: str) -> Pod:
@@ -77,9 +87,7 @@ async def get_site_for_user(session: AsyncSession, user: User, site_id: str) -> 
         wanted = uuid.UUID(site_id)
     except ValueError:
         raise not_found("site") from None
-    site = (
-        await session.execute(scoped_sites(user).where(Site.id == wanted))
-    ).scalar_one_or_none()
+    site = (await session.execute(scoped_sites(user).where(Site.id == wanted))).scalar_one_or_none()
     if site is None:
         raise not_found("site")
     return site

@@ -83,6 +83,24 @@ class PortalSettings(BaseSettings):
         description="The front-end packages (npm ci) the portal serves hls.js from; unset: "
         "./node_modules, else the node_modules of the source checkout the portal runs from.",
     )
+    stream_token_ttl: int = Field(
+        default=3600,
+        ge=2,
+        le=86_400,
+        description="Lifetime of the stream tokens handed to viewers, seconds (spec: 1 hour).",
+    )
+    upstream_token_ttl: int = Field(
+        default=60,
+        ge=4,
+        le=3600,
+        description="Lifetime of the portal's own POD-side tokens (re-signed at half-life).",
+    )
+    stream_connect_timeout: float = Field(
+        default=3.0, gt=0, le=60, description="Proxy: TCP connect timeout to a POD, seconds."
+    )
+    stream_read_timeout: float = Field(
+        default=10.0, gt=0, le=300, description="Proxy: per-read timeout from a POD, seconds."
+    )
 
     throttle_login_per_ip: int = Field(
         default=20, ge=1, le=100_000, description="Failed sign-ins per source IP per window."
