@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -174,7 +175,7 @@ def proxy_path(pod_id: str, camera_id: str, token: str | None) -> str:
 def sign_viewer_token(
     user: User, pod: Pod, camera: Camera, settings: PortalSettings, now: float
 ) -> tuple[str, int]:
-    exp = int(now) + settings.stream_token_ttl
+    exp = math.ceil(now) + settings.stream_token_ttl  # lives at least the configured lifetime
     claims = StreamClaims(str(user.id), pod.pod_id, camera.camera_id, exp=exp, iat=int(now))
     return sign_stream_token(claims, stream_secret(pod, settings)), exp
 
@@ -214,7 +215,7 @@ async def issue_stream_token(
     return {
         "token": token,
         "expires_at": datetime.fromtimestamp(exp, UTC).isoformat().replace("+00:00", "Z"),
-        "expires_in": exp - int(now),
+        "expires_in": int(exp - now),
         "stream_mode": mode,
         "proxy_url": proxy_path(pod.pod_id, camera.camera_id, token),
         "direct_url": direct_url(camera, pod, token),
