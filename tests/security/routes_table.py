@@ -1,0 +1,74 @@
+"""The portal's route table, read from a real ``create_app()``: what every matrix walks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi.routing import APIRoute
+from starlette.routing import Route
+
+from platebridge.portal.app import create_app
+from platebridge.portal.deps import admin_user
+from platebridge.portal.settings import PortalSettings
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    path: str
+    method: str
+    path_params: tuple[str, ...]
+    query_params: tuple[str, ...]
+    body_fields: tuple[str, ...]
+    admin_only: bool
+    api: bool  # an APIRoute under /api (JSON errors expected)
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def _needs_admin(dependant: Any) -> bool:
+    return any(
+        d.call is admin_user or _needs_admin(d) for d in getattr(dependant, "dependencies", [])
+    )
+
+
+def _body_fields(dependant: Any) -> tuple[str, ...]:
+    names: list[str] = []
+    for param in dependant.body_params:
+        annotation = getattr(param.field_info, "annotation", None)
+        fields = getattr(annotation, "model_fields", None)
+        names.extend(fields.keys() if fields else [param.alias])
+    return tuple(names)
+
+
+def _flat_routes(routes: list[Any]) -> Iterator[Any]:
+    """Every endpoint route with its full path (FastAPI >= 0.13x nests included routers)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI: the app's routes are already flat
+        yield from routes
+        return
+    yield from iter_route_contexts(routes)
+
+
+def portal_routes() -> Iterator[RouteInfo]:
+    app = create_app(PortalSettings(database_url="sqlite:///unused.db"))
+    for route in _flat_routes(app.routes):
+        original = getattr(route, "original_route", route)
+        if not isinstance(original, Route):
+            continue  # mounts (static files) have no identifiers
+        methods = sorted((route.methods or set()) - {"HEAD", "OPTIONS"})
+        dependant = getattr(route, "dependant", None) if isinstance(original, APIRoute) else None
+        for method in methods:
+            yield RouteInfo(
+                path=str(route.path),
+                method=method,
+                path_params=tuple(route.param_convertors),
+                query_params=tuple(p.alias for p in dependant.query_params) if dependant else (),
+                body_fields=_body_fields(dependant) if dependant else (),
+                admin_only=_needs_admin(dependant) if dependant else False,
+                api=str(route.path).startswith("/api/"),
+            )

@@ -1,0 +1,163 @@
+"""Two companies side by side on one real portal, for the isolation, role and leak tests.
+
+Every value of company B is distinctive ("zulu…", 127.0.0.77), so a leak of B's data into a
+response of company A can be found by a plain substring search.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from tests.support.portal import login
+
+
+@dataclass
+class Company:
+    tag: str
+    company_id: str
+    company_name: str
+    community_id: str
+    site_id: str
+    site_name: str
+    admin_email: str
+    admin_id: str
+    viewer_email: str
+    viewer_id: str
+    password: str
+    pod_id: str  # unique to this company
+    pod_name: str
+    shared_pod_id: str  # a pod id both companies use
+    camera_id: str
+    camera_name: str
+    ip: str
+    api_key: str
+    stream_secret: str
+    shared_api_key: str
+    admin_auth: dict[str, str] = field(default_factory=dict)
+    viewer_auth: dict[str, str] = field(default_factory=dict)
+    audit_ids: list[str] = field(default_factory=list)
+
+    def secrets(self) -> list[str]:
+        return [self.password, self.api_key, self.stream_secret, self.shared_api_key]
+
+    def fingerprints(self) -> list[str]:
+        """Strings that must never appear in a response to the *other* company."""
+        return [
+            self.company_id,
+            self.company_name,
+            self.community_id,
+            self.site_id,
+            self.site_name,
+            self.admin_email,
+            self.admin_id,
+            self.viewer_email,
+            self.viewer_id,
+            self.pod_name,
+            self.camera_name,
+            self.ip,
+            *self.audit_ids,
+            *self.secrets(),
+        ]
+
+
+async def _seed(db_url: str, tag: str, ip: str) -> Company:
+    from platebridge.portal.db import Database
+    from platebridge.portal.services import admin
+    from platebridge.portal.settings import normalize_database_url
+
+    db = Database(normalize_database_url(db_url))
+    suffix = uuid.uuid4().hex[:6]
+    password = f"pw-{tag}-{uuid.uuid4().hex[:10]}"
+    try:
+        async with db.write() as s:
+            company = await admin.create_company(s, f"{tag.title()} Company {suffix}")
+            community = await admin.create_community(s, str(company.id), f"{tag} community")
+            site = await admin.create_site(s, str(community.id), f"{tag.title()} Site {suffix}")
+            adm = await admin.create_user(
+                s, str(company.id), f"{tag}-admin-{suffix}@example.test", password, "admin"
+            )
+            viewer = await admin.create_user(
+                s, str(company.id), f"{tag}-viewer-{suffix}@example.test", password, "viewer"
+            )
+            pod = await admin.create_pod(
+                s, str(site.id), f"{tag}-pod-{suffix}", f"{tag.title()} Gate POD {suffix}"
+            )
+            shared = await admin.create_pod(s, str(site.id), "main-gate-pod", None)
+        return Company(
+            tag=tag,
+            company_id=str(company.id),
+            company_name=company.name,
+            community_id=str(community.id),
+            site_id=str(site.id),
+            site_name=site.name,
+            admin_email=adm.email,
+            admin_id=str(adm.id),
+            viewer_email=viewer.email,
+            viewer_id=str(viewer.id),
+            password=password,
+            pod_id=pod.pod.pod_id,
+            pod_name=pod.pod.name,
+            shared_pod_id="main-gate-pod",
+            camera_id=f"{tag}-cam-{suffix}",
+            camera_name=f"{tag.title()} Camera {suffix}",
+            ip=ip,
+            api_key=pod.api_key,
+            stream_secret=pod.stream_token_secret,
+            shared_api_key=shared.api_key,
+        )
+    finally:
+        await db.dispose()
+
+
+def seed(db_url: str, tag: str, ip: str) -> Company:
+    return asyncio.run(_seed(db_url, tag, ip))
+
+
+def heartbeat_body(co: Company, pod_id: str, ip: str) -> dict[str, Any]:
+    return {
+        "pod_id": pod_id,
+        "ip_address": ip,
+        "firmware_version": "1.0.0",
+        "status": "online",
+        "cameras": [
+            {
+                "camera_id": co.camera_id,
+                "name": co.camera_name,
+                "rtsp_url": f"rtsp://{co.tag}user:{co.tag}rtsp-pass@{ip}:554/stream",
+                "position": f"{co.tag} entrance",
+            }
+        ],
+    }
+
+
+def populate(base: str, co: Company) -> None:
+    """Heartbeats (pods online with a camera), logins, and audit rows when auditing exists."""
+    for pod_id, key in ((co.pod_id, co.api_key), (co.shared_pod_id, co.shared_api_key)):
+        r = httpx.post(
+            f"{base}/api/pod/heartbeat",
+            headers={"Authorization": f"Bearer {key}"},
+            json=heartbeat_body(co, pod_id, co.ip),
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+    co.admin_auth = login(base, co.admin_email, co.password)
+    co.viewer_auth = login(base, co.viewer_email, co.password)
+    r = httpx.post(
+        f"{base}/api/pod/stream-token",
+        headers=co.admin_auth,
+        json={"pod_id": co.pod_id, "camera_id": co.camera_id},
+        timeout=10,
+    )
+    if r.status_code == 404 and r.json().get("detail") == "Not Found":
+        return  # no streaming routes (yet)
+    assert r.status_code == 200, r.text
+    r = httpx.get(f"{base}/api/audit", headers=co.admin_auth, timeout=10)
+    if r.status_code == 200:
+        body = r.json()
+        events = body.get("events", body.get("items", [])) if isinstance(body, dict) else body
+        co.audit_ids = [str(e["id"]) for e in events if isinstance(e, dict) and "id" in e]
