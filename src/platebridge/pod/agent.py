@@ -16,6 +16,7 @@ from platebridge.pod.config import PodConfig
 from platebridge.pod.heartbeat import HeartbeatLoop
 from platebridge.pod.http import create_app
 from platebridge.pod.supervisor import CameraSupervisor
+from platebridge.pod.tunnel import TunnelClient
 
 log = logging.getLogger("platebridge.pod")
 
@@ -69,7 +70,13 @@ async def run_agent(config: PodConfig) -> int:
     supervisors = [CameraSupervisor(config, cam, changed) for cam in config.cameras]
     states = {s.camera.camera_id: s.state for s in supervisors}
     heartbeat = HeartbeatLoop(config, states)
-    app = create_app(config, states, started_at=started)
+    tunnel = TunnelClient(config) if config.tunnel else None
+    app = create_app(
+        config,
+        states,
+        started_at=started,
+        tunnel_status=tunnel.status if tunnel is not None else None,
+    )
     server = _Server(
         uvicorn.Config(
             app,
@@ -91,6 +98,7 @@ async def run_agent(config: PodConfig) -> int:
     tasks = [asyncio.create_task(s.run(), name=f"camera-{s.camera.camera_id}") for s in supervisors]
     hb_task = asyncio.create_task(heartbeat.run(), name="heartbeat")
     serve_task = asyncio.create_task(_serve(server, sock), name="http")
+    tunnel_task = asyncio.create_task(tunnel.run(), name="tunnel") if tunnel is not None else None
     stop_task = asyncio.create_task(stop.wait())
     log.info(
         "POD %s serving %d camera(s) on %s:%d",
@@ -109,6 +117,12 @@ async def run_agent(config: PodConfig) -> int:
         log.info("shutting down")
         server.should_exit = True
         heartbeat.stop()
+        if tunnel is not None and tunnel_task is not None:
+            tunnel.stop()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait({tunnel_task}, timeout=5)
+            tunnel_task.cancel()
+            await asyncio.gather(tunnel_task, return_exceptions=True)
         await asyncio.gather(*(s.stop() for s in supervisors))
         await asyncio.gather(*tasks, return_exceptions=True)
         hb_task.cancel()

@@ -104,6 +104,19 @@ class PodConfig(_Strict):
     ffmpeg_path: str = "ffmpeg"
     ffprobe_path: str = "ffprobe"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    tunnel: bool = Field(
+        default=False,
+        description="Keep an outbound tunnel to the portal (Method 4: PODs behind NAT).",
+    )
+    tunnel_ping_interval: float = Field(
+        default=10, ge=1, le=300, description="Seconds between tunnel keep-alive pings."
+    )
+    tunnel_backoff_max: float = Field(
+        default=30, ge=1, le=600, description="Cap of the tunnel reconnect back-off, seconds."
+    )
+    tunnel_read_timeout: float = Field(
+        default=10, gt=0, le=120, description="Per-read timeout of tunnelled local requests."
+    )
 
     @field_validator("portal_url")
     @classmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ def create_app(
     *,
     started_at: float | None = None,
     snapshotter: Snapshotter | None = None,
+    tunnel_status: Callable[[], dict[str, Any]] | None = None,
 ) -> FastAPI:
     """Build the ASGI app. ``cameras`` is live state owned by the supervisors (read-only here)."""
     started = time.monotonic() if started_at is None else started_at
@@ -129,7 +130,8 @@ def create_app(
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {
+        extra = {"tunnel": tunnel_status()} if tunnel_status is not None else {}
+        return extra | {
             "status": "online",
             "pod_id": config.pod_id,
             "version": config.firmware_version,

@@ -18,6 +18,7 @@ from platebridge.portal.security_headers import SecurityHeaders
 from platebridge.portal.services.portal_secret import ensure_secret_key
 from platebridge.portal.services.streaming import StreamingState
 from platebridge.portal.settings import PortalSettings
+from platebridge.portal.tunnel import create_hub, install_tunnel, tunnel_relay
 
 
 def create_app(settings: PortalSettings | None = None) -> FastAPI:
@@ -29,12 +30,17 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         db = Database(settings.database_url)
         app.state.db = db
         app.state.streaming = StreamingState.create(settings)
+        app.state.tunnel_hub = hub = create_hub(settings)
+        app.state.tunnel_relay = tunnel_relay(hub, settings)
         try:
             configured = settings.secret_key.get_secret_value() if settings.secret_key else None
             async with db.write() as session:
                 app.state.secret_key = await ensure_secret_key(session, configured)
+            await hub.start(app.state.secret_key)
             yield
         finally:
+            await hub.aclose()
+            await app.state.tunnel_relay.aclose()
             await app.state.streaming.aclose()
             await db.dispose()
 
@@ -54,5 +60,6 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     for module in (health, auth, heartbeat, cameras, pods, openapi):
         app.include_router(module.router)
     install_streaming(app)  # stream tokens, proxy, audit
+    install_tunnel(app)  # WS /api/pod/tunnel + internal forwarding between portal processes
     install_pages(app)  # HTML pages, static files, page error handling
     return app

@@ -369,10 +369,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--company", help="company id or name, when the pod id is not unique")
     sp.set_defaults(func=cmd_pod_rotate_key, cmd_name="pod rotate-key")
     sp = pod.add_parser(
-        "set-mode", parents=[json_flag], help="stream method: proxy (default) or direct"
+        "set-mode",
+        parents=[json_flag],
+        help="stream method: proxy (default), direct, tunnel or auto",
     )
     sp.add_argument("--pod-id", required=True)
-    sp.add_argument("--mode", required=True, choices=["proxy", "direct"])
+    sp.add_argument("--mode", required=True, choices=["proxy", "direct", "tunnel", "auto"])
     sp.add_argument("--company", help="company id or name, when the pod id is not unique")
     sp.set_defaults(func=cmd_pod_set_mode, cmd_name="pod set-mode")
 

@@ -104,7 +104,7 @@ class Pod(Base):
     __table_args__ = (
         UniqueConstraint("company_id", "pod_id"),
         Index(None, "site_id"),
-        CheckConstraint("stream_mode IN ('proxy', 'direct')", name="stream_mode"),
+        CheckConstraint("stream_mode IN ('proxy', 'direct', 'tunnel', 'auto')", name="stream_mode"),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
     pod_id: Mapped[str] = mapped_column(String(64))
@@ -211,7 +211,7 @@ class AuditEvent(Base):
     __tablename__ = "audit_events"
     __table_args__ = (
         CheckConstraint("action IN ('token_issued', 'stream_started')", name="action"),
-        CheckConstraint("method IN ('proxy', 'direct')", name="method"),
+        CheckConstraint("method IN ('proxy', 'direct', 'tunnel')", name="method"),
         Index(None, "company_id", "at"),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)

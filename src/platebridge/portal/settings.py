@@ -121,6 +121,34 @@ class PortalSettings(BaseSettings):
         default=60, gt=0, le=86_400, description="Heartbeat-key throttling window, seconds."
     )
 
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="redis://… for several portal processes (tunnel registry); unset: one "
+        "process, tunnels tracked in memory.",
+    )
+    node_url: str = Field(
+        default="",
+        max_length=512,
+        pattern=r"^(https?://[^\s/?#]+)?$",
+        description="This process's internal base URL, reachable by the other portal processes "
+        "(e.g. http://10.0.0.3:8080): requests for tunnels held here are forwarded to it.",
+    )
+    tunnel_registry_ttl: int = Field(
+        default=15,
+        ge=3,
+        le=300,
+        description="Seconds a tunnel's registry entry lives unless refreshed (every ttl/3).",
+    )
+    tunnel_window: int = Field(
+        default=256 * 1024,
+        ge=64 * 1024,
+        le=16 * 1024 * 1024,
+        description="Flow-control credit per tunnelled request, bytes.",
+    )
+    tunnel_max_streams: int = Field(
+        default=64, ge=1, le=1024, description="Concurrent requests per POD tunnel."
+    )
+
     @field_validator("database_url")
     @classmethod
     def _normalize_url(cls, value: str) -> str:

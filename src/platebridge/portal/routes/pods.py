@@ -62,8 +62,10 @@ async def pod(
 class PodUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    stream_mode: Literal["proxy", "direct"] = Field(
-        description="How browsers reach the pod's streams: through the portal, or directly."
+    stream_mode: Literal["proxy", "direct", "tunnel", "auto"] = Field(
+        description="How browsers reach the pod's streams: through the portal (proxy), "
+        "directly, through the POD's outbound tunnel, or auto (proxy when the pod's address is "
+        "allowed and answers, else the tunnel)."
     )
 
 

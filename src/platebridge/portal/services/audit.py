@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from platebridge.portal.models import AuditEvent, User, utcnow
 
 Action = Literal["token_issued", "stream_started"]
-Method = Literal["proxy", "direct"]
+Method = Literal["proxy", "direct", "tunnel"]
 
 DEFAULT_LIMIT = 200
 MAX_LIMIT = 1000

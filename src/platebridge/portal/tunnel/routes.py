@@ -1,0 +1,207 @@
+"""The tunnel's endpoints.
+
+* ``WS /api/pod/tunnel`` — a POD dials in with ``Authorization: Bearer pbk_…`` (public for the
+  user guard; authenticated by the pod key like the heartbeat). A wrong key is refused before
+  the upgrade (HTTP 403). One tunnel per pod: a new one replaces the old.
+* ``GET /internal/tunnel/{pod}/{path}`` — another portal process forwards a viewer's request
+  for a tunnel held here, signed with an HMAC of the portal's secret key (not for browsers).
+* ``GET /internal/tunnel-stats`` — same signature; tunnels, streams and asyncio tasks of this
+  process (used by the leak tests and for operators).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+import anyio
+import httpx
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from platebridge.core import tunnel as proto
+from platebridge.portal.db import Database
+from platebridge.portal.deps import public
+from platebridge.portal.models import Pod
+from platebridge.portal.security import looks_like_api_key, token_hash
+from platebridge.portal.services.heartbeat import active_key
+from platebridge.portal.settings import PortalSettings
+from platebridge.portal.tunnel.connection import TunnelConnection
+from platebridge.portal.tunnel.hub import (
+    ERROR_HEADER,
+    FORWARD_PREFIX,
+    SIGNATURE_HEADER,
+    TIME_HEADER,
+    TunnelHub,
+    verify_forward,
+)
+from platebridge.portal.tunnel.transport import open_local, tunnel_base_url
+
+log = logging.getLogger("platebridge.portal.tunnel")
+STATS_PATH = "/internal/tunnel-stats"
+
+
+def get_hub(app: Any) -> TunnelHub:
+    hub: TunnelHub = app.state.tunnel_hub
+    return hub
+
+
+async def pod_for_key(db: Database, presented: str | None) -> Pod | None:
+    """The pod a (pod-kind, unrevoked) key belongs to, or None."""
+    if not presented or not looks_like_api_key(presented):
+        return None
+    async with db.read() as session:
+        try:
+            key = await active_key(session, token_hash(presented))
+        except Exception:  # ApiError 401: unknown or revoked
+            return None
+        if key.kind != "pod" or key.pod_id is None:
+            return None
+        return (await session.execute(select(Pod).where(Pod.id == key.pod_id))).scalar_one_or_none()
+
+
+def _bearer(websocket: WebSocket) -> str | None:
+    scheme, _, value = websocket.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+@public
+async def tunnel_endpoint(websocket: WebSocket) -> None:
+    hub = get_hub(websocket.app)
+    db: Database = websocket.app.state.db
+    pod = await pod_for_key(db, _bearer(websocket))
+    if pod is None:
+        log.warning("tunnel refused: unknown or revoked pod key")
+        await websocket.close(code=1008)  # before accept: the client sees HTTP 403
+        return
+    await websocket.accept()
+    conn = TunnelConnection(
+        websocket, pod.id, pod.pod_id, window=hub.window, max_streams=hub.max_streams
+    )
+    await websocket.send_bytes(conn.hello())
+    await hub.attach(conn)
+    try:
+        await conn.run()
+    finally:
+        await hub.detach(conn)
+
+
+def _error(status: int, error: str, detail: str, tunnel_error: str | None = None) -> JSONResponse:
+    headers = {"Cache-Control": "no-store"}
+    if tunnel_error:
+        headers[ERROR_HEADER] = tunnel_error
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+def _signed(request: Request, hub: TunnelHub, what: str, path: str, query: str) -> bool:
+    return bool(hub.key) and verify_forward(
+        hub.key,
+        what,
+        path,
+        query,
+        request.headers.get(TIME_HEADER, ""),
+        request.headers.get(SIGNATURE_HEADER, ""),
+    )
+
+
+def _error_code(exc: BaseException) -> str:
+    if isinstance(exc, httpx.PoolTimeout):
+        return "busy"
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return "timeout"
+    if isinstance(exc, httpx.ConnectError):
+        return "unreachable"
+    return "error"
+
+
+class _Passthrough(Response):
+    """Streams a tunnelled response as is; a failure mid-body cuts the body short."""
+
+    def __init__(self, upstream: httpx.Response) -> None:
+        super().__init__(status_code=upstream.status_code)
+        self._upstream = upstream
+        self.raw_headers = [
+            (k.encode("latin-1"), v.encode("latin-1"))
+            for k, v in proto.response_headers(upstream.headers.items())
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            async with anyio.create_task_group() as group:
+
+                async def watch_disconnect() -> None:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    group.cancel_scope.cancel()
+
+                group.start_soon(watch_disconnect)
+                await self._send(send)
+                group.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._upstream.aclose()
+
+    async def _send(self, send: Send) -> None:
+        start = {"type": "http.response.start", "status": self.status_code}
+        await send(start | {"headers": self.raw_headers})
+        try:
+            async for chunk in self._upstream.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except (httpx.HTTPError, OSError):
+            return  # no final message: the connection is closed, the body is truncated
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+@public
+async def forward_endpoint(request: Request) -> Response:
+    hub = get_hub(request.app)
+    settings: PortalSettings = request.app.state.settings
+    pod_hex = str(request.path_params["pod"])
+    path = "/" + str(request.path_params["path"])
+    query = request.url.query
+    if not _signed(request, hub, pod_hex, path, query):
+        return _error(403, "forbidden", "internal endpoint")
+    try:
+        pod = uuid.UUID(hex=pod_hex)
+    except ValueError:
+        return _error(404, "not_found", "no such pod")
+    if not proto.allowed_path(path) or not proto.allowed_query(query):
+        return _error(404, "not_found", "not a POD stream path")
+    conn = hub.local.get(pod)
+    if conn is None:
+        return _error(502, "no_tunnel", "this process does not hold the tunnel", "no_tunnel")
+    url = f"{tunnel_base_url(pod)}{path}" + (f"?{query}" if query else "")
+    upstream_request = httpx.Request(
+        "GET", url, extensions={"timeout": {"read": settings.stream_read_timeout}}
+    )
+    head_timeout = settings.stream_connect_timeout + settings.stream_read_timeout
+    try:
+        upstream = await asyncio.wait_for(
+            open_local(conn, path, query, upstream_request), head_timeout
+        )
+    except (httpx.HTTPError, TimeoutError) as exc:
+        code = _error_code(exc)
+        return _error(502, "tunnel_failed", "the tunnelled request failed", code)
+    return _Passthrough(upstream)
+
+
+@public
+async def stats_endpoint(request: Request) -> Response:
+    hub = get_hub(request.app)
+    if not _signed(request, hub, "stats", "", ""):
+        return _error(403, "forbidden", "internal endpoint")
+    return JSONResponse(hub.stats(), headers={"Cache-Control": "no-store"})
+
+
+def tunnel_routes() -> list[Route | WebSocketRoute]:
+    return [
+        WebSocketRoute(proto.TUNNEL_PATH, tunnel_endpoint),
+        Route(f"{FORWARD_PREFIX}/{{pod}}/{{path:path}}", forward_endpoint, methods=["GET"]),
+        Route(STATS_PATH, stats_endpoint, methods=["GET"]),
+    ]
