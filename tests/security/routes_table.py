@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 from fastapi.routing import APIRoute
 from starlette.routing import Route
 
 from platebridge.portal.app import create_app
-from platebridge.portal.deps import admin_user
+from platebridge.portal.deps import AdminUser, admin_user
 from platebridge.portal.settings import PortalSettings
 
 
@@ -29,9 +29,13 @@ class RouteInfo:
         return f"{self.method} {self.path}"
 
 
+#: The callables behind ``AdminUser`` (whatever wrapper deps.py uses) and ``admin_user``.
+ADMIN_CHECKS = {admin_user, *(getattr(m, "dependency", None) for m in get_args(AdminUser)[1:])}
+
+
 def _needs_admin(dependant: Any) -> bool:
     return any(
-        d.call is admin_user or _needs_admin(d) for d in getattr(dependant, "dependencies", [])
+        d.call in ADMIN_CHECKS or _needs_admin(d) for d in getattr(dependant, "dependencies", [])
     )
 
 

@@ -60,7 +60,16 @@ FORM_FIXED: dict[str, dict[str, str]] = {
     "POST /pods/{pod_id}/mode": {"stream_mode": "direct"},
 }
 
-ROUTES = [r for r in portal_routes() if r.label not in NOT_TENANT_LOOKUPS]
+#: Process-to-process routes (HMAC-signed by the portal's secret key, not for users): outside
+#: the tenant matrix, but nobody without the signature gets anything from them (tested below).
+INTERNAL_PREFIX = "/internal/"
+
+ALL_ROUTES = list(portal_routes())
+ROUTES = [
+    r
+    for r in ALL_ROUTES
+    if r.label not in NOT_TENANT_LOOKUPS and not r.path.startswith(INTERNAL_PREFIX)
+]
 
 
 def params_of(route: RouteInfo) -> tuple[str, ...]:
@@ -244,3 +253,18 @@ def test_company_b_untouched_by_the_matrix(world: World) -> None:
         json=heartbeat_body(b, b.pod_id, b.ip),
     )
     assert r.status_code == 200, "B's key was rotated by a request of company A"
+
+
+def test_internal_routes_refuse_users_and_strangers(world: World) -> None:
+    """The signed process-to-process routes give a signed-in user (or anyone) nothing."""
+    internal = [r for r in ALL_ROUTES if r.path.startswith(INTERNAL_PREFIX)]
+    for route in internal:
+        path = route.path
+        for name in route.path_params:
+            value = "stream" if name == "path" else world.b.pod_id
+            path = path.replace("{" + name + ":path}", value).replace("{" + name + "}", value)
+        for auth in ({}, world.a.admin_auth, {"Authorization": f"Bearer {world.b.api_key}"}):
+            r = httpx.request(route.method, world.url + path, headers=auth, timeout=10)
+            assert r.status_code in (401, 403, 404), (route.label, r.status_code, r.text[:200])
+            assert r.headers["content-type"].startswith("application/json")
+            assert not leaks(r, world.b, set())

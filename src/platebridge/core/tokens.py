@@ -124,7 +124,7 @@ def verify_stream_token(
         raise TokenError("bad_signature", "stream token signature does not match")
     try:
         payload = json.loads(b64url_decode(payload_b64).decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # "[[[…" nests too deep
         raise TokenError("malformed", "stream token payload is not base64url JSON") from exc
     if not isinstance(payload, dict):
         raise TokenError("malformed", "stream token payload is not a JSON object")
