@@ -1,17 +1,11 @@
 #!/usr/bin/env bash
-# PlateBridge demo: set up, seed a demo company/admin/site/pod into a portal on SQLite
-# (demo-data/portal.db), print the login and a ready curl heartbeat, then run the portal.
-# HOST (default 127.0.0.1) and PORT (default 8080) choose where the portal listens.
+# PlateBridge demo: set up (scripts/setup.sh), then run the whole system on this machine —
+# two RTSP test cameras, the portal on SQLite (demo-data/), a POD agent registered through its
+# real heartbeat — and print the URL and the login. Ctrl-C stops everything.
+# Environment: HOST (127.0.0.1), PORTAL_PORT (8080), POD_PORT (8000), CAMERA_PORTS (8554,8555),
+# DEMO_DIR (demo-data). A second run reuses demo-data/ (new admin password and POD key).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-
-HOST="${HOST:-127.0.0.1}"
-PORT="${PORT:-8080}"
-mkdir -p demo-data
-export PLATEBRIDGE_DATABASE_URL="${PLATEBRIDGE_DATABASE_URL:-sqlite:///$PWD/demo-data/portal.db}"
-
-# Idempotent: re-running resets the demo password and rotates the demo pod key.
-.venv/bin/platebridge-portal demo-seed --portal-url "http://$HOST:$PORT"
-echo "Starting the portal on http://$HOST:$PORT (Ctrl-C to stop)…"
-exec .venv/bin/platebridge-portal serve --host "$HOST" --port "$PORT"
+# exec: the demo process itself receives Ctrl-C and stops its children in order.
+exec .venv/bin/python -m platebridge.demo

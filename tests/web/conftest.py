@@ -1,0 +1,215 @@
+"""Browser tests: a real portal, a real POD agent with a real RTSP test camera, and Debian's
+Chromium driven by Playwright (headless). One world per module keeps the 2-core budget small."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from tests.pod.conftest import Agent
+from tests.support import portal as support
+from tests.support.camera import TestCamera, camera_available
+from tests.support.portal import SeededCompany, new_sqlite_url, run_portal
+from tests.support.procs import free_port, wait_until
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
+#: Short stream tokens: every playback test also exercises renewal.
+TOKEN_TTL = 4
+T = TypeVar("T")
+
+
+def pod_config(tmp: Path, seeded: SeededCompany, portal_url: str, rtsp_url: str) -> dict[str, Any]:
+    return {
+        "pod_id": seeded.pod_id,
+        "portal_url": portal_url,
+        "api_key": seeded.api_key,
+        "stream_token_secret": seeded.stream_token_secret,
+        "cameras": [
+            {
+                "camera_id": "gate-camera-1",
+                "name": "Main Gate Camera",
+                "rtsp_url": rtsp_url,
+                "position": "main entrance",
+            }
+        ],
+        "listen_host": "127.0.0.1",
+        "listen_port": free_port(),
+        "advertise_address": "127.0.0.1",
+        "heartbeat_interval": 2,
+        "hls_dir": str(tmp / "hls"),
+        "hls_segment_seconds": 1,
+        "rtsp_timeout": 3,
+        "cors_origins": [portal_url],
+    }
+
+
+def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a helper that uses ``asyncio.run`` in a worker thread: Playwright's sync API keeps
+    an event loop running in the test thread."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn, *args, **kwargs).result(timeout=60)
+
+
+def seed_company(db_url: str, name: str, **kwargs: Any) -> SeededCompany:
+    return off_loop(support.seed_company, db_url, name, **kwargs)
+
+
+def age_pods(db_url: str, company_id: str, seconds: float) -> None:
+    off_loop(support.age_pods, db_url, company_id, seconds)
+
+
+def wait_registered(url: str, seeded: SeededCompany, timeout: float = 30) -> None:
+    """Until the portal lists the POD's camera as streamable (its heartbeat has arrived)."""
+    auth = support.login(url, seeded.email, seeded.password)
+
+    def live() -> bool:
+        cams = httpx.get(f"{url}/api/cameras", headers=auth, timeout=5).json()["cameras"]
+        return any(c["streamable"] for c in cams)
+
+    wait_until(live, timeout=timeout, what="camera registered in the portal")
+
+
+@dataclass
+class World:
+    url: str
+    db_url: str
+    tmp: Path
+    camera: TestCamera
+    a: SeededCompany
+    b: SeededCompany
+    agent: Agent
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    if not camera_available() or not Path(CHROMIUM).exists():
+        pytest.skip("needs GStreamer's RTSP server, ffmpeg and /usr/bin/chromium")
+    tmp = tmp_path_factory.mktemp("web")
+    db_url = new_sqlite_url(tmp)
+    off_loop(support.migrate, db_url)
+    a = seed_company(db_url, "Company A")
+    b = seed_company(db_url, "Company B", pod_id="other-pod")
+    env = {
+        "PLATEBRIDGE_POD_NETWORKS": "127.0.0.0/8",
+        "PLATEBRIDGE_STREAM_TOKEN_TTL": str(TOKEN_TTL),
+        "PLATEBRIDGE_UPSTREAM_TOKEN_TTL": "6",
+    }
+    with TestCamera(tmp, pattern="ball") as camera, run_portal(db_url, env, log_dir=tmp) as url:
+        agent_dir = tmp / "agent"
+        agent_dir.mkdir()
+        agent = Agent(agent_dir, pod_config(agent_dir, a, url, camera.url))
+        try:
+            agent.wait_status("active")
+            wait_registered(url, a)
+            yield World(url, db_url, tmp, camera, a, b, agent)
+        finally:
+            agent.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Iterator[Page]:
+    """A tab that records CSP violations and page errors; the test fails if any occurred."""
+    tab = context.new_page()
+    problems: list[str] = []
+    tab.on(
+        "console",
+        lambda msg: problems.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
+    tab.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    yield tab
+    assert problems == [], problems
+
+
+def sign_in(page: Page, base: str, email: str, password: str, path: str = "/cameras") -> None:
+    page.goto(f"{base}{path}")
+    page.wait_for_url("**/login**")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}{path}")
+
+
+# Evaluated in the page: wait until the video advances, then measure a decoded frame.
+PLAYBACK_JS = """
+async ({selector, seconds}) => {
+  const video = document.querySelector(selector);
+  const deadline = Date.now() + 45000;
+  while (!(video.readyState >= 2 && video.currentTime > 0) && Date.now() < deadline) {
+    await new Promise(r => setTimeout(r, 200));
+  }
+  const t0 = video.currentTime;
+  await new Promise(r => setTimeout(r, seconds * 1000));
+  const t1 = video.currentTime;
+  const canvas = document.createElement('canvas');
+  canvas.width = 160; canvas.height = 90;
+  const ctx = canvas.getContext('2d');
+  ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
+  const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+  let sum = 0, sq = 0, n = 0;
+  for (let i = 0; i < data.length; i += 4) {
+    const y = 0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2];
+    sum += y; sq += y * y; n += 1;
+  }
+  const mean = sum / n;
+  return {t0, t1, variance: sq / n - mean * mean, width: video.videoWidth,
+          state: video.closest('.player').dataset.state};
+}
+"""
+
+
+def assert_plays(page: Page, selector: str = ".player video", seconds: float = 3.0) -> Any:
+    result = page.evaluate(PLAYBACK_JS, {"selector": selector, "seconds": seconds})
+    assert result["t0"] > 0, f"video never started: {result}"
+    assert result["t1"] > result["t0"] + seconds / 3, f"video did not advance: {result}"
+    assert result["width"] > 0
+    assert result["variance"] > 50, f"decoded frame looks blank: {result}"
+    return result
+
+
+def screenshot_dir() -> Path | None:
+    """Set ``PLATEBRIDGE_SCREENSHOTS=docs/screenshots`` to (re)take the README screenshots."""
+    target = os.environ.get("PLATEBRIDGE_SCREENSHOTS")
+    if not target:
+        return None
+    path = Path(target)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
