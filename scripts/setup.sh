@@ -10,7 +10,7 @@ DEBIAN_PACKAGES=(
   ffmpeg
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-ugly gir1.2-gst-rtsp-server-1.0 python3-gi
-  chromium iproute2 procps nginx-light wrk
+  chromium iproute2 nftables procps nginx-light wrk
 )
 
 missing=()

@@ -32,6 +32,8 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         app.state.streaming = StreamingState.create(settings)
         app.state.tunnel_hub = hub = create_hub(settings)
         app.state.tunnel_relay = tunnel_relay(hub, settings)
+        app.state.streaming.hub = hub
+        app.state.streaming.tunnel_relay = app.state.tunnel_relay
         try:
             configured = settings.secret_key.get_secret_value() if settings.secret_key else None
             async with db.write() as session:

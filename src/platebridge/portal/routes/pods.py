@@ -15,6 +15,7 @@ from platebridge.portal.scoping import get_pod_for_user
 from platebridge.portal.services.listing import list_pods
 from platebridge.portal.services.streaming import streaming_state
 from platebridge.portal.settings import PortalSettings
+from platebridge.portal.tunnel.routes import get_hub
 
 router = APIRouter(prefix="/api", tags=["pods"])
 
@@ -29,7 +30,14 @@ async def pods(
 ) -> dict[str, Any]:
     networks = streaming_state(request).networks
     async with db.read() as session:
-        rows = await list_pods(session, user, settings.offline_after, site=site, networks=networks)
+        rows = await list_pods(
+            session,
+            user,
+            settings.offline_after,
+            site=site,
+            networks=networks,
+            tunnels=get_hub(request.app).connected,
+        )
     return {"pods": rows}
 
 
@@ -40,7 +48,12 @@ async def _one_pod(
     async with db.read() as session:
         found = await get_pod_for_user(session, user, pod_id)  # 404 for other companies
         rows = await list_pods(
-            session, user, settings.offline_after, pod_id=found.pod_id, networks=networks
+            session,
+            user,
+            settings.offline_after,
+            pod_id=found.pod_id,
+            networks=networks,
+            tunnels=get_hub(request.app).connected,
         )
     if not rows:
         raise not_found(f"pod {pod_id!r}")

@@ -24,7 +24,6 @@ from platebridge.portal.services import streaming
 from platebridge.portal.services.streaming import (
     authorize_stream,
     client_ip,
-    pod_base,
     require_online,
     streaming_state,
 )
@@ -73,9 +72,18 @@ async def proxy_playlist(
     state = streaming_state(request)
     access = await authorize_stream(request, db, settings, pod_id, camera_id, token)
     require_online(access.pod, settings)
-    base = pod_base(access.pod, state.networks)
     pod_token = streaming.upstream_token(access, settings, state)
-    text = await state.relay.fetch_playlist(f"{base}/stream?token={quote(pod_token, safe='')}")
+    query = f"?token={quote(pod_token, safe='')}"
+    up = await streaming.upstream_for(access.pod, state)
+    try:
+        text = await up.relay.fetch_playlist(f"{up.base}/stream{query}")
+    except UpstreamError as exc:  # an ``auto`` pod whose address stopped answering
+        if not streaming.upstream_failed(access.pod, up, state, exc):
+            raise
+        up = await streaming.upstream_for(access.pod, state)
+        if up.method == "proxy":
+            raise
+        text = await up.relay.fetch_playlist(f"{up.base}/stream{query}")
     extra = {"token": access.token} if access.token else None
     uri_for = portal_segment_uri_for(access.pod.pod_id, access.camera.camera_id, extra_query=extra)
     try:
@@ -84,7 +92,7 @@ async def proxy_playlist(
         raise UpstreamError(
             502, "upstream_bad_playlist", "the POD's playlist cannot be relayed safely"
         ) from None
-    await streaming.record_stream_started(db, access, state, client_ip(request))
+    await streaming.record_stream_started(db, access, state, client_ip(request), up.method)
     return Response(body, media_type=PLAYLIST_MEDIA_TYPE, headers=_NO_STORE)
 
 
@@ -104,11 +112,11 @@ async def proxy_segment(
     if not SEGMENT_NAME.fullmatch(name):
         raise ApiError(404, "not_found", "no such segment")
     require_online(access.pod, settings)
-    base = pod_base(access.pod, state.networks)
+    up = await streaming.upstream_for(access.pod, state)
     pod_token = streaming.upstream_token(access, settings, state)
     camera = quote(access.camera.camera_id, safe="")
-    url = f"{base}/stream/{camera}/{name}?token={quote(pod_token, safe='')}"
-    return await state.relay.stream_segment(url)
+    url = f"{up.base}/stream/{camera}/{name}?token={quote(pod_token, safe='')}"
+    return await up.relay.stream_segment(url)
 
 
 @router.get("/snapshot/{pod_id}")
@@ -124,10 +132,10 @@ async def snapshot(
     state = streaming_state(request)
     access = await authorize_stream(request, db, settings, pod_id, camera_id, token)
     require_online(access.pod, settings)
-    base = pod_base(access.pod, state.networks)
+    up = await streaming.upstream_for(access.pod, state)
     pod_token = streaming.upstream_token(access, settings, state)
     jpeg = await streaming.fetch_snapshot(
-        state.relay, f"{base}/snapshot?token={quote(pod_token, safe='')}"
+        up.relay, f"{up.base}/snapshot?token={quote(pod_token, safe='')}"
     )
     headers = {"Cache-Control": "private, max-age=2", "X-Content-Type-Options": "nosniff"}
     return Response(jpeg, media_type="image/jpeg", headers=headers)

@@ -4,7 +4,7 @@ status is the effective one (:mod:`platebridge.portal.status`). No secret, no RT
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -104,8 +104,10 @@ async def list_pods(
     site: str | None = None,
     pod_id: str | None = None,
     networks: tuple[IPNetwork, ...] | None = None,
+    tunnels: Callable[[list[uuid.UUID]], Awaitable[set[uuid.UUID]]] | None = None,
 ) -> list[dict[str, Any]]:
-    """``networks``: the allowed POD networks, to say why a pod's streams are unavailable."""
+    """``networks``: the allowed POD networks, to say why a pod's streams are unavailable;
+    ``tunnels``: which pods have a tunnel up (``TunnelHub.connected``)."""
     stmt = scoped_pods(user)
     if pod_id is not None:
         stmt = stmt.where(Pod.pod_id == pod_id)
@@ -123,6 +125,7 @@ async def list_pods(
         for pod_uuid, cam_status, n in (await session.execute(count_stmt)).tuples():
             counts.setdefault(pod_uuid, {})[cam_status] = n
     now = utcnow()
+    up = await tunnels([pod.id for pod, _ in rows]) if tunnels is not None and rows else set()
     out = []
     for pod, site_row in rows:
         c = counts.get(pod.id, {})
@@ -136,6 +139,7 @@ async def list_pods(
                 "stream_mode": pod.stream_mode,
                 "network": _network(pod.ip_address),
                 "unavailable_reason": _unavailable_reason(pod, networks),
+                "tunnel_connected": pod.id in up,
                 "firmware_version": pod.firmware_version,
                 "last_heartbeat": _iso(pod.last_heartbeat),
                 "site": site_row.name,

@@ -16,7 +16,7 @@ import json
 import math
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -44,6 +44,13 @@ from platebridge.portal.services.auth import user_for_token
 from platebridge.portal.settings import PortalSettings
 from platebridge.portal.ssrf import AddressRefused, IPNetwork, parse_networks, pod_base_url
 from platebridge.portal.status import effective_pod_status
+from platebridge.portal.tunnel.hub import TunnelHub
+from platebridge.portal.tunnel.select import (
+    ReachabilityCache,
+    Upstream,
+    tunnel_upstream,
+    uses_tunnel,
+)
 
 #: ``user_id`` claim of the portal's own POD-side tokens (the POD logs it, nothing else).
 PORTAL_USER_ID = "platebridge-portal"
@@ -83,6 +90,11 @@ class StreamingState:
     networks: tuple[IPNetwork, ...]
     upstream_tokens: UpstreamTokens
     viewings: audit.ViewingTracker
+    #: Method 4: the tunnel hub and its relay (set in the lifespan), and for ``auto`` pods a
+    #: remembered reachability of their reported addresses.
+    hub: TunnelHub | None = None
+    tunnel_relay: PodRelay | None = None
+    reachability: ReachabilityCache = field(default_factory=ReachabilityCache)
 
     @classmethod
     def create(cls, settings: PortalSettings) -> StreamingState:
@@ -197,7 +209,7 @@ async def issue_stream_token(
             raise ApiError(
                 409, "camera_inactive", f"camera {camera_id!r} is not reported by its pod"
             )
-        mode: audit.Method = "direct" if pod.stream_mode == "direct" else "proxy"
+        mode = token_method(pod, state)
         if mode == "proxy":
             pod_base(pod, state.networks)
         now = time.time()
@@ -344,13 +356,54 @@ async def authorize_stream(
 # --- the proxy -----------------------------------------------------------------------------------
 
 
+def token_method(pod: Pod, state: StreamingState) -> audit.Method:
+    """How a token's viewer will be served (for the audit row; no connection is made)."""
+    if pod.stream_mode == "direct":
+        return "direct"
+    if pod.stream_mode == "tunnel":
+        return "tunnel"
+    if pod.stream_mode == "auto" and state.hub is not None:
+        known = None
+        if pod.ip_address and proxy_refusal(pod, state.networks) is None:
+            known = state.reachability.peek(pod.ip_address, pod.stream_port)
+        if known is False or (known is None and proxy_refusal(pod, state.networks) is not None):
+            return "tunnel"
+    return "proxy"
+
+
+async def upstream_for(pod: Pod, state: StreamingState) -> Upstream:
+    """Proxy to the pod's address, or its tunnel (``tunnel``; ``auto`` when unreachable)."""
+    hub, relay = state.hub, state.tunnel_relay
+    if (
+        hub is not None
+        and relay is not None
+        and await uses_tunnel(pod, hub, state.networks, state.reachability)
+    ):
+        return tunnel_upstream(pod, relay)
+    return Upstream("proxy", pod_base(pod, state.networks), state.relay)
+
+
+def upstream_failed(pod: Pod, up: Upstream, state: StreamingState, exc: UpstreamError) -> bool:
+    """An ``auto`` pod's proxy failed to connect: remember it; True when the tunnel may help."""
+    if pod.stream_mode != "auto" or up.method != "proxy" or pod.ip_address is None:
+        return False
+    if exc.error not in ("upstream_unreachable", "upstream_timeout"):
+        return False
+    state.reachability.mark_unreachable(pod.ip_address, pod.stream_port)
+    return True
+
+
 def upstream_token(access: Access, settings: PortalSettings, state: StreamingState) -> str:
     secret = stream_secret(access.pod, settings)
     return state.upstream_tokens.token(access.pod, access.camera.camera_id, secret)
 
 
 async def record_stream_started(
-    db: Database, access: Access, state: StreamingState, ip: str | None
+    db: Database,
+    access: Access,
+    state: StreamingState,
+    ip: str | None,
+    method: audit.Method = "proxy",
 ) -> bool:
     """Write ``stream_started`` when this playlist fetch begins a new viewing."""
     key = (str(access.user.id), str(access.pod.id), access.camera.camera_id, ip or "")
@@ -363,7 +416,7 @@ async def record_stream_started(
                 pod_id=access.pod.pod_id,
                 camera_id=access.camera.camera_id,
                 action="stream_started",
-                method="proxy",
+                method=method,
                 client_ip=ip,
                 at=utcnow(),
             )

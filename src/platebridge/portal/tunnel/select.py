@@ -47,6 +47,11 @@ class ReachabilityCache:
         self._seen: dict[tuple[str, int], tuple[bool, float]] = {}
         self._inflight: dict[tuple[str, int], asyncio.Future[bool]] = {}
 
+    def peek(self, ip: str, port: int) -> bool | None:
+        """The remembered answer, without probing (None: unknown or expired)."""
+        seen = self._seen.get((ip, port))
+        return seen[0] if seen is not None and seen[1] > time.monotonic() else None
+
     def forget(self, ip: str, port: int) -> None:
         self._seen.pop((ip, port), None)
 
@@ -105,9 +110,13 @@ async def uses_tunnel(
         return True
     if pod.stream_mode != "auto":
         return False
-    if _proxy_allowed(pod, networks) and pod.ip_address is not None:
-        if await cache.reachable(pod.ip_address, pod.stream_port):
-            return False
+    address = pod.ip_address
+    if (
+        address is not None
+        and _proxy_allowed(pod, networks)
+        and await cache.reachable(address, pod.stream_port)
+    ):
+        return False
     return bool(await hub.connected([pod.id]))
 
 
