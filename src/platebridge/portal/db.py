@@ -3,6 +3,7 @@ IMMEDIATE`` for write transactions (so concurrent writers queue instead of faili
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -40,11 +41,15 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
 
 
 def make_engine(url: str) -> AsyncEngine:
+    # Pool sizes: connections beyond ``pool_size`` are closed when returned, so a pool smaller
+    # than the usual number of requests in flight opens and closes a connection per request
+    # under load (asyncpg: TCP + startup + SSL probe; aiosqlite: a thread). bench/heartbeat.py
+    # runs 32 concurrent heartbeats; keep them all pooled.
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, pool_size=5, max_overflow=10)
+        engine = create_async_engine(url, pool_size=16, max_overflow=16)
         _sqlite_setup(engine)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=False)
+    return create_async_engine(url, pool_size=32, max_overflow=16, pool_pre_ping=False)
 
 
 def dialect_insert(session: AsyncSession) -> Any:
@@ -66,6 +71,23 @@ class Database:
             self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False
         )
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._write_engine = self.engine.execution_options(**{_WRITE: True})
+        # SQLite has one writer. Writers of this process queue on this lock instead of in
+        # SQLite's busy handler, which sleeps up to 100 ms between retries (p99 of seconds
+        # under concurrent heartbeats). Other processes still meet busy_timeout.
+        self._sqlite_write_lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def _sqlite_writer(self) -> AsyncIterator[None]:
+        if not self.is_sqlite:
+            yield
+            return
+        async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):
+            await self._sqlite_write_lock.acquire()
+        try:
+            yield
+        finally:
+            self._sqlite_write_lock.release()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -75,20 +97,22 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """One transaction: committed on success, rolled back on any exception."""
-        async with self._writer() as session, session.begin():
+        async with self._sqlite_writer(), self._writer() as session, session.begin():
             yield session
 
-    async def execute_single(self, stmt: Executable) -> list[Row[Any]]:
-        """Run one statement in its own short transaction and return its rows.
+    async def execute_single(
+        self, stmt: Executable, params: dict[str, Any] | None = None
+    ) -> list[Row[Any]]:
+        """Run one Core statement in its own short transaction and return its rows.
 
         On PostgreSQL it runs in autocommit (one round trip, no BEGIN/COMMIT); on SQLite in an
-        immediate write transaction.
+        immediate write transaction. A connection, not an ORM session: this is the hot path.
         """
         if self.is_sqlite:
-            async with self.write() as session:
-                return list((await session.execute(stmt)).all())
+            async with self._sqlite_writer(), self._write_engine.begin() as conn:
+                return list((await conn.execute(stmt, params)).all())
         async with self._autocommit.connect() as conn:
-            return list((await conn.execute(stmt)).all())
+            return list((await conn.execute(stmt, params)).all())
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -143,9 +143,24 @@ def current_user(request: Request) -> User:
     return user
 
 
-CurrentUser = Annotated[User, Depends(current_user)]
-Db = Annotated[Database, Depends(get_db)]
-Settings = Annotated[PortalSettings, Depends(get_settings)]
+# FastAPI runs plain ``def`` dependencies in its thread pool (a thread hop per dependency per
+# request, the largest single cost of a heartbeat in bench/heartbeat.py's profile); these async
+# twins run inline on the event loop.
+async def _current_user_dep(request: Request) -> User:
+    return current_user(request)
+
+
+async def _db_dep(request: Request) -> Database:
+    return get_db(request)
+
+
+async def _settings_dep(request: Request) -> PortalSettings:
+    return get_settings(request)
+
+
+CurrentUser = Annotated[User, Depends(_current_user_dep)]
+Db = Annotated[Database, Depends(_db_dep)]
+Settings = Annotated[PortalSettings, Depends(_settings_dep)]
 
 
 def admin_user(request: Request) -> User:
@@ -156,4 +171,8 @@ def admin_user(request: Request) -> User:
     return user
 
 
-AdminUser = Annotated[User, Depends(admin_user)]
+async def _admin_user_dep(request: Request) -> User:
+    return admin_user(request)
+
+
+AdminUser = Annotated[User, Depends(_admin_user_dep)]
