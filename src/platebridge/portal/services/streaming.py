@@ -298,7 +298,7 @@ def _peek_user_id(token: str) -> uuid.UUID:
     try:
         payload = json.loads(b64url_decode(token.split(".", 1)[0]).decode("utf-8"))
         return uuid.UUID(str(payload["user_id"]))
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError, AttributeError):
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, AttributeError, RecursionError):
         raise _unauthorized("stream token is not valid", "invalid_stream_token") from None
 
 

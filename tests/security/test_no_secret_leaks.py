@@ -1,0 +1,152 @@
+"""Secrets never leak: a representative flow (heartbeats, logins good and bad, token issue,
+proxy by session and by token, segment and snapshot, refused requests) with the portal and the
+POD agent logging at DEBUG. No API key, stream secret, password, RTSP password, session or
+stream token appears in any log line, nor any secret in a response that is not its owner's."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.pod.conftest import Agent
+from tests.support.camera import TestCamera
+from tests.support.portal import PORTAL, new_sqlite_url, portal_env, seed_company
+from tests.support.procs import Proc, free_port, wait_for_http, wait_until
+
+RTSP_PASSWORD = "CamPass-s3cret-9f8e7d"
+WRONG_RTSP_PASSWORD = "WrongPass-s3cret-1a2b3c"
+#: A ``token=`` / ``key=`` value that was not redacted (redaction leaves a short mask).
+UNREDACTED = re.compile(r"(?:token|api_key|secret|password)=([A-Za-z0-9_\-.]{16,})", re.I)
+
+
+def test_secrets_never_in_logs_or_foreign_responses(tmp_path: Path) -> None:
+    db = new_sqlite_url(tmp_path)
+    port = free_port()
+    env = portal_env(db, {"PLATEBRIDGE_POD_NETWORKS": "127.0.0.0/8"})
+    portal = Proc(
+        [PORTAL, "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "debug"],
+        log_path=tmp_path / "portal.log",
+        env=env,
+        cwd=tmp_path,
+    )
+    base = f"http://127.0.0.1:{port}"
+    agent: Agent | None = None
+    camera = TestCamera(tmp_path, user="camuser", password=RTSP_PASSWORD, fps=10)
+    responses: list[httpx.Response] = []
+    try:
+        camera.start()
+        wait_for_http(f"{base}/health", timeout=30, proc=portal.popen)
+        co = seed_company(db)
+        wrong = camera.url.replace(RTSP_PASSWORD, WRONG_RTSP_PASSWORD)  # 401: ffmpeg logs it
+        agent_dir = tmp_path / "agent"
+        agent_dir.mkdir()
+        agent = Agent(
+            agent_dir,
+            {
+                "pod_id": co.pod_id,
+                "portal_url": base,
+                "api_key": co.api_key,
+                "stream_token_secret": co.stream_token_secret,
+                "camera_id": "gate-camera-1",
+                "camera_rtsp_url": camera.url,
+                "cameras": [{"camera_id": "wrong-pass", "name": "Wrong", "rtsp_url": wrong}],
+                "listen_host": "127.0.0.1",
+                "listen_port": free_port(),
+                "advertise_address": "127.0.0.1",
+                "heartbeat_interval": 1,
+                "hls_dir": str(agent_dir / "hls"),
+                "rtsp_timeout": 1,
+                "log_level": "debug",
+            },
+        )
+        with httpx.Client(base_url=base, timeout=15) as c:
+            responses.append(c.post("/api/auth/login", json={"email": co.email, "password": "x"}))
+            responses.append(
+                c.post("/api/auth/login", json={"email": co.email, "password": co.password})
+            )
+            session = responses[-1].json()["access_token"]
+            auth = {"Authorization": f"Bearer {session}"}
+
+            def active() -> bool:
+                r = c.get("/api/cameras", headers=auth)
+                responses.append(r)
+                status = {cam["id"]: cam["status"] for cam in r.json()["cameras"]}
+                return status.get("gate-camera-1") == "active" and "wrong-pass" in status
+
+            wait_until(active, timeout=40, what="agent registered its active camera")
+            r = c.post(
+                "/api/pod/stream-token",
+                headers=auth,
+                json={"pod_id": co.pod_id, "camera_id": "gate-camera-1"},
+            )
+            assert r.status_code == 200, r.text
+            stream_token = r.json()["token"]
+            q = {"camera_id": "gate-camera-1"}
+            for path in (
+                f"/api/pod/proxy-stream/{co.pod_id}",
+                f"/api/pod/proxy-stream/{co.pod_id}/segment/seg_1.ts",
+                f"/api/pod/snapshot/{co.pod_id}",
+            ):
+                responses.append(c.get(path, params=q, headers=auth))
+                responses.append(c.get(path, params={**q, "token": stream_token}))
+                responses.append(c.get(path, params={**q, "token": stream_token + "x"}))
+            responses.append(c.get(f"/api/pods/{co.pod_id}", headers=auth))
+            responses.append(c.get("/api/pods", headers=auth))
+            responses.append(c.get("/api/audit", headers=auth))
+            bad = {"Authorization": f"Bearer {co.api_key}x"}
+            responses.append(c.post("/api/pod/heartbeat", headers=bad, json={"pod_id": "x"}))
+            responses.append(
+                c.post(
+                    "/api/pod/heartbeat",
+                    headers={"Authorization": f"Bearer {co.api_key}"},
+                    json={"pod_id": co.pod_id, "cameras": [{"camera_id": co.stream_token_secret}]},
+                )
+            )
+            responses.append(c.post("/api/auth/logout", headers=auth))
+            responses.append(c.get("/api/cameras", headers=auth))  # revoked session
+        # The agent's own API: refused tokens, health.
+        for tok in (stream_token, "nope." + co.stream_token_secret[:10]):
+            responses.append(agent.get("/stream", token=tok))
+        responses.append(agent.get("/health"))
+        time.sleep(2.5)  # a few more heartbeats and ffmpeg retries in the logs
+    finally:
+        if agent is not None:
+            agent.close()
+        camera.stop()
+        portal.stop()
+        portal.kill_group()
+
+    secrets = {
+        "api key": co.api_key,
+        "stream secret": co.stream_token_secret,
+        "password": co.password,
+        "rtsp password": RTSP_PASSWORD,
+        "wrong rtsp password": WRONG_RTSP_PASSWORD,
+        "session token": session,
+        "stream token": stream_token,
+        "stream token signature": stream_token.split(".")[1],
+    }
+    logs = {
+        "portal": portal.log_path.read_text(errors="replace"),
+        "agent": agent.proc.log_path.read_text(errors="replace") if agent else "",
+    }
+    assert "DEBUG" in logs["agent"] or "debug" in logs["agent"].lower()
+    assert "GET /api/pod/proxy-stream" in logs["portal"]  # the access log is on: it was tested
+    for name, text in logs.items():
+        for what, value in secrets.items():
+            assert value not in text, f"{what} in the {name} log"
+        assert not UNREDACTED.findall(text), (name, UNREDACTED.findall(text)[:3])
+    never_in_responses = ("api key", "stream secret", "password", "rtsp password")
+    assert any(r.status_code == 200 and "proxy-stream" in str(r.url) for r in responses)
+    for r in responses:
+        blob = r.text + repr(dict(r.headers))
+        for what in never_in_responses:
+            assert secrets[what] not in blob, (what, r.request.url.path, r.status_code)
+        url = str(r.request.url)
+        if "/auth/login" not in url and "/stream-token" not in url:
+            assert session not in blob, r.request.url.path  # only the login answer has it
+            if stream_token not in url:  # a playlist hands the viewer's own token on
+                assert stream_token not in blob, r.request.url.path
