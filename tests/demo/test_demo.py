@@ -15,8 +15,8 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from tests.support.camera import camera_available
-from tests.support.procs import REPO, free_port
-from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, assert_plays
+from tests.support.procs import REPO, free_port, wait_until
+from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, assert_plays, screenshot_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -118,7 +118,7 @@ def test_demo_runs_plays_and_stops_cleanly(tmp_path: Path) -> None:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
-                page = browser.new_page()
+                page = browser.new_page(viewport={"width": 1280, "height": 800})
                 page.goto(url.group(1))
                 page.fill("#email", email.group(1))
                 page.fill("#password", password.group(1))
@@ -126,6 +126,14 @@ def test_demo_runs_plays_and_stops_cleanly(tmp_path: Path) -> None:
                 page.wait_for_url("**/cameras")
                 cards = page.locator(".camera-card[data-state=live]")
                 assert cards.count() == 2
+                shots = screenshot_dir()
+                if shots:  # README screenshots, from the real demo with video playing
+                    loaded = "() => [...document.images].every(i => i.complete && i.naturalWidth)"
+                    wait_until(lambda: page.evaluate(loaded), what="thumbnails")
+                    page.screenshot(path=str(shots / "cameras.png"))
+                    page.goto(url.group(1) + "cameras/main-gate-pod/gate-camera-1")
+                    assert_plays(page, seconds=1)
+                    page.screenshot(path=str(shots / "live-view.png"))
                 page.goto(url.group(1) + "cameras/grid")
                 assert_plays(page, ".grid li:nth-child(1) video", seconds=2)
                 assert_plays(page, ".grid li:nth-child(2) video", seconds=2)

@@ -14,7 +14,6 @@ from tests.web.conftest import (
     World,
     age_pods,
     assert_plays,
-    screenshot_dir,
     seed_company,
     sign_in,
 )
@@ -57,9 +56,6 @@ def test_cameras_page_lists_the_pods_cameras(world: World, page: Page) -> None:
     assert "No camera matches" in page.inner_text("main")
     page.goto(f"{world.url}/cameras?site=Main+Gate&status=live")
     assert page.locator(".camera-card").count() == 1
-    shots = screenshot_dir()
-    if shots:
-        page.screenshot(path=str(shots / "cameras.png"))
 
 
 def test_live_view_plays_through_the_proxy(world: World, page: Page) -> None:
@@ -72,9 +68,6 @@ def test_live_view_plays_through_the_proxy(world: World, page: Page) -> None:
     assert media and all(u.startswith(f"{world.url}/api/pod/proxy-stream/") for u in media)
     assert any("/segment/" in u and "token=" in u for u in media)
     assert not any(world.agent.base in u for u in requests)
-    shots = screenshot_dir()
-    if shots:
-        page.screenshot(path=str(shots / "live-view.png"))
 
 
 def test_token_lifetime_of_seconds_does_not_stop_playback(world: World, page: Page) -> None:
