@@ -70,14 +70,22 @@ def wait_tunnel(base: str, auth: dict[str, str], pod_id: str, timeout: float = 3
 
 
 def stream_token(base: str, tenant: SeededCompany, camera_id: str = "gate-camera-1") -> str:
+    """A viewer token, once the camera streams (the POD reports it inactive until then)."""
     auth = login(base, tenant.email, tenant.password)
-    r = httpx.post(
-        f"{base}/api/pod/stream-token",
-        headers=auth,
-        json={"pod_id": tenant.pod_id, "camera_id": camera_id},
-        timeout=10,
-    )
-    assert r.status_code == 200, r.text
+
+    def issue() -> httpx.Response | None:
+        r = httpx.post(
+            f"{base}/api/pod/stream-token",
+            headers=auth,
+            json={"pod_id": tenant.pod_id, "camera_id": camera_id},
+            timeout=10,
+        )
+        if r.status_code == 409 and r.json()["error"] == "camera_inactive":
+            return None
+        assert r.status_code == 200, r.text
+        return r
+
+    r = wait_until(issue, timeout=30, what="camera active")
     return str(r.json()["token"])
 
 
@@ -209,7 +217,7 @@ class Balancer:
     def _pump(self, src: socket.socket, dst: socket.socket, limited: bool) -> None:
         try:
             while True:
-                data = src.recv(4096 if limited and self.rate else 65536)
+                data = src.recv(4096 if limited else 65536)
                 if not data:
                     break
                 dst.sendall(data)

@@ -145,6 +145,7 @@ class TunnelClient:
             self.url,
             additional_headers=headers,
             max_size=proto.MAX_MESSAGE,
+            compression=None,  # video is compressed already: deflate would only cost CPU
             ping_interval=cfg.tunnel_ping_interval,
             ping_timeout=cfg.tunnel_ping_interval,
             open_timeout=cfg.heartbeat_timeout,
