@@ -29,6 +29,7 @@ from tests.support.procs import VENV_BIN, Proc, free_port, wait_for_http
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
+WRK_REPORT = BENCH / "wrk_report.lua"
 RESULTS = BENCH / "results"
 PORTAL = str(VENV_BIN / "platebridge-portal")
 
@@ -132,6 +133,7 @@ class Usage:
     cpu_percent: float  # of ONE core, averaged over the window
     rss_peak_mb: float
     rss_last_mb: float
+    exited: bool = False  # the process ended during the window (CPU counted until then)
 
 
 @dataclass
@@ -144,7 +146,8 @@ class ProcWatch:
     _peak: dict[str, int] = field(default_factory=dict)
     _last: dict[str, int] = field(default_factory=dict)
     _cpu0: dict[str, float] = field(default_factory=dict)
-    _cpu1: dict[str, float] = field(default_factory=dict)
+    _cpu_seen: dict[str, float] = field(default_factory=dict)
+    _gone: set[str] = field(default_factory=set)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _t0: float = 0.0
@@ -178,9 +181,13 @@ class ProcWatch:
 
     def _sample(self) -> None:
         for name, pid in self.pids.items():
+            if not psutil.pid_exists(pid):
+                self._gone.add(name)
+                continue
             rss = self._rss(pid)
             self._last[name] = rss
             self._peak[name] = max(self._peak.get(name, 0), rss)
+            self._cpu_seen[name] = max(self._cpu_seen.get(name, 0.0), self._cpu(pid))
 
     def start(self) -> ProcWatch:
         self._t0 = time.monotonic()
@@ -200,13 +207,14 @@ class ProcWatch:
         if self._thread:
             self._thread.join()
         self._t1 = time.monotonic()
-        self._cpu1 = {n: self._cpu(p) for n, p in self.pids.items()}
+        self._sample()
         wall = max(self._t1 - self._t0, 1e-9)
         return {
             n: Usage(
-                cpu_percent=100 * (self._cpu1[n] - self._cpu0[n]) / wall,
+                cpu_percent=100 * (self._cpu_seen.get(n, self._cpu0[n]) - self._cpu0[n]) / wall,
                 rss_peak_mb=self._peak.get(n, 0) / 2**20,
                 rss_last_mb=self._last.get(n, 0) / 2**20,
+                exited=n in self._gone,
             )
             for n in self.pids
         }
@@ -260,6 +268,16 @@ class WrkResult:
     max_ms: float
     errors: dict[str, int]
     non_2xx: int
+    bytes: int = 0
+    p95_ms: float = float("nan")
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes / 2**20 / max(self.duration_s, 1e-9)
+
+    @property
+    def failed(self) -> int:
+        return self.non_2xx + sum(self.errors.values())
 
 
 def run_wrk(
@@ -270,6 +288,8 @@ def run_wrk(
     connections: int,
     threads: int = 1,
     env: Mapping[str, str] | None = None,
+    path: str | None = None,
+    auth: str | None = None,
 ) -> WrkResult:
     """Run wrk with a Lua script whose ``done()`` prints one ``WRKJSON {...}`` line."""
     wrk = shutil.which("wrk")
@@ -280,6 +300,10 @@ def run_wrk(
     argv += ["--timeout", "10s", "-s", str(script), url]
     full_env = dict(os.environ)
     full_env.update(env or {})
+    if path is not None:
+        full_env["PB_WRK_PATH"] = path
+    if auth is not None:
+        full_env["PB_WRK_AUTH"] = auth
     out = subprocess.run(
         argv, capture_output=True, text=True, env=full_env, timeout=secs + 60, check=False
     )
@@ -297,4 +321,6 @@ def run_wrk(
         max_ms=d["max_us"] / 1000,
         errors={k: d[k] for k in ("connect", "read", "write", "timeout")},
         non_2xx=d["status"],
+        bytes=d.get("bytes", 0),
+        p95_ms=d["p95_us"] / 1000 if "p95_us" in d else float("nan"),
     )

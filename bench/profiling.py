@@ -13,15 +13,20 @@ from typing import Any
 
 from tests.support.procs import VENV_BIN
 
-#: Inclusive-time buckets: a sample counts for the first bucket whose marker is in its stack.
+#: Where the CPU goes, by library: a sample counts for the bucket of the leaf-most frame that
+#: matches one of the markers (so pydantic work called by FastAPI counts as pydantic).
 COMPONENTS = [
-    ("heartbeat digest + redaction", ("heartbeat_digest", "core/redact.py")),
+    ("portal: heartbeat digest + redaction", ("heartbeat_digest", "core/redact.py")),
+    ("portal: stream access (tokens, SSRF)", ("services/streaming.py", "core/tokens.py")),
+    ("portal: playlist rewrite / relay", ("hls_rewrite.py", "portal/relay.py")),
     ("pydantic validation", ("pydantic",)),
-    ("sqlalchemy", ("sqlalchemy",)),
+    ("sqlalchemy (ORM/Core, pool)", ("sqlalchemy",)),
     ("asyncpg / aiosqlite driver", ("asyncpg", "aiosqlite", "sqlite3")),
+    ("httpx / httpcore / h11 / anyio (upstream client)", ("httpx", "httpcore", "h11", "anyio")),
     ("fastapi / starlette", ("fastapi", "starlette")),
     ("uvicorn / httptools", ("uvicorn", "httptools")),
     ("json", ("json/",)),
+    ("asyncio event loop", ("asyncio/",)),
 ]
 
 
@@ -76,6 +81,14 @@ def _frame_name(frame: str) -> str:
     return f"{name} ({path})"
 
 
+def _bucket(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for label, markers in COMPONENTS:
+            if any(m in frame for m in markers):
+                return label
+    return "other"
+
+
 def summarise(collapsed: str, top: int = 15) -> dict[str, Any]:
     self_time: collections.Counter[str] = collections.Counter()
     comp: collections.Counter[str] = collections.Counter()
@@ -91,12 +104,7 @@ def summarise(collapsed: str, top: int = 15) -> dict[str, Any]:
         if ("select" in leaf and ("selectors.py" in leaf or "epoll" in leaf)) or "run_once" in leaf:
             idle += count
         self_time[_frame_name(leaf)] += count
-        for label, markers in COMPONENTS:
-            if any(m in stack for m in markers):
-                comp[label] += count
-                break
-        else:
-            comp["other"] += count
+        comp[_bucket(frames)] += count
     pct = 100 / total if total else 0.0
     return {
         "samples": total,
