@@ -126,8 +126,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             agent.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Module-scoped: Playwright's sync API runs an event loop in this thread while it is open,
+    which must be closed before any later module's asyncio tests run."""
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
