@@ -78,6 +78,21 @@ def read_until_banner(proc: subprocess.Popen[str], lines: list[str], timeout: fl
     raise AssertionError("demo did not print its banner:\n" + "".join(lines))
 
 
+def cleanup(proc: subprocess.Popen[str]) -> None:
+    """After a failure: let the demo stop its children (SIGINT), then kill whatever is left."""
+    if proc.poll() is not None:
+        return
+    family = descendants(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.communicate(timeout=40)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    for pid in family | descendants(proc.pid):
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def stop_and_check(proc: subprocess.Popen[str], lines: list[str]) -> None:
     family = descendants(proc.pid)
     assert len(family) >= 4, f"expected cameras, portal, POD agent (+ffmpeg): {family}"
@@ -141,10 +156,7 @@ def test_demo_runs_plays_and_stops_cleanly(tmp_path: Path) -> None:
                 browser.close()
         stop_and_check(proc, lines)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            for pid in descendants(proc.pid):
-                os.kill(pid, signal.SIGKILL)
+        cleanup(proc)
 
     # Second run: the same data directory (database, config) is reused.
     assert (data_dir / "portal.db").exists() and (data_dir / "pod.yaml").exists()
@@ -154,5 +166,4 @@ def test_demo_runs_plays_and_stops_cleanly(tmp_path: Path) -> None:
         read_until_banner(proc, lines, timeout=150)
         stop_and_check(proc, lines)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        cleanup(proc)

@@ -12,6 +12,7 @@ accepted), ``POD_PORT`` (8000), ``CAMERA_PORTS`` (``8554,8555``).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -29,6 +30,7 @@ import httpx
 import yaml
 
 SYSTEM_PYTHON = "/usr/bin/python3"
+PR_SET_PDEATHSIG = 1
 # Loopback is where the demo POD lives; the defaults of the portal's POD networks stay allowed.
 POD_NETWORKS = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,127.0.0.0/8"
 CAMERAS = (
@@ -76,6 +78,13 @@ class DemoConfig:
         )
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: the kernel sends SIGTERM if the demo itself dies (even by
+    SIGKILL), so no child outlives it; the POD agent then stops its own ffmpegs."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class Child:
     """A child process in its own session with its output in ``logs/<name>.log``."""
 
@@ -90,6 +99,7 @@ class Child:
             stdin=subprocess.DEVNULL,
             env={**os.environ, **env},
             start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
 
     def alive(self) -> bool:
