@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
 
 from platebridge.portal.deps import CurrentUser, Db, Settings
 from platebridge.portal.services.listing import list_cameras
@@ -26,7 +27,7 @@ async def cameras(
     status: Annotated[Literal["active", "inactive", "error"] | None, Query()] = None,
     pod_id: Annotated[str | None, Query(max_length=64)] = None,
     site: Annotated[str | None, Query(max_length=200)] = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     issued: list[tuple[str, str]] = []  # direct-mode tokens handed out, for the audit trail
     sign = direct_url_signer(user, settings, issued)
     async with db.read() as session:
@@ -40,4 +41,6 @@ async def cameras(
             direct_url_for=sign,
         )
     await record_tokens_issued(db, user, issued, client_ip(request))
-    return {"cameras": rows}
+    # Plain JSON types already: skip FastAPI's jsonable_encoder walk (half the time of a
+    # 4,000-camera listing in bench/listing.py).
+    return JSONResponse({"cameras": rows})
