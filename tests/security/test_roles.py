@@ -11,6 +11,7 @@ from tests.security.conftest import World
 from tests.security.routes_table import RouteInfo
 from tests.security.test_isolation import ROUTES, _values, send
 from tests.security.world import heartbeat_body
+from tests.support.portal import cli_json
 
 #: Route labels that must be admin-only whenever they exist.
 ADMIN_ACTIONS = re.compile(
@@ -30,24 +31,27 @@ def test_admin_actions_are_declared_admin_only() -> None:
     assert {"PATCH /api/pods/{pod_id}", "GET /api/audit"} <= {r.label for r in admin_routes()}
 
 
-def test_viewer_gets_403_admin_does_not(world: World) -> None:
+def test_viewer_gets_403_and_changes_nothing(world: World) -> None:
     a, b = world.a, world.b
+    # A known state first (other tests act on A's pod as admin).
+    pod_url = f"{world.url}/api/pods/{a.pod_id}"
+    assert httpx.patch(pod_url, headers=a.admin_auth, json={"stream_mode": "proxy"}).is_success
+    key = cli_json(
+        world.db_url, "pod", "rotate-key", "--pod-id", a.pod_id, "--company", a.company_id
+    )["api_key"]
+    a.api_key = key
     for route in admin_routes():
         values = _values(route, a, b, set())
         r = send(world.url, route, values, a.viewer_auth)
         assert r.status_code == 403, (route.label, r.status_code, r.text[:200])
         if route.api:
             assert r.json()["error"] == "forbidden"
-        assert a.api_key not in r.text and a.stream_secret not in r.text
-
-
-def test_viewer_attempts_changed_nothing(world: World) -> None:
-    a = world.a
-    r = httpx.get(f"{world.url}/api/pods/{a.pod_id}", headers=a.viewer_auth)
+        assert key not in r.text and a.stream_secret not in r.text
+    r = httpx.get(pod_url, headers=a.viewer_auth)
     assert r.status_code == 200 and r.json()["stream_mode"] == "proxy"
     r = httpx.post(
         f"{world.url}/api/pod/heartbeat",
-        headers={"Authorization": f"Bearer {a.api_key}"},
+        headers={"Authorization": f"Bearer {key}"},
         json=heartbeat_body(a, a.pod_id, a.ip),
     )
     assert r.status_code == 200, "a viewer's rotate-key attempt revoked the pod key"
