@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"\n=== {name} ===", flush=True)
         t0 = time.monotonic()
         extra = ["--smoke"] if args.smoke else []
+        if not args.smoke and name in ("heartbeat", "proxy_relay"):
+            extra.append("--profile")
         if args.out is not None:
             extra += ["--out", str(args.out)]
         try:
