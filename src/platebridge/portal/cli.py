@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from platebridge.core.redact import redact_text
 from platebridge.portal import migrate as migrations
 from platebridge.portal.db import Database
-from platebridge.portal.models import Company
+from platebridge.portal.models import STREAM_MODES, Company
 from platebridge.portal.scoping import company_audit_events
 from platebridge.portal.services import admin, audit
 from platebridge.portal.services.demo import seed_demo
@@ -374,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stream method: proxy (default), direct, tunnel or auto",
     )
     sp.add_argument("--pod-id", required=True)
-    sp.add_argument("--mode", required=True, choices=["proxy", "direct", "tunnel", "auto"])
+    sp.add_argument("--mode", required=True, choices=list(STREAM_MODES))
     sp.add_argument("--company", help="company id or name, when the pod id is not unique")
     sp.set_defaults(func=cmd_pod_set_mode, cmd_name="pod set-mode")
 

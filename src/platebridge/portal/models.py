@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Literal, get_args
 
 from sqlalchemy import (
     CheckConstraint,
@@ -27,6 +28,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 DEFAULT_STREAM_PORT = 8000
+#: How browsers reach a pod's streams (see docs/streaming.md and docs/tunnel.md).
+StreamMode = Literal["proxy", "direct", "tunnel", "auto"]
+STREAM_MODES: tuple[str, ...] = get_args(StreamMode)
 
 
 def new_uuid() -> uuid.UUID:

@@ -12,19 +12,19 @@ from starlette.responses import RedirectResponse, Response
 from platebridge.portal.db import Database
 from platebridge.portal.deps import AdminUser, CurrentUser, Db, Settings, page
 from platebridge.portal.errors import ApiError
-from platebridge.portal.models import Site, User
+from platebridge.portal.models import STREAM_MODES, Site, User
 from platebridge.portal.pages.csrf import form_fields
 from platebridge.portal.pages.render import render
 from platebridge.portal.scoping import get_pod_for_user, get_site_for_user, scoped_sites
 from platebridge.portal.services import admin
 from platebridge.portal.services.listing import list_pods
 from platebridge.portal.services.pod_config import render_pod_config
+from platebridge.portal.services.streaming import streaming_state
 from platebridge.portal.settings import PortalSettings
-from platebridge.portal.ssrf import AddressRefused, network_kind
+from platebridge.portal.tunnel.routes import get_hub
 
 router = APIRouter(prefix="/pods", include_in_schema=False)
 Slug = Annotated[str, Path(max_length=64)]
-STREAM_MODES = ("proxy", "direct")
 
 
 def portal_url(request: Request) -> str:
@@ -42,10 +42,14 @@ async def _pods_page(
     status_code: int = 200,
 ) -> Response:
     async with db.read() as session:
-        pods = await list_pods(session, user, settings.offline_after)
+        pods = await list_pods(
+            session,
+            user,
+            settings.offline_after,
+            networks=streaming_state(request).networks,
+            tunnels=get_hub(request.app).connected,
+        )
         sites = list((await session.scalars(scoped_sites(user).order_by(Site.name))).all())
-    for pod in pods:
-        pod.setdefault("network", _network(pod["ip_address"]))
     return render(
         request,
         "pods.html",
@@ -53,18 +57,10 @@ async def _pods_page(
         no_store=shown is not None,
         pods=pods,
         sites=sites,
+        stream_modes=STREAM_MODES,
         shown=shown,
         error=error,
     )
-
-
-def _network(address: str | None) -> str:
-    if not address:
-        return ""
-    try:
-        return network_kind(address)
-    except AddressRefused:
-        return ""
 
 
 @router.get("")
@@ -119,7 +115,8 @@ async def rotate_key(
 async def stream_mode(request: Request, user: AdminUser, db: Db, pod_id: Slug) -> Response:
     mode = (await form_fields(request)).get("stream_mode", "")
     if mode not in STREAM_MODES:
-        raise ApiError(422, "validation_error", "stream mode must be proxy or direct")
+        allowed = ", ".join(STREAM_MODES)
+        raise ApiError(422, "validation_error", f"stream mode must be one of {allowed}")
     async with db.write() as session:
         pod = await get_pod_for_user(session, user, pod_id)
         pod.stream_mode = mode

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from platebridge.portal.db import Database
 from platebridge.portal.deps import AdminUser, CurrentUser, Db, Settings
 from platebridge.portal.errors import not_found
-from platebridge.portal.models import User
+from platebridge.portal.models import StreamMode, User
 from platebridge.portal.scoping import get_pod_for_user
 from platebridge.portal.services.listing import list_pods
 from platebridge.portal.services.streaming import streaming_state
@@ -75,7 +75,7 @@ async def pod(
 class PodUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    stream_mode: Literal["proxy", "direct", "tunnel", "auto"] = Field(
+    stream_mode: StreamMode = Field(
         description="How browsers reach the pod's streams: through the portal (proxy), "
         "directly, through the POD's outbound tunnel, or auto (proxy when the pod's address is "
         "allowed and answers, else the tunnel)."
