@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
+from starlette.responses import Response
 
 from platebridge.portal.db import Database
 from platebridge.portal.errors import ApiError
@@ -20,6 +21,25 @@ from platebridge.portal.services.auth import user_for_token
 from platebridge.portal.settings import PortalSettings
 
 SESSION_COOKIE = "pb_session"
+
+
+def set_session_cookie(response: Response, token: str, settings: PortalSettings) -> None:
+    """The login session cookie: HttpOnly (no script reads it), SameSite=Lax, whole site."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=settings.session_ttl,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+        path="/",
+    )
+
+
+def clear_session_cookie(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+
+
 _PUBLIC_ATTR = "__platebridge_public__"
 _PAGE_ATTR = "__platebridge_page__"
 _CSRF_EXEMPT_ATTR = "__platebridge_csrf_exempt__"

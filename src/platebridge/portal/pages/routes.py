@@ -8,12 +8,13 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from platebridge.portal.deps import (
-    SESSION_COOKIE,
     CurrentUser,
     Db,
     Settings,
+    clear_session_cookie,
     page,
     public,
+    set_session_cookie,
 )
 from platebridge.portal.errors import ApiError
 from platebridge.portal.pages.csrf import (
@@ -98,15 +99,7 @@ async def login_submit(request: Request, db: Db, settings: Settings) -> Response
             response.headers["Retry-After"] = exc.headers["Retry-After"]
         return response
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        result.token,
-        max_age=settings.session_ttl,
-        httponly=True,
-        samesite="lax",
-        secure=settings.cookie_secure,
-        path="/",
-    )
+    set_session_cookie(response, result.token, settings)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 
@@ -117,7 +110,7 @@ async def logout(request: Request, db: Db, _user: CurrentUser) -> Response:
     async with db.write() as session:
         await auth.logout(session, request.state.session_token)
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+    clear_session_cookie(response)
     return response
 
 

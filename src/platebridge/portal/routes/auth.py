@@ -8,12 +8,13 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from platebridge.portal.deps import (
-    SESSION_COOKIE,
     CurrentUser,
     Db,
     Settings,
+    clear_session_cookie,
     csrf_exempt,
     public,
+    set_session_cookie,
 )
 from platebridge.portal.services import auth
 from platebridge.portal.throttle import client_address, get_throttle
@@ -41,15 +42,7 @@ async def login(
             throttle=get_throttle(request),
             source=client_address(request),
         )
-    response.set_cookie(
-        SESSION_COOKIE,
-        result.token,
-        max_age=settings.session_ttl,
-        httponly=True,
-        samesite="lax",
-        secure=settings.cookie_secure,
-        path="/",
-    )
+    set_session_cookie(response, result.token, settings)
     return {
         "access_token": result.token,
         "token_type": "bearer",
@@ -64,7 +57,7 @@ async def logout(
 ) -> dict[str, Any]:
     async with db.write() as session:
         await auth.logout(session, request.state.session_token)
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+    clear_session_cookie(response)
     return {"ok": True}
 
 
