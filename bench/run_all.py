@@ -65,9 +65,10 @@ def render_block(machine: dict[str, Any], results: dict[str, Any], failed: dict[
             cfg = ", ".join(f"{k}: {v}" for k, v in r["config"].items())
             lines += [f"Config: {cfg}.", ""]
         lines.append(r["table"])
-        loadavg = r.get("machine", {}).get("loadavg")
-        if loadavg:
-            lines += ["", f"(load average when it finished: {loadavg})"]
+        m = r.get("machine", {})
+        if m.get("loadavg"):
+            when = f" at {m['date']}" if r.get("earlier_run") or m.get("date") else ""
+            lines += ["", f"(finished{when}; load average then: {m['loadavg']})"]
     lines += ["", END]
     return "\n".join(lines)
 
@@ -108,7 +109,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             traceback.print_exc()
             failed[name] = f"{type(exc).__name__}: {exc}"[:300]
         print(f"=== {name}: {time.monotonic() - t0:.0f} s", flush=True)
-    block = render_block(machine, results, failed)
+    # Benchmarks not run this time keep their last results (marked with their own date).
+    shown = dict(results)
+    for name in ORDER:
+        prev = (args.out or RESULTS) / f"{name}.json"
+        if name not in shown and name not in failed and prev.exists():
+            shown[name] = json.loads(prev.read_text())
+            shown[name]["earlier_run"] = True
+    block = render_block(machine, {n: shown[n] for n in ORDER if n in shown}, failed)
     if not args.no_doc:
         update_doc(block)
         print(f"updated {DOC}")

@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Uuid, any_, bindparam, func, or_, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platebridge.portal.models import Camera, Pod, Site, User, utcnow
@@ -71,6 +72,25 @@ _LIST_COLUMNS = (
 )
 
 
+async def _with_pod_ids(session: AsyncSession, user: User, stmt: Any, pod_id: str | None) -> Any:
+    """PostgreSQL: add ``cameras.pod_id = ANY(<the company's pod ids>)``.
+
+    With the join alone, once other companies hold most of the cameras the planner estimates
+    the company's 1,000 index probes into ``cameras`` (random UUID keys: no physical
+    correlation) as dearer than a parallel sequential scan of the whole table + hash join,
+    and the listing slows down with *other* tenants' growth (bench/listing.py: 9 ms → 82 ms
+    execution at 364,000 cameras). Given the ids as one array parameter it sees ~4 rows per
+    pod and probes the ``(pod_id, camera_id)`` index. The join and its company filter stay:
+    scoping is unchanged, this only narrows it.
+    """
+    ids_stmt = scoped_pods(user).with_only_columns(Pod.id)
+    if pod_id is not None:
+        ids_stmt = ids_stmt.where(Pod.pod_id == pod_id)
+    pod_ids = list((await session.execute(ids_stmt)).scalars())
+    param = bindparam("b_pod_ids", value=pod_ids, type_=postgresql.ARRAY(Uuid()))
+    return stmt.where(Camera.pod_id == any_(param))
+
+
 async def list_cameras(
     session: AsyncSession,
     user: User,
@@ -90,6 +110,8 @@ async def list_cameras(
     if site is not None:
         stmt = stmt.where(_site_filter(site))
     stmt = stmt.order_by(Site.name, Pod.pod_id, Camera.camera_id)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = await _with_pod_ids(session, user, stmt, pod_id)
     rows = (await session.execute(stmt.with_only_columns(*_LIST_COLUMNS))).all()
     now = utcnow()
     per_pod: dict[uuid.UUID, tuple[str, str | None]] = {}  # pod → (effective status, iso time)
