@@ -52,9 +52,13 @@ def public(endpoint: F) -> F:
     return endpoint
 
 
+def is_public_endpoint(endpoint: Any) -> bool:
+    return bool(getattr(endpoint, _PUBLIC_ATTR, False))
+
+
 def is_public(request: Request) -> bool:
     route = request.scope.get("route")
-    return bool(getattr(getattr(route, "endpoint", None), _PUBLIC_ATTR, False))
+    return is_public_endpoint(getattr(route, "endpoint", None))
 
 
 def page(endpoint: F) -> F:
