@@ -12,7 +12,9 @@ Sliding-window counters of *failures* (a success never counts):
   address per window.
 * **heartbeat, per source IP** — more than ``heartbeat_per_ip`` refused API keys within
   ``heartbeat_window`` → 429 for every heartbeat from that address (checked *before* the key,
-  so a throttled address learns nothing about any key).
+  so a throttled address learns nothing about any key). Refused keys on the tunnel endpoint
+  (``WS /api/pod/tunnel``) count in the same window and are refused the same way before the
+  upgrade: a key guesser cannot double the budget by alternating the two endpoints.
 
 Every 429 carries ``Retry-After`` (whole seconds until the oldest counted failure expires).
 Memory is bounded: each key keeps at most ``limit`` timestamps and a limiter keeps at most
@@ -27,6 +29,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 
@@ -184,7 +187,12 @@ def limits_from_settings(settings: PortalSettings) -> ThrottleLimits:
 
 def get_throttle(request: Request) -> Throttle:
     """The app's throttle (created on first use from the app's settings)."""
-    state = request.app.state
+    return app_throttle(request.app)
+
+
+def app_throttle(app: Any) -> Throttle:
+    """The throttle of ``app`` (also for WebSocket routes, which have no ``Request``)."""
+    state = app.state
     throttle: Throttle | None = getattr(state, "throttle", None)
     if throttle is None:
         throttle = state.throttle = Throttle(limits_from_settings(state.settings))

@@ -2,7 +2,9 @@
 
 * ``WS /api/pod/tunnel`` — a POD dials in with ``Authorization: Bearer pbk_…`` (public for the
   user guard; authenticated by the pod key like the heartbeat). A wrong key is refused before
-  the upgrade (HTTP 403). One tunnel per pod: a new one replaces the old.
+  the upgrade (HTTP 403); refused keys count in the heartbeat-key throttle of the source
+  address, which then gets 429 (+ ``Retry-After``) before the upgrade, even with a valid key.
+  One tunnel per pod: a new one replaces the old.
 * ``GET /internal/tunnel/{pod}/{path}`` — another portal process forwards a viewer's request
   for a tunnel held here, signed with an HMAC of the portal's secret key (not for browsers).
 * ``GET /internal/tunnel-stats`` — same signature; tunnels, streams and asyncio tasks of this
@@ -28,10 +30,12 @@ from starlette.websockets import WebSocket
 from platebridge.core import tunnel as proto
 from platebridge.portal.db import Database
 from platebridge.portal.deps import public
+from platebridge.portal.errors import ApiError
 from platebridge.portal.models import Pod
 from platebridge.portal.security import looks_like_api_key, token_hash
 from platebridge.portal.services.heartbeat import active_key
 from platebridge.portal.settings import PortalSettings
+from platebridge.portal.throttle import app_throttle
 from platebridge.portal.tunnel.connection import TunnelConnection
 from platebridge.portal.tunnel.hub import (
     ERROR_HEADER,
@@ -75,8 +79,19 @@ def _bearer(websocket: WebSocket) -> str | None:
 async def tunnel_endpoint(websocket: WebSocket) -> None:
     hub = get_hub(websocket.app)
     db: Database = websocket.app.state.db
+    # Refused keys count in the heartbeat-key window of this source (shared with the heartbeat),
+    # checked before the key is looked up: a throttled address learns nothing about any key.
+    throttle = app_throttle(websocket.app)
+    source = websocket.client.host if websocket.client else None
+    try:
+        throttle.check_heartbeat(source)
+    except ApiError as exc:
+        log.warning("tunnel refused: too many refused keys from this address")
+        await _deny(websocket, exc)
+        return
     pod = await pod_for_key(db, _bearer(websocket))
     if pod is None:
+        throttle.heartbeat_failed(source)
         log.warning("tunnel refused: unknown or revoked pod key")
         await websocket.close(code=1008)  # before accept: the client sees HTTP 403
         return
@@ -90,6 +105,18 @@ async def tunnel_endpoint(websocket: WebSocket) -> None:
         await conn.run()
     finally:
         await hub.detach(conn)
+
+
+async def _deny(websocket: WebSocket, exc: ApiError) -> None:
+    """Answer the upgrade request with the JSON error (429 + Retry-After) instead of 101; a
+    server without the WebSocket denial-response extension refuses with 403 instead."""
+    body = {"error": exc.code, "detail": exc.message}
+    try:
+        await websocket.send_denial_response(
+            JSONResponse(body, status_code=exc.status, headers=exc.headers)
+        )
+    except RuntimeError:
+        await websocket.close(code=1008)
 
 
 def _error(status: int, error: str, detail: str, tunnel_error: str | None = None) -> JSONResponse:
