@@ -182,6 +182,21 @@ def cmd_pod_rotate_key(args: argparse.Namespace, settings: PortalSettings) -> di
     return _run_admin(settings, action)
 
 
+def cmd_pod_rotate_secret(args: argparse.Namespace, settings: PortalSettings) -> dict[str, Any]:
+    async def action(s: AsyncSession) -> dict[str, Any]:
+        pod = await admin.find_pod(s, args.pod_id, args.company)
+        secret = await admin.rotate_pod_stream_secret(s, pod)
+        return {
+            "pod_id": pod.pod_id,
+            "company_id": str(pod.company_id),
+            "stream_token_secret": secret,
+            "next_step": "put stream_token_secret into the POD's config.yaml and restart the "
+            "POD agent; until then streams of this pod fail (the POD refuses the new tokens)",
+        }
+
+    return _run_admin(settings, action)
+
+
 def cmd_pod_set_mode(args: argparse.Namespace, settings: PortalSettings) -> dict[str, Any]:
     async def action(s: AsyncSession) -> dict[str, Any]:
         pod = await admin.find_pod(s, args.pod_id, args.company)
@@ -368,6 +383,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--pod-id", required=True)
     sp.add_argument("--company", help="company id or name, when the pod id is not unique")
     sp.set_defaults(func=cmd_pod_rotate_key, cmd_name="pod rotate-key")
+    sp = pod.add_parser(
+        "rotate-secret",
+        parents=[json_flag],
+        help="new stream secret (old stream tokens refused; the POD config needs the new one)",
+    )
+    sp.add_argument("--pod-id", required=True)
+    sp.add_argument("--company", help="company id or name, when the pod id is not unique")
+    sp.set_defaults(func=cmd_pod_rotate_secret, cmd_name="pod rotate-secret")
     sp = pod.add_parser(
         "set-mode",
         parents=[json_flag],

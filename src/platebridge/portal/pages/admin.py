@@ -110,6 +110,23 @@ async def rotate_key(
     return await _pods_page(request, user, db, settings, shown=shown)
 
 
+@router.post("/{pod_id}/rotate-secret")
+@page
+async def rotate_secret(
+    request: Request, user: AdminUser, db: Db, settings: Settings, pod_id: Slug
+) -> Response:
+    async with db.write() as session:
+        pod = await get_pod_for_user(session, user, pod_id)
+        secret = await admin.rotate_pod_stream_secret(session, pod)
+    shown = {
+        "title": f"New stream secret for POD {pod_id} (tokens signed with the old one are refused)",
+        "stream_token_secret": secret,
+        "note": "Put it into the POD's config.yaml (stream_token_secret) and restart the POD "
+        "agent: until then the POD refuses the portal's tokens and its streams fail.",
+    }
+    return await _pods_page(request, user, db, settings, shown=shown)
+
+
 @router.post("/{pod_id}/mode")
 @page
 async def stream_mode(request: Request, user: AdminUser, db: Db, pod_id: Slug) -> Response:

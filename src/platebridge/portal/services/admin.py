@@ -236,6 +236,21 @@ async def rotate_pod_key(session: AsyncSession, pod: Pod) -> IssuedKey:
     return IssuedKey(key=key, api_key=plain)
 
 
+async def rotate_pod_stream_secret(session: AsyncSession, pod: Pod) -> str:
+    """Give the pod a new stream secret and return it (the only time it is shown).
+
+    From the commit on, the portal signs its POD-side tokens with the new secret and refuses
+    viewer stream tokens signed with the old one; the only grace is the proxy's access cache
+    (``PLATEBRIDGE_STREAM_AUTH_CACHE_SECONDS``, default 2 s, per process) for a credential it
+    has just accepted. The POD must get the new secret into its config (and restart): until
+    then it refuses the portal's tokens, so streams of that pod fail with 502/401 from the POD.
+    """
+    secret = new_stream_secret()
+    pod.stream_token_secret = secret
+    await session.flush()
+    return secret
+
+
 async def issue_enrollment_key(session: AsyncSession, site_ref: str) -> tuple[Site, IssuedKey]:
     """A new key with which unknown PODs register themselves under this site."""
     site = await resolve(session, Site, site_ref, "site")
