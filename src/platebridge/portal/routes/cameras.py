@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import orjson
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from platebridge.portal.deps import CurrentUser, Db, Settings
 from platebridge.portal.services.listing import list_cameras
@@ -27,7 +28,7 @@ async def cameras(
     status: Annotated[Literal["active", "inactive", "error"] | None, Query()] = None,
     pod_id: Annotated[str | None, Query(max_length=64)] = None,
     site: Annotated[str | None, Query(max_length=200)] = None,
-) -> JSONResponse:
+) -> Response:
     issued: list[tuple[str, str]] = []  # direct-mode tokens handed out, for the audit trail
     sign = direct_url_signer(user, settings, issued)
     async with db.read() as session:
@@ -41,6 +42,7 @@ async def cameras(
             direct_url_for=sign,
         )
     await record_tokens_issued(db, user, issued, client_ip(request))
-    # Plain JSON types already: skip FastAPI's jsonable_encoder walk (half the time of a
+    # Plain JSON types already: skip FastAPI's jsonable_encoder walk, and serialise with
+    # orjson (the same compact UTF-8 JSON as JSONResponse, ~10 x faster than json.dumps on a
     # 4,000-camera listing in bench/listing.py).
-    return JSONResponse({"cameras": rows})
+    return Response(orjson.dumps({"cameras": rows}), media_type="application/json")
