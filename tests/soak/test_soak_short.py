@@ -36,6 +36,8 @@ def test_load_short_on_postgresql() -> None:
     assert result.heartbeat["errors"] == 0, result.heartbeat
     assert result.viewer["errors"] == 0, result.viewer
     assert result.viewer["requests"] > 0
+    assert result.segment["requests"] > 0 and result.segment["errors"] == 0, result.segment
+    assert result.heartbeat["requests"] >= args.pods, result.heartbeat  # every POD sent
     assert result.registered_pods == args.pods
     assert result.stale_pods == 0
     assert result.rss_end_kib < result.rss_start_kib + 64 * 1024, result
