@@ -46,12 +46,14 @@ def make_engine(url: str) -> AsyncEngine:
     # Pool sizes: connections beyond ``pool_size`` are closed when returned, so a pool smaller
     # than the usual number of requests in flight opens and closes a connection per request
     # under load (asyncpg: TCP + startup + SSL probe; aiosqlite: a thread). bench/heartbeat.py
-    # runs 32 concurrent heartbeats; keep them all pooled.
+    # runs 32 concurrent heartbeats (unchanged ones no longer use this pool on PostgreSQL).
     if url.startswith("sqlite"):
         engine = create_async_engine(url, pool_size=16, max_overflow=16)
         _sqlite_setup(engine)
         return engine
-    return create_async_engine(url, pool_size=32, max_overflow=16, pool_pre_ping=False)
+    # PostgreSQL: 24 (+16) here plus the heartbeat fast path's own 8 (``Database.pg_fetch``)
+    # keeps a portal at <= 48 server connections, as before that pool existed.
+    return create_async_engine(url, pool_size=24, max_overflow=16, pool_pre_ping=False)
 
 
 def dialect_insert(session: AsyncSession) -> Any:
@@ -137,7 +139,7 @@ class Database:
             if self._pg_pool is None:
                 cargs, cparams = self.engine.dialect.create_connect_args(self.engine.url)
                 self._pg_pool = await asyncpg.create_pool(
-                    *cargs, min_size=1, max_size=16, reset=_no_reset, **cparams
+                    *cargs, min_size=1, max_size=8, reset=_no_reset, **cparams
                 )
             return self._pg_pool
 

@@ -16,14 +16,15 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from platebridge.core.heartbeat import DEFAULT_STREAM_PORT, HeartbeatCamera, HeartbeatRequest
 from platebridge.core.redact import redact_text, strip_credentials
-from platebridge.portal.db import Database, dialect_insert
+from platebridge.portal.db import Database
 from platebridge.portal.errors import ApiError
 from platebridge.portal.models import ApiKey, Camera, Pod, new_uuid
 from platebridge.portal.security import new_stream_secret
@@ -189,20 +190,64 @@ _FAST_UPDATE = (
 )
 
 
+# --- the slow path: Core statements on the session's connection --------------------------
+#
+# No ORM objects (identity map, attribute instrumentation) and statements that SQLAlchemy's
+# compiled cache can keep: the camera upsert is one cached statement run as an executemany
+# (a multi-row VALUES built per request was compiled every time). bench/heartbeat.py's
+# profile of the changed path was 57 % SQLAlchemy ORM + compile.
+
+_KEYS = cast(Table, ApiKey.__table__)
+_PODS = cast(Table, Pod.__table__)
+_CAMS = cast(Table, Camera.__table__)
+
+_KEY_BY_HASH = select(
+    _KEYS.c.kind, _KEYS.c.pod_id, _KEYS.c.company_id, _KEYS.c.site_id, _KEYS.c.revoked_at
+).where(_KEYS.c.key_hash == bindparam("b_key_hash"))
+
+_POD_COLUMNS = (
+    _PODS.c.id,
+    _PODS.c.pod_id,
+    _PODS.c.site_id,
+    _PODS.c.ip_address,
+    _PODS.c.stream_port,
+)
+_POD_BY_ID = select(*_POD_COLUMNS).where(_PODS.c.id == bindparam("b_id"))
+_POD_BY_WIRE_ID = select(*_POD_COLUMNS).where(
+    _PODS.c.company_id == bindparam("b_company_id"), _PODS.c.pod_id == bindparam("b_pod_id")
+)
+_CAMERA_UPDATE_COLUMNS = ("name", "stream_url", "status", "position", "error", "rtsp_url")
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyRow:
+    kind: str
+    pod_id: Any
+    company_id: Any
+    site_id: Any
+
+
+async def _key_row(conn: AsyncConnection, key_hash: bytes) -> _KeyRow:
+    row = (await conn.execute(_KEY_BY_HASH, {"b_key_hash": key_hash})).first()
+    if row is None or row.revoked_at is not None:
+        raise ApiError(401, "invalid_api_key", "API key is unknown or revoked")
+    return _KeyRow(row.kind, row.pod_id, row.company_id, row.site_id)
+
+
 async def _pod_for_key(
-    session: AsyncSession, key: ApiKey, req: HeartbeatRequest, now: datetime
-) -> tuple[Pod, bool]:
+    conn: AsyncConnection, key: _KeyRow, req: HeartbeatRequest, now: datetime
+) -> tuple[Any, bool]:
     """The pod this key may heartbeat as (registering it for an enrollment key), or 403."""
     if key.kind == "pod":
-        pod = await session.get(Pod, key.pod_id)
+        pod = (await conn.execute(_POD_BY_ID, {"b_id": key.pod_id})).first()
         if pod is None or pod.pod_id != req.pod_id:
             raise ApiError(403, "pod_mismatch", "this API key belongs to another pod_id")
         return pod, False
     registered = False
-    existing = select(Pod).where(Pod.company_id == key.company_id, Pod.pod_id == req.pod_id)
-    pod = (await session.execute(existing)).scalar_one_or_none()
+    params = {"b_company_id": key.company_id, "b_pod_id": req.pod_id}
+    pod = (await conn.execute(_POD_BY_WIRE_ID, params)).first()
     if pod is None:
-        ins = dialect_insert(session)(Pod).values(
+        ins = _insert_for(conn)(_PODS).values(
             id=new_uuid(),
             pod_id=req.pod_id,
             company_id=key.company_id,
@@ -214,14 +259,20 @@ async def _pod_for_key(
             stream_mode="proxy",
             created_at=now,
         )
-        ins = ins.on_conflict_do_nothing(index_elements=["company_id", "pod_id"]).returning(Pod.id)
-        registered = (await session.execute(ins)).scalar_one_or_none() is not None
-        pod = (await session.execute(existing)).scalar_one()
+        ins = ins.on_conflict_do_nothing(index_elements=["company_id", "pod_id"]).returning(
+            _PODS.c.id
+        )
+        registered = (await conn.execute(ins)).scalar_one_or_none() is not None
+        pod = (await conn.execute(_POD_BY_WIRE_ID, params)).one()
     if pod.site_id != key.site_id:
         raise ApiError(
             403, "pod_in_other_site", "pod_id is registered under another site of this company"
         )
     return pod, registered
+
+
+def _insert_for(conn: AsyncConnection) -> Any:
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
 async def slow_heartbeat(
@@ -233,8 +284,9 @@ async def slow_heartbeat(
     client_ip: str | None,
 ) -> HeartbeatOutcome:
     """Apply the whole heartbeat inside the caller's transaction."""
-    key = await active_key(session, key_hash)
-    pod, registered = await _pod_for_key(session, key, req, now)
+    conn = await session.connection()
+    key = await _key_row(conn, key_hash)
+    pod, registered = await _pod_for_key(conn, key, req, now)
 
     ip = req.ip_address or pod.ip_address or client_ip
     port = req.stream_port if "stream_port" in req.model_fields_set else pod.stream_port
@@ -250,20 +302,12 @@ async def slow_heartbeat(
     if req.firmware_version is not None:
         values["firmware_version"] = req.firmware_version
     # Row lock on PostgreSQL: concurrent heartbeats of this pod queue here.
-    await session.execute(
-        update(Pod)
-        .where(Pod.id == pod.id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    await conn.execute(_PODS.update().where(_PODS.c.id == pod.id).values(**values))
     if req.cameras is not None:
-        await _apply_cameras(session, pod.id, req.cameras, url or "", now)
+        await _apply_cameras(conn, pod.id, req.cameras, url or "", now)
     elif url != old_url and url is not None:
-        await session.execute(
-            update(Camera)
-            .where(Camera.pod_id == pod.id)
-            .values(stream_url=url, updated_at=now)
-            .execution_options(synchronize_session=False)
+        await conn.execute(
+            _CAMS.update().where(_CAMS.c.pod_id == pod.id).values(stream_url=url, updated_at=now)
         )
     return HeartbeatOutcome(pod_id=pod.pod_id, registered=registered)
 
@@ -275,42 +319,54 @@ def _maybe_url(ip: str | None, port: int) -> str | None:
         return None
 
 
+_UPSERTS: dict[str, Any] = {}
+
+
+def _camera_upsert(conn: AsyncConnection) -> Any:
+    """``INSERT … ON CONFLICT (pod_id, camera_id) DO UPDATE``, built once per dialect."""
+    name = conn.dialect.name
+    stmt = _UPSERTS.get(name)
+    if stmt is None:
+        ins = _insert_for(conn)(_CAMS)
+        set_ = {c: getattr(ins.excluded, c) for c in (*_CAMERA_UPDATE_COLUMNS, "updated_at")}
+        stmt = _UPSERTS[name] = ins.on_conflict_do_update(
+            index_elements=["pod_id", "camera_id"], set_=set_
+        )
+    return stmt
+
+
+_MARK_INACTIVE = (
+    _CAMS.update()
+    .where(
+        _CAMS.c.pod_id == bindparam("b_pod_id"),
+        _CAMS.c.camera_id.not_in(bindparam("b_reported", expanding=True)),
+        _CAMS.c.status != "inactive",
+    )
+    .values(status="inactive", updated_at=bindparam("b_now", type_=_CAMS.c.updated_at.type))
+)
+
+
 async def _apply_cameras(
-    session: AsyncSession, pod_uuid: Any, cameras: list[HeartbeatCamera], url: str, now: datetime
+    conn: AsyncConnection, pod_uuid: Any, cameras: list[HeartbeatCamera], url: str, now: datetime
 ) -> None:
     reported = sorted(cameras, key=lambda c: c.camera_id)  # fixed lock order
     if reported:
-        ins = dialect_insert(session)(Camera).values(
-            [
-                {
-                    "id": new_uuid(),
-                    "pod_id": pod_uuid,
-                    "camera_id": c.camera_id,
-                    "name": c.name,
-                    "stream_url": url,
-                    "status": c.status,
-                    "position": c.position,
-                    "error": redact_text(c.error) if c.error else None,
-                    "rtsp_url": stored_rtsp_url(c.rtsp_url),
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for c in reported
-            ]
-        )
-        cols = ("name", "stream_url", "status", "position", "error", "rtsp_url", "updated_at")
-        ins = ins.on_conflict_do_update(
-            index_elements=["pod_id", "camera_id"],
-            set_={c: getattr(ins.excluded, c) for c in cols},
-        )
-        await session.execute(ins)
-    await session.execute(
-        update(Camera)
-        .where(
-            Camera.pod_id == pod_uuid,
-            Camera.camera_id.not_in([c.camera_id for c in reported]),
-            Camera.status != "inactive",
-        )
-        .values(status="inactive", updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+        rows = [
+            {
+                "id": new_uuid(),
+                "pod_id": pod_uuid,
+                "camera_id": c.camera_id,
+                "name": c.name,
+                "stream_url": url,
+                "status": c.status,
+                "position": c.position,
+                "error": redact_text(c.error) if c.error else None,
+                "rtsp_url": stored_rtsp_url(c.rtsp_url),
+                "created_at": now,
+                "updated_at": now,
+            }
+            for c in reported
+        ]
+        await conn.execute(_camera_upsert(conn), rows)
+    params = {"b_pod_id": pod_uuid, "b_reported": [c.camera_id for c in reported], "b_now": now}
+    await conn.execute(_MARK_INACTIVE, params)
