@@ -95,6 +95,15 @@ class PortalSettings(BaseSettings):
         le=3600,
         description="Lifetime of the portal's own POD-side tokens (re-signed at half-life).",
     )
+    stream_auth_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=30,
+        description="Proxy: how long one portal process reuses a viewer's authorisation (session "
+        "or stream token -> user, pod, camera) before checking the database again; also the "
+        "bound on how stale a revoked session, a deleted camera or a pod's address may be for "
+        "the proxy routes. 0 turns the cache off.",
+    )
     stream_connect_timeout: float = Field(
         default=3.0, gt=0, le=60, description="Proxy: TCP connect timeout to a POD, seconds."
     )

@@ -78,12 +78,17 @@ async def proxy_playlist(
     try:
         text = await up.relay.fetch_playlist(f"{up.base}/stream{query}")
     except UpstreamError as exc:  # an ``auto`` pod whose address stopped answering
+        state.access_cache.forget_pod(access.pod.pod_id)  # re-read the pod's row next time
         if not streaming.upstream_failed(access.pod, up, state, exc):
             raise
         up = await streaming.upstream_for(access.pod, state)
         if up.method == "proxy":
             raise
-        text = await up.relay.fetch_playlist(f"{up.base}/stream{query}")
+        try:
+            text = await up.relay.fetch_playlist(f"{up.base}/stream{query}")
+        except UpstreamError:
+            state.access_cache.forget_pod(access.pod.pod_id)
+            raise
     extra = {"token": access.token} if access.token else None
     uri_for = portal_segment_uri_for(access.pod.pod_id, access.camera.camera_id, extra_query=extra)
     try:
@@ -116,7 +121,11 @@ async def proxy_segment(
     pod_token = streaming.upstream_token(access, settings, state)
     camera = quote(access.camera.camera_id, safe="")
     url = f"{up.base}/stream/{camera}/{name}?token={quote(pod_token, safe='')}"
-    return await up.relay.stream_segment(url)
+    try:
+        return await up.relay.stream_segment(url)
+    except UpstreamError:
+        state.access_cache.forget_pod(access.pod.pod_id)  # re-read the pod's row next time
+        raise
 
 
 @router.get("/snapshot/{pod_id}")
@@ -134,9 +143,13 @@ async def snapshot(
     require_online(access.pod, settings)
     up = await streaming.upstream_for(access.pod, state)
     pod_token = streaming.upstream_token(access, settings, state)
-    jpeg = await streaming.fetch_snapshot(
-        up.relay, f"{up.base}/snapshot?token={quote(pod_token, safe='')}"
-    )
+    try:
+        jpeg = await streaming.fetch_snapshot(
+            up.relay, f"{up.base}/snapshot?token={quote(pod_token, safe='')}"
+        )
+    except UpstreamError:
+        state.access_cache.forget_pod(access.pod.pod_id)  # re-read the pod's row next time
+        raise
     headers = {"Cache-Control": "private, max-age=2", "X-Content-Type-Options": "nosniff"}
     return Response(jpeg, media_type="image/jpeg", headers=headers)
 

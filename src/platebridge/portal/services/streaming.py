@@ -82,6 +82,62 @@ class UpstreamTokens:
         return token
 
 
+class AccessCache:
+    """Recent :func:`authorize_stream` answers, per process, for ``ttl`` seconds at most.
+
+    A player fetches the playlist every second and a segment right after it: checking the
+    session (or the stream token's user) and the tenant-scoped camera in the database for every
+    one of them was most of the proxy's per-request cost. Only successes are remembered, keyed
+    by the exact credential (session token or stream token) and pod and camera; an entry never
+    outlives its stream token's ``exp``. Staleness bound: for ``ttl`` seconds after a change in
+    the database, a revoked or expired session, a deleted camera or user, a changed pod address
+    or mode, or a pod gone offline may still be served as before, by this process. A request
+    whose POD fails (any :class:`UpstreamError` in the proxy routes) drops the pod's
+    entries at once, so a dead POD's viewers see ``pod_offline`` as soon as the database says so.
+    """
+
+    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[tuple[str | None, str | None, str, str], tuple[Access, float]] = {}
+        #: One database check per key at a time: 50 viewers whose entry expired together
+        #: wait for the first one's answer instead of taking 50 database connections.
+        self.inflight: dict[tuple[str | None, str | None, str, str], asyncio.Future[Access]] = {}
+
+    def get(self, key: tuple[str | None, str | None, str, str]) -> Access | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[1] <= time.monotonic():
+            del self._entries[key]
+            return None
+        return entry[0]
+
+    def put(
+        self, key: tuple[str | None, str | None, str, str], access: Access, not_after: float
+    ) -> None:
+        """Remember ``access`` for ``ttl`` seconds, never past ``not_after`` (wall clock)."""
+        if self.ttl <= 0:
+            return
+        now = time.monotonic()
+        lifetime = min(self.ttl, not_after - time.time())
+        if lifetime <= 0:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries = {k: v for k, v in self._entries.items() if v[1] > now}
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+        self._entries[key] = (access, now + lifetime)
+
+    def forget_pod(self, pod_id: str) -> None:
+        """Drop every entry of ``pod_id`` (its POD failed: the next request re-reads its row)."""
+        for key in [k for k in self._entries if k[2] == pod_id]:
+            self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 @dataclass
 class StreamingState:
     """Everything the streaming routes share in one portal process (built in the lifespan)."""
@@ -95,6 +151,8 @@ class StreamingState:
     hub: TunnelHub | None = None
     tunnel_relay: PodRelay | None = None
     reachability: ReachabilityCache = field(default_factory=ReachabilityCache)
+    #: Recent viewer authorisations (``stream_auth_cache_seconds``; off when 0).
+    access_cache: AccessCache = field(default_factory=lambda: AccessCache(0))
 
     @classmethod
     def create(cls, settings: PortalSettings) -> StreamingState:
@@ -109,6 +167,7 @@ class StreamingState:
             networks=networks,
             upstream_tokens=UpstreamTokens(settings.upstream_token_ttl),
             viewings=audit.ViewingTracker(),
+            access_cache=AccessCache(settings.stream_auth_cache_seconds),
         )
 
     async def aclose(self) -> None:
@@ -304,7 +363,7 @@ def _peek_user_id(token: str) -> uuid.UUID:
 
 async def _access_by_token(
     session: AsyncSession, token: str, pod_id: str, camera_id: str, settings: PortalSettings
-) -> Access:
+) -> tuple[Access, int]:
     invalid = _unauthorized("stream token is not valid for this camera", "invalid_stream_token")
     user = await session.get(User, _peek_user_id(token))
     if user is None:
@@ -324,7 +383,7 @@ async def _access_by_token(
         camera.camera_id,
     ):
         raise invalid
-    return Access(user=user, pod=pod, camera=camera, token=token)
+    return Access(user=user, pod=pod, camera=camera, token=token), claims.exp
 
 
 async def authorize_stream(
@@ -335,10 +394,56 @@ async def authorize_stream(
     camera_id: str | None,
     token: str | None,
 ) -> Access:
-    """Session first (tenant-scoped: another company's camera is 404), else the stream token."""
+    """Session first (tenant-scoped: another company's camera is 404), else the stream token.
+
+    A success is remembered for ``stream_auth_cache_seconds`` per process (:class:`AccessCache`).
+    """
     login = session_token(request)
     if login is None and not token:
         raise _unauthorized("login or a stream token is required")
+    state = getattr(request.app.state, "streaming", None)
+    cache = state.access_cache if isinstance(state, StreamingState) else None
+    key = (login, token or None, pod_id, camera_id or "")
+    if cache is None or not camera_id or cache.ttl <= 0:
+        return await _authorize(login, db, settings, pod_id, camera_id, token, cache, key)
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    leader = cache.inflight.get(key)
+    if leader is not None:
+        try:
+            return await asyncio.shield(leader)
+        except Exception:  # the leader's answer was an error: find ours ourselves
+            return await _authorize(login, db, settings, pod_id, camera_id, token, cache, key)
+    future: asyncio.Future[Access] = asyncio.get_running_loop().create_future()
+    cache.inflight[key] = future
+    try:
+        access = await _authorize(login, db, settings, pod_id, camera_id, token, cache, key)
+    except BaseException as exc:
+        if isinstance(exc, Exception):
+            future.set_exception(exc)
+        else:
+            future.cancel()
+        future.exception() if not future.cancelled() else None  # retrieved: no warning
+        raise
+    else:
+        future.set_result(access)
+        return access
+    finally:
+        if cache.inflight.get(key) is future:
+            del cache.inflight[key]
+
+
+async def _authorize(
+    login: str | None,
+    db: Database,
+    settings: PortalSettings,
+    pod_id: str,
+    camera_id: str | None,
+    token: str | None,
+    cache: AccessCache | None,
+    key: tuple[str | None, str | None, str, str],
+) -> Access:
     async with db.read() as session:
         user = await user_for_token(session, login) if login else None
         if user is None and not token:
@@ -349,8 +454,14 @@ async def authorize_stream(
             )
         if user is not None:
             camera, pod = await get_camera_for_user(session, user, pod_id, camera_id)
-            return Access(user=user, pod=pod, camera=camera, token=token or None)
-        return await _access_by_token(session, token or "", pod_id, camera_id, settings)
+            access = Access(user=user, pod=pod, camera=camera, token=token or None)
+            not_after = math.inf
+        else:
+            access, exp = await _access_by_token(session, token or "", pod_id, camera_id, settings)
+            not_after = float(exp)
+    if cache is not None:
+        cache.put(key, access, not_after)
+    return access
 
 
 # --- the proxy -----------------------------------------------------------------------------------
