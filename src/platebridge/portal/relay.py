@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import httpx
@@ -34,6 +34,7 @@ from starlette.types import Receive, Scope, Send
 from platebridge.core.redact import redact_text
 from platebridge.portal.hls_rewrite import MAX_PLAYLIST_BYTES
 from platebridge.portal.ssrf import AddressRefused, IPNetwork, check_pod_address
+from platebridge.portal.upstream_http import READ_SIZE, UpstreamPool
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,6 +52,8 @@ SEGMENT_CONTENT_TYPES = frozenset(
 )
 PLAYLIST_MEDIA_TYPE = "application/vnd.apple.mpegurl"
 CHUNK_SIZE = 64 * 1024
+#: Plain-HTTP PODs (the lean client): hand on whatever the socket delivered, up to this much.
+LEAN_CHUNK_SIZE = READ_SIZE
 DEFAULT_KEEPALIVE_EXPIRY = 4.0
 _MAX_RETRY_AFTER = 3600
 
@@ -109,19 +112,45 @@ def _install_httpx_log_redaction() -> None:
             target.addFilter(_RedactHttpxLog())
 
 
-def _media_type(response: httpx.Response) -> str:
+class _LogUrl:
+    """``redact_text(url)``, computed only when a log record is actually written."""
+
+    __slots__ = ("_url",)
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+
+    def __str__(self) -> str:
+        return redact_text(self._url)
+
+
+class _Response(Protocol):
+    """What the relay uses of an upstream response: httpx's, or the lean client's."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _media_type(response: _Response) -> str:
     value: str = response.headers.get("content-type", "")
     return value.split(";", 1)[0].strip().lower()
 
 
-def _retry_after(response: httpx.Response) -> int | None:
+def _retry_after(response: _Response) -> int | None:
     value = response.headers.get("retry-after", "").strip()
     if value.isascii() and value.isdigit():
         return min(int(value), _MAX_RETRY_AFTER)
     return None
 
 
-def _status_error(response: httpx.Response) -> UpstreamError:
+def _status_error(response: _Response) -> UpstreamError:
     code = response.status_code
     if 300 <= code < 400:
         return UpstreamError(
@@ -162,7 +191,7 @@ def _transport_error(exc: BaseException) -> UpstreamError:
     return UpstreamError(502, "upstream_error", "the connection to the POD failed")
 
 
-async def _close_response(response: httpx.Response) -> None:
+async def _close_response(response: _Response) -> None:
     await response.aclose()
 
 
@@ -206,12 +235,12 @@ class _SegmentResponse(StreamingResponse):
 
     def __init__(
         self,
-        upstream: httpx.Response,
+        upstream: _Response,
         *,
         media_type: str,
         headers: dict[str, str],
         chunk_size: int,
-        log_url: str,
+        log_url: _LogUrl,
     ) -> None:
         self._upstream = upstream
         self._chunk_size = chunk_size
@@ -219,8 +248,8 @@ class _SegmentResponse(StreamingResponse):
         self.completed = False
         super().__init__(self._chunks(), media_type=media_type, headers=headers)
 
-    async def _chunks(self) -> AsyncIterator[bytes]:
-        async for chunk in self._upstream.aiter_bytes(self._chunk_size):
+    async def _chunks(self) -> AsyncIterator[bytes]:  # pragma: no cover - _send_body reads
+        async for chunk in self._upstream.aiter_bytes(self._chunk_size):  # the upstream itself
             yield chunk
 
     async def _send_body(self, send: Send) -> None:
@@ -228,7 +257,7 @@ class _SegmentResponse(StreamingResponse):
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
         try:
-            async for chunk in self.body_iterator:
+            async for chunk in self._upstream.aiter_bytes(self._chunk_size):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except httpx.HTTPError as exc:
             logger.warning(
@@ -277,8 +306,12 @@ class PodRelay:
         chunk_size: int = CHUNK_SIZE,
         max_playlist_bytes: int = MAX_PLAYLIST_BYTES,
         allowed_networks: Iterable[IPNetwork] | None = None,
+        pool: UpstreamPool | None = None,
     ) -> None:
         self._client = client
+        #: The lean client for ``http://`` URLs (:mod:`platebridge.portal.upstream_http`);
+        #: without one (the tunnel's relay) everything goes through ``client``.
+        self._pool = pool
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         #: Whole playlist fetch (head and body): a trickling POD cannot hold a viewer forever.
@@ -332,11 +365,19 @@ class PodRelay:
             trust_env=False,
             headers={"User-Agent": "platebridge-portal-relay", "Accept-Encoding": "identity"},
         )
+        pool = UpstreamPool(
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_connections=max_connections,
+            keepalive_expiry=keepalive_expiry,
+        )
+        options.setdefault("chunk_size", LEAN_CHUNK_SIZE)
         return cls(
             client,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             allowed_networks=allowed_networks,
+            pool=pool,
             **options,
         )
 
@@ -345,6 +386,8 @@ class PodRelay:
         return self._client
 
     async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
         await self._client.aclose()
 
     async def __aenter__(self) -> PodRelay:
@@ -358,7 +401,7 @@ class PodRelay:
     ) -> None:
         await self.aclose()
 
-    def _request(self, url: str) -> httpx.Request:
+    def _request(self, url: str) -> httpx.URL:
         try:
             parsed = httpx.URL(url)
         except (httpx.InvalidURL, TypeError, ValueError):
@@ -370,12 +413,18 @@ class PodRelay:
                 check_pod_address(parsed.host, self.allowed_networks)
             except AddressRefused as exc:
                 raise UpstreamError(502, "pod_address_refused", exc.message) from None
-        return self._client.build_request("GET", parsed)
+        return parsed
 
-    async def _open(self, request: httpx.Request, log_url: str) -> httpx.Response:
-        """Send ``request``; return the 200 response with its body not yet read."""
+    async def _send(self, url: httpx.URL) -> _Response:
+        if self._pool is not None and url.scheme == "http":
+            host = url.raw_host.decode("ascii")
+            return await self._pool.get(host, url.port or 80, url.raw_path)
+        return await self._client.send(self._client.build_request("GET", url), stream=True)
+
+    async def _open(self, request: httpx.URL, log_url: _LogUrl) -> _Response:
+        """Send a GET of ``request``; return the 200 response with its body not yet read."""
         try:
-            response = await self._client.send(request, stream=True)
+            response = await self._send(request)
         except (httpx.HTTPError, TimeoutError) as exc:
             logger.debug("POD request failed with %s: %s", type(exc).__name__, log_url)
             raise _transport_error(exc) from None
@@ -390,7 +439,7 @@ class PodRelay:
 
         Raises :class:`UpstreamError` on any failure.
         """
-        log_url = redact_text(url)
+        log_url = _LogUrl(url)
         try:
             return await self._fetch_playlist(url, log_url)
         except UpstreamError as exc:
@@ -399,7 +448,7 @@ class PodRelay:
             )
             raise
 
-    async def _fetch_playlist(self, url: str, log_url: str) -> str:
+    async def _fetch_playlist(self, url: str, log_url: _LogUrl) -> str:
         request = self._request(url)
         try:
             body = await _within(self.playlist_timeout, self._playlist_body(request, log_url))
@@ -420,14 +469,14 @@ class PodRelay:
             )
         return text
 
-    async def _playlist_body(self, request: httpx.Request, log_url: str) -> bytes:
+    async def _playlist_body(self, request: httpx.URL, log_url: _LogUrl) -> bytes:
         response = await self._open(request, log_url)
         try:
             return await self._read_playlist(response)
         finally:
             await response.aclose()
 
-    async def _read_playlist(self, response: httpx.Response) -> bytes:
+    async def _read_playlist(self, response: _Response) -> bytes:
         if _media_type(response) not in PLAYLIST_CONTENT_TYPES:
             raise UpstreamError(
                 502, "upstream_bad_playlist", "the POD answered with something else than a playlist"
@@ -453,7 +502,7 @@ class PodRelay:
         media segment. Return the response from the route right away: it owns the upstream
         connection and closes it when it ends.
         """
-        log_url = redact_text(url)
+        log_url = _LogUrl(url)
         try:
             return await self._stream_segment(url, log_url)
         except UpstreamError as exc:
@@ -462,7 +511,7 @@ class PodRelay:
             )
             raise
 
-    async def _stream_segment(self, url: str, log_url: str) -> StreamingResponse:
+    async def _stream_segment(self, url: str, log_url: _LogUrl) -> StreamingResponse:
         request = self._request(url)
         try:
             response = await _within(
