@@ -27,11 +27,16 @@ def raw_token(payload: bytes, secret: str) -> str:
 def attacks(
     secret: str, other_secret: str, user_id: str, pod_id: str, camera_id: str
 ) -> list[Attack]:
+    # Built once at collection time and used minutes later in a long suite: lifetimes are a
+    # day so only the attack itself (not the clock) decides the expected reason.
     now = int(time.time())
-    good = StreamClaims(user_id, pod_id, camera_id, now + 600)
+    valid_until = now + 86_400
+    good = StreamClaims(user_id, pod_id, camera_id, valid_until)
     token = sign_stream_token(good, secret)
     payload, sig = token.split(".")
-    other_cam = sign_stream_token(StreamClaims(user_id, pod_id, "zz-other-cam", now + 600), secret)
+    other_cam = sign_stream_token(
+        StreamClaims(user_id, pod_id, "zz-other-cam", valid_until), secret
+    )
     forged_payload = b64url_encode(
         json.dumps({**good.to_payload(), "camera_id": "zz-other-cam"}).encode()
     )
@@ -51,7 +56,7 @@ def attacks(
         Attack(
             "iat_beyond_skew",
             sign_stream_token(
-                StreamClaims(user_id, pod_id, camera_id, now + 600, iat=now + 300), secret
+                StreamClaims(user_id, pod_id, camera_id, valid_until, iat=now + 43_200), secret
             ),
             "not_yet_valid",
         ),
@@ -73,7 +78,7 @@ def attacks(
         Attack("signed_not_json", raw_token(b"\xff\xfe\x00", secret), "malformed"),
         Attack(
             "signed_exp_as_string",
-            raw_token(json.dumps({**good.to_payload(), "exp": str(now + 600)}).encode(), secret),
+            raw_token(json.dumps({**good.to_payload(), "exp": str(valid_until)}).encode(), secret),
             "malformed",
         ),
         Attack(
