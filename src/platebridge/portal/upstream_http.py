@@ -284,6 +284,7 @@ class UpstreamPool:
         self._in_use = 0
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
+        self._next_prune = 0.0
 
     # --- slots ------------------------------------------------------------------------------
 
@@ -317,8 +318,11 @@ class UpstreamPool:
 
     def release(self, conn: _Conn, *, reuse: bool) -> None:
         if reuse and not self._closed and conn.reusable:
-            conn.idle_since = time.monotonic()
+            now = conn.idle_since = time.monotonic()
             self._idle.setdefault(conn.key, []).append(conn)
+            if now >= self._next_prune:  # close expired idle connections of other pods too
+                self._next_prune = now + self.keepalive_expiry
+                self._prune(now)
         else:
             conn.close()
         self._free_slot()
