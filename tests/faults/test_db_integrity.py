@@ -60,16 +60,19 @@ def test_heartbeat_cut_mid_body_writes_nothing(db_url: str) -> None:
             _send_half(base, co.api_key, json.dumps(more).encode(), chunked)
         time.sleep(0.5)
         assert httpx.get(f"{base}/health").status_code == 200
+    company = co.company_id.replace("-", "") if "sqlite" in db_url else co.company_id
     pods = sql(
         db_url,
         "SELECT pod_id, ip_address FROM pods WHERE company_id = :c ORDER BY pod_id",
-        c=co.company_id.replace("-", "") if "sqlite" in db_url else co.company_id,
+        c=company,
     )
     assert pods == [(co.pod_id, "10.0.0.5")], pods
+    # this company's cameras only: the session database holds other tests' pods of that name
     cameras = sql(
         db_url,
-        "SELECT c.camera_id FROM cameras c JOIN pods p ON p.id = c.pod_id WHERE p.pod_id = :p "
-        "AND p.ip_address = '10.0.0.5'",
+        "SELECT c.camera_id FROM cameras c JOIN pods p ON p.id = c.pod_id "
+        "WHERE p.company_id = :c AND p.pod_id = :p",
+        c=company,
         p=co.pod_id,
     )
     assert cameras == [("cam-1",)]
