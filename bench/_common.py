@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
+import yaml
 
-from tests.support.procs import VENV_BIN, Proc, free_port, wait_for_http
+from tests.support.procs import VENV_BIN, Proc, free_port, wait_for_http, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
@@ -324,3 +326,27 @@ def run_wrk(
         bytes=d.get("bytes", 0),
         p95_ms=d["p95_us"] / 1000 if "p95_us" in d else float("nan"),
     )
+
+
+def start_pod_agent(tmp: Path, config: Mapping[str, Any]) -> tuple[Proc, str]:
+    """Write ``config`` as the agent's YAML, start ``platebridge-pod run`` and wait until every
+    camera in its ``/health`` is active. Returns the process and the agent's base URL."""
+    (tmp / "pod.yaml").write_text(yaml.safe_dump(dict(config)))
+    agent = Proc(
+        [str(VENV_BIN / "platebridge-pod"), "run", "--config", str(tmp / "pod.yaml")],
+        log_path=tmp / "agent.log",
+    )
+    base = f"http://127.0.0.1:{config['listen_port']}"
+
+    def all_active() -> bool:
+        cams = httpx.get(base + "/health", timeout=5).json()["cameras"]
+        return bool(cams) and all(c["status"] == "active" for c in cams)
+
+    try:
+        wait_for_http(base + "/health", timeout=30, proc=agent.popen)
+        wait_until(all_active, timeout=60, what="all cameras active")
+    except BaseException:
+        agent.stop(timeout=15)  # the caller never got it: no orphan agent or ffmpeg
+        agent.kill_group()
+        raise
+    return agent, base

@@ -28,14 +28,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
-import yaml
-
-from bench._common import median, ratio, run_portal, table
+from bench._common import median, ratio, run_portal, start_pod_agent, table
 from bench._common import write_result as _write
 from tests.support.camera import TestCamera, camera_available
 from tests.support.portal import migrate, new_sqlite_url, seed_company, sql
-from tests.support.procs import VENV_BIN, Proc, free_port, wait_for_http, wait_until
+from tests.support.procs import Proc, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -157,19 +154,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "cors_origins": [portal.base],
                 "log_level": "warning",
             }
-            (tmp / "pod.yaml").write_text(yaml.safe_dump(config))
-            agent = Proc(
-                [str(VENV_BIN / "platebridge-pod"), "run", "--config", str(tmp / "pod.yaml")],
-                log_path=tmp / "agent.log",
-            )
-            pod = f"http://127.0.0.1:{port}"
-            wait_for_http(pod + "/health", timeout=30, proc=agent.popen)
-
-            def active() -> bool:
-                cams = httpx.get(pod + "/health", timeout=5).json()["cameras"]
-                return bool(cams) and cams[0]["status"] == "active"
-
-            wait_until(active, timeout=60, what="camera active")
+            agent, _ = start_pod_agent(tmp, config)
             time.sleep(4)  # a few segments in the playlist, as for any viewer arriving later
             path = f"/cameras/{seeded.pod_id}/{CAMERA}"
             with sync_playwright() as pw:

@@ -28,14 +28,13 @@ from typing import Any
 
 import httpx
 import psutil
-import yaml
 
-from bench._common import ProcWatch, ratio, run_portal, table
+from bench._common import ProcWatch, ratio, run_portal, start_pod_agent, table
 from bench._common import write_result as _write
 from platebridge.core.tokens import StreamClaims, sign_stream_token
 from tests.support.camera import TestCamera, camera_available
 from tests.support.portal import migrate, new_sqlite_url, seed_company
-from tests.support.procs import VENV_BIN, Proc, free_port, wait_for_http, wait_until
+from tests.support.procs import Proc, free_port
 
 CAMERAS = 4
 
@@ -118,19 +117,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "hls_dir": str(tmp / "hls"),
                 "log_level": "warning",
             }
-            (tmp / "pod.yaml").write_text(yaml.safe_dump(config))
-            agent = Proc(
-                [str(VENV_BIN / "platebridge-pod"), "run", "--config", str(tmp / "pod.yaml")],
-                log_path=tmp / "agent.log",
-            )
-            base = f"http://127.0.0.1:{port}"
-            wait_for_http(base + "/health", timeout=30, proc=agent.popen)
-
-            def all_active() -> bool:
-                cams_h = httpx.get(base + "/health", timeout=5).json()["cameras"]
-                return all(c["status"] == "active" for c in cams_h)
-
-            wait_until(all_active, timeout=60, what="all cameras active")
+            agent, base = start_pod_agent(tmp, config)
             # baseline: the same remux, started by hand
             bare_dir = tmp / "bare"
             bare_dir.mkdir()
