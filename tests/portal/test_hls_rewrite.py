@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from platebridge.portal.hls_rewrite import (
+from platebridge.portal.streaming.hls_rewrite import (
     MAX_PLAYLIST_BYTES,
     PlaylistError,
     rewrite_playlist,

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from platebridge.portal.relay import PodRelay, UpstreamError
-from platebridge.portal.ssrf import parse_networks
+from platebridge.portal.streaming.relay import PodRelay, UpstreamError
+from platebridge.portal.streaming.ssrf import parse_networks
 from tests.portal.relay_upstreams import PLAYLIST, LoopThread, RelayServer, Upstream, payload
 from tests.support.procs import free_port
 
@@ -314,7 +314,7 @@ def test_token_never_in_logs(
     portal_side = [rec for rec in caplog.records if rec.thread != threading.get_ident()]
     # plain-HTTP PODs go through the lean client (no httpx request log); the relay's own
     # records carry the (redacted) URL
-    assert any(rec.name == "platebridge.portal.relay" for rec in portal_side)
+    assert any(rec.name == "platebridge.portal.streaming.relay" for rec in portal_side)
     for rec in portal_side:
         assert SECRET not in rec.getMessage()
 

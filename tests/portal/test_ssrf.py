@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from platebridge.portal.ssrf import (
+from platebridge.portal.streaming.ssrf import (
     DEFAULT_POD_NETWORKS,
     AddressRefused,
     check_pod_address,

@@ -19,8 +19,8 @@ from platebridge.portal.scoping import get_pod_for_user, get_site_for_user, scop
 from platebridge.portal.services import admin
 from platebridge.portal.services.listing import list_pods
 from platebridge.portal.services.pod_config import render_pod_config
-from platebridge.portal.services.streaming import streaming_state
 from platebridge.portal.settings import PortalSettings
+from platebridge.portal.streaming.access import streaming_state
 from platebridge.portal.tunnel.routes import get_hub
 
 router = APIRouter(prefix="/pods", include_in_schema=False)

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from platebridge.portal.deps import CurrentUser, Db, Settings
 from platebridge.portal.services.listing import list_cameras
-from platebridge.portal.services.streaming import (
+from platebridge.portal.streaming.access import (
     client_ip,
     direct_url_signer,
     record_tokens_issued,

@@ -13,8 +13,8 @@ from platebridge.portal.errors import not_found
 from platebridge.portal.models import StreamMode, User
 from platebridge.portal.scoping import get_pod_for_user
 from platebridge.portal.services.listing import list_pods
-from platebridge.portal.services.streaming import streaming_state
 from platebridge.portal.settings import PortalSettings
+from platebridge.portal.streaming.access import streaming_state
 from platebridge.portal.tunnel.routes import get_hub
 
 router = APIRouter(prefix="/api", tags=["pods"])

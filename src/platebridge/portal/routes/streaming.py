@@ -16,16 +16,20 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from platebridge.portal.deps import CurrentUser, Db, Settings, public
 from platebridge.portal.errors import ApiError
-from platebridge.portal.hls_rewrite import SEGMENT_NAME, PlaylistError, rewrite_playlist
-from platebridge.portal.hls_rewrite import segment_uri_for as portal_segment_uri_for
-from platebridge.portal.relay import PLAYLIST_MEDIA_TYPE, UpstreamError, upstream_error_handler
 from platebridge.portal.routes import audit as audit_routes
-from platebridge.portal.services import streaming
-from platebridge.portal.services.streaming import (
+from platebridge.portal.streaming import access as streaming
+from platebridge.portal.streaming.access import (
     authorize_stream,
     client_ip,
     require_online,
     streaming_state,
+)
+from platebridge.portal.streaming.hls_rewrite import SEGMENT_NAME, PlaylistError, rewrite_playlist
+from platebridge.portal.streaming.hls_rewrite import segment_uri_for as portal_segment_uri_for
+from platebridge.portal.streaming.relay import (
+    PLAYLIST_MEDIA_TYPE,
+    UpstreamError,
+    upstream_error_handler,
 )
 
 router = APIRouter(prefix="/api/pod", tags=["streaming"])

@@ -1,7 +1,7 @@
 """Method 4 — the outbound tunnel: PODs dial out, the portal sends requests down the line.
 
 ``create_hub`` (lifespan), ``install_tunnel`` (app factory), ``tunnel_relay`` (a
-:class:`~platebridge.portal.relay.PodRelay` whose client goes through the tunnels). See
+:class:`~platebridge.portal.streaming.relay.PodRelay` whose client goes through the tunnels). See
 ``docs/tunnel.md``.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 
-from platebridge.portal.relay import PodRelay
 from platebridge.portal.settings import PortalSettings
+from platebridge.portal.streaming.relay import PodRelay
 from platebridge.portal.tunnel.hub import TunnelHub
 from platebridge.portal.tunnel.routes import get_hub, tunnel_routes
 from platebridge.portal.tunnel.transport import TunnelTransport, tunnel_base_url

@@ -1,6 +1,6 @@
 """An ``httpx`` transport that sends requests through POD tunnels.
 
-The streaming code keeps using :class:`platebridge.portal.relay.PodRelay` unchanged — same
+The streaming code keeps using :class:`platebridge.portal.streaming.relay.PodRelay` unchanged — same
 deadlines, JSON 502/504, chunked streaming and disconnect handling — with a client built on
 :class:`TunnelTransport`; only the URL's host differs: ``http://{pod uuid hex}.tunnel.invalid``
 (``.invalid`` can never resolve, so such a URL can never reach the network by mistake).

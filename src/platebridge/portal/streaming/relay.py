@@ -32,9 +32,9 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from platebridge.core.redact import redact_text
-from platebridge.portal.hls_rewrite import MAX_PLAYLIST_BYTES
-from platebridge.portal.ssrf import AddressRefused, IPNetwork, check_pod_address
-from platebridge.portal.upstream_http import READ_SIZE, UpstreamPool
+from platebridge.portal.streaming.hls_rewrite import MAX_PLAYLIST_BYTES
+from platebridge.portal.streaming.ssrf import AddressRefused, IPNetwork, check_pod_address
+from platebridge.portal.streaming.upstream_http import READ_SIZE, UpstreamPool
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -309,7 +309,7 @@ class PodRelay:
         pool: UpstreamPool | None = None,
     ) -> None:
         self._client = client
-        #: The lean client for ``http://`` URLs (:mod:`platebridge.portal.upstream_http`);
+        #: The lean client for ``http://`` URLs (:mod:`platebridge.portal.streaming.upstream_http`);
         #: without one (the tunnel's relay) everything goes through ``client``.
         self._pool = pool
         self.connect_timeout = connect_timeout
@@ -338,7 +338,7 @@ class PodRelay:
 
         ``allowed_networks`` (optional) re-checks every URL's host with the SSRF guard right
         before connecting — defence in depth for callers that built the URL with
-        :func:`platebridge.portal.ssrf.pod_base_url`. ``options`` go to :class:`PodRelay`.
+        :func:`platebridge.portal.streaming.ssrf.pod_base_url`. ``options`` go to :class:`PodRelay`.
         """
         if connect_timeout <= 0 or read_timeout <= 0:
             raise ValueError("timeouts must be positive")

@@ -37,20 +37,25 @@ from platebridge.portal.db import Database
 from platebridge.portal.deps import session_token
 from platebridge.portal.errors import ApiError
 from platebridge.portal.models import Camera, Pod, User, utcnow
-from platebridge.portal.relay import PodRelay, UpstreamError
 from platebridge.portal.scoping import get_camera_for_user
 from platebridge.portal.services import audit
 from platebridge.portal.services.auth import user_for_token
 from platebridge.portal.settings import PortalSettings
-from platebridge.portal.ssrf import AddressRefused, IPNetwork, parse_networks, pod_base_url
 from platebridge.portal.status import effective_pod_status
-from platebridge.portal.tunnel.hub import TunnelHub
-from platebridge.portal.tunnel.select import (
+from platebridge.portal.streaming.relay import PodRelay, UpstreamError
+from platebridge.portal.streaming.select import (
     ReachabilityCache,
     Upstream,
     tunnel_upstream,
     uses_tunnel,
 )
+from platebridge.portal.streaming.ssrf import (
+    AddressRefused,
+    IPNetwork,
+    parse_networks,
+    pod_base_url,
+)
+from platebridge.portal.tunnel.hub import TunnelHub
 
 #: ``user_id`` claim of the portal's own POD-side tokens (the POD logs it, nothing else).
 PORTAL_USER_ID = "platebridge-portal"

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from platebridge.portal.models import Pod
-from platebridge.portal.relay import PodRelay
-from platebridge.portal.ssrf import IPNetwork, check_pod_address
+from platebridge.portal.streaming.relay import PodRelay
+from platebridge.portal.streaming.ssrf import IPNetwork, check_pod_address
 from platebridge.portal.tunnel.hub import TunnelHub
 from platebridge.portal.tunnel.transport import tunnel_base_url
 
