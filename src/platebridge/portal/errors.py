@@ -17,44 +17,27 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from platebridge.core.errors import (
+    FieldError,
+    PlateBridgeError,
+    code_for_status,
+    error_body,
+)
+
 log = logging.getLogger("platebridge.portal")
 
-_STATUS_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "validation_error",
-    429: "too_many_requests",
-}
 
-
-class ApiError(Exception):
+class ApiError(PlateBridgeError):
     """Raise from services or routes; rendered as ``{"error": code, "detail": message}``."""
-
-    def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers
 
 
 def not_found(what: str) -> ApiError:
     return ApiError(404, "not_found", f"{what} not found")
 
 
-def field_errors(
-    errors: Iterable[Any], strip_loc: Sequence[str] = ("body",)
-) -> list[dict[str, str]]:
+def field_errors(errors: Iterable[Any], strip_loc: Sequence[str] = ("body",)) -> list[FieldError]:
     """Pydantic errors → ``[{"field": "a.0.b", "message": …}]`` (without the rejected input)."""
-    out: list[dict[str, str]] = []
+    out: list[FieldError] = []
     for err in errors:
         loc = [str(p) for p in err.get("loc", ())]
         while loc and loc[0] in strip_loc:
@@ -64,20 +47,20 @@ def field_errors(
     return out
 
 
-def validation_response(details: list[dict[str, str]]) -> JSONResponse:
-    return JSONResponse({"error": "validation_error", "detail": details}, status_code=422)
+def validation_response(details: list[FieldError]) -> JSONResponse:
+    return JSONResponse(error_body("validation_error", details), status_code=422)
 
 
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": message}, status_code=status, headers=headers)
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+    @app.exception_handler(PlateBridgeError)
+    async def _api_error(_request: Request, exc: PlateBridgeError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message, exc.response_headers())
 
     @app.exception_handler(RequestValidationError)
     async def _request_validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -89,7 +72,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _STATUS_CODES.get(exc.status_code, "error")
+        code = code_for_status(exc.status_code)
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return error_response(exc.status_code, code, message, dict(exc.headers or {}) or None)
 
