@@ -1,7 +1,9 @@
 """HTTP layer of the agent: /health, token-protected /stream (HLS), /snapshot.
 
 Thin by design: token checks are ``platebridge.core.tokens``, playlist rewriting is
-:mod:`playlist`, frames come from :mod:`snapshot`. Every error is ``{"error", "detail"}`` JSON.
+:mod:`playlist`, frames come from :mod:`snapshot`. Every error is ``{"error", "detail"}`` JSON
+(:mod:`platebridge.core.errors`). The routes live on a module-level router; what they need
+(config, live camera state, snapshotter) reaches them through one context dependency.
 """
 
 from __future__ import annotations
@@ -10,15 +12,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from platebridge.core.errors import PlateBridgeError, error_body
 from platebridge.core.tokens import StreamClaims, TokenError, verify_stream_token
 from platebridge.pod.config import PodConfig
 from platebridge.pod.ffmpeg import PLAYLIST_NAME, SEGMENT_NAME, camera_dir
@@ -32,55 +36,137 @@ PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_TYPE = "video/mp2t"
 
 
-class ApiError(Exception):
-    def __init__(
-        self, status: int, error: str, detail: str, headers: Mapping[str, str] | None = None
-    ) -> None:
-        super().__init__(detail)
-        self.status, self.error, self.detail = status, error, detail
-        self.headers = dict(headers or {})
+ApiError = PlateBridgeError  # the POD raises the one error type of core
 
 
 def _json_error(
     status: int, error: str, detail: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+    return JSONResponse(error_body(error, detail), status_code=status, headers=headers)
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
 
 
-def create_app(
-    config: PodConfig,
-    cameras: Mapping[str, CameraState],
-    *,
-    started_at: float | None = None,
-    snapshotter: Snapshotter | None = None,
-    tunnel_status: Callable[[], dict[str, Any]] | None = None,
-) -> FastAPI:
-    """Build the ASGI app. ``cameras`` is live state owned by the supervisors (read-only here)."""
-    started = time.monotonic() if started_at is None else started_at
-    secret = config.stream_token_secret.get_secret_value()
-    snaps = snapshotter or Snapshotter(config.ffmpeg_path)
-    app = FastAPI(
-        title="PlateBridge POD agent",
-        version=config.firmware_version,
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
-    )
-    if config.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(config.cors_origins),
-            allow_methods=["GET"],
-            allow_headers=["Range"],
-            max_age=600,
-        )
+@dataclass(frozen=True)
+class PodContext:
+    """What the routes need, built once by :func:`create_app` (cameras: live, read-only)."""
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return _json_error(exc.status, exc.error, exc.detail, exc.headers)
+    config: PodConfig
+    cameras: Mapping[str, CameraState]
+    secret: str
+    started: float
+    snapshotter: Snapshotter
+    tunnel_status: Callable[[], dict[str, Any]] | None
+
+    def authorize(self, token: str | None) -> StreamClaims:
+        try:
+            claims = verify_stream_token(token, self.secret)
+        except TokenError as exc:
+            raise ApiError(401, f"token_{exc.reason}", exc.message) from None
+        if claims.pod_id != self.config.pod_id:
+            raise ApiError(403, "wrong_pod", "stream token was issued for another POD")
+        return claims
+
+    def known_camera(self, camera_id: str) -> CameraState:
+        state = self.cameras.get(camera_id)
+        if state is None:
+            raise ApiError(404, "unknown_camera", "this POD has no camera with that id")
+        return state
+
+    async def read_playlist(self, state: CameraState) -> str:
+        path = camera_dir(self.config, state.camera_id) / PLAYLIST_NAME
+        try:
+            text = await asyncio.to_thread(path.read_text, "utf-8")
+        except (OSError, UnicodeDecodeError):
+            text = ""
+        if newest_segment(text) is None:
+            raise ApiError(
+                503,
+                "not_ready",
+                f"camera has no video yet (status: {state.status})",
+                {"Retry-After": "1"},
+            )
+        return text
+
+
+def _context(request: Request) -> PodContext:
+    ctx: PodContext = request.app.state.pod
+    return ctx
+
+
+Context = Annotated[PodContext, Depends(_context)]
+router = APIRouter()
+
+
+@router.get("/health")
+async def health(ctx: Context) -> dict[str, Any]:
+    extra = {"tunnel": ctx.tunnel_status()} if ctx.tunnel_status is not None else {}
+    return extra | {
+        "status": "online",
+        "pod_id": ctx.config.pod_id,
+        "version": ctx.config.firmware_version,
+        "uptime_seconds": round(time.monotonic() - ctx.started, 1),
+        "cameras": [
+            {
+                "camera_id": s.camera_id,
+                "name": s.name,
+                "status": s.status,
+                "error": s.error,
+            }
+            for s in ctx.cameras.values()
+        ],
+    }
+
+
+@router.get("/stream")
+async def stream(ctx: Context, token: str | None = None) -> Response:
+    claims = ctx.authorize(token)
+    state = ctx.known_camera(claims.camera_id)
+    text = await ctx.read_playlist(state)
+    assert token is not None
+    return Response(
+        rewrite_playlist(text, state.camera_id, token),
+        media_type=PLAYLIST_TYPE,
+        headers={"Cache-Control": "no-cache, no-store"},
+    )
+
+
+@router.get("/stream/{camera_id}/{segment}")
+async def segment(ctx: Context, camera_id: str, segment: str, token: str | None = None) -> Response:
+    claims = ctx.authorize(token)
+    state = ctx.known_camera(camera_id)
+    if claims.camera_id != camera_id:
+        raise ApiError(403, "wrong_camera", "stream token was issued for another camera")
+    if not SEGMENT_NAME.match(segment):
+        raise ApiError(404, "not_found", "no such segment")
+    path: Path = camera_dir(ctx.config, state.camera_id) / segment
+    try:
+        data = await asyncio.to_thread(path.read_bytes)
+    except OSError:
+        raise ApiError(404, "not_found", "segment is no longer available") from None
+    return Response(data, media_type=SEGMENT_TYPE, headers={"Cache-Control": "private"})
+
+
+@router.get("/snapshot")
+async def snapshot(ctx: Context, token: str | None = None) -> Response:
+    claims = ctx.authorize(token)
+    state = ctx.known_camera(claims.camera_id)
+    name = newest_segment(await ctx.read_playlist(state))
+    assert name is not None
+    try:
+        jpeg = await ctx.snapshotter.get(
+            state.camera_id, camera_dir(ctx.config, state.camera_id) / name
+        )
+    except SnapshotError as exc:
+        raise ApiError(503, "not_ready", f"no frame available: {exc}") from None
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-cache"})
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(PlateBridgeError)
+    async def _api_error(_: Request, exc: PlateBridgeError) -> JSONResponse:
+        return _json_error(exc.status, exc.code, exc.message, exc.response_headers())
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -98,92 +184,39 @@ def create_app(
         log.error("unexpected error while serving a request: %s", type(exc).__name__)
         return _json_error(500, "internal", "internal error")
 
-    def authorize(token: str | None) -> StreamClaims:
-        try:
-            claims = verify_stream_token(token, secret)
-        except TokenError as exc:
-            raise ApiError(401, f"token_{exc.reason}", exc.message) from None
-        if claims.pod_id != config.pod_id:
-            raise ApiError(403, "wrong_pod", "stream token was issued for another POD")
-        return claims
 
-    def known_camera(camera_id: str) -> CameraState:
-        state = cameras.get(camera_id)
-        if state is None:
-            raise ApiError(404, "unknown_camera", "this POD has no camera with that id")
-        return state
-
-    async def read_playlist(state: CameraState) -> str:
-        path = camera_dir(config, state.camera_id) / PLAYLIST_NAME
-        try:
-            text = await asyncio.to_thread(path.read_text, "utf-8")
-        except (OSError, UnicodeDecodeError):
-            text = ""
-        if newest_segment(text) is None:
-            raise ApiError(
-                503,
-                "not_ready",
-                f"camera has no video yet (status: {state.status})",
-                {"Retry-After": "1"},
-            )
-        return text
-
-    @app.get("/health")
-    async def health() -> dict[str, Any]:
-        extra = {"tunnel": tunnel_status()} if tunnel_status is not None else {}
-        return extra | {
-            "status": "online",
-            "pod_id": config.pod_id,
-            "version": config.firmware_version,
-            "uptime_seconds": round(time.monotonic() - started, 1),
-            "cameras": [
-                {
-                    "camera_id": s.camera_id,
-                    "name": s.name,
-                    "status": s.status,
-                    "error": s.error,
-                }
-                for s in cameras.values()
-            ],
-        }
-
-    @app.get("/stream")
-    async def stream(token: str | None = None) -> Response:
-        claims = authorize(token)
-        state = known_camera(claims.camera_id)
-        text = await read_playlist(state)
-        assert token is not None
-        return Response(
-            rewrite_playlist(text, state.camera_id, token),
-            media_type=PLAYLIST_TYPE,
-            headers={"Cache-Control": "no-cache, no-store"},
+def create_app(
+    config: PodConfig,
+    cameras: Mapping[str, CameraState],
+    *,
+    started_at: float | None = None,
+    snapshotter: Snapshotter | None = None,
+    tunnel_status: Callable[[], dict[str, Any]] | None = None,
+) -> FastAPI:
+    """Build the ASGI app. ``cameras`` is live state owned by the supervisors (read-only here)."""
+    app = FastAPI(
+        title="PlateBridge POD agent",
+        version=config.firmware_version,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.pod = PodContext(
+        config=config,
+        cameras=cameras,
+        secret=config.stream_token_secret.get_secret_value(),
+        started=time.monotonic() if started_at is None else started_at,
+        snapshotter=snapshotter or Snapshotter(config.ffmpeg_path),
+        tunnel_status=tunnel_status,
+    )
+    if config.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET"],
+            allow_headers=["Range"],
+            max_age=600,
         )
-
-    @app.get("/stream/{camera_id}/{segment}")
-    async def segment(camera_id: str, segment: str, token: str | None = None) -> Response:
-        claims = authorize(token)
-        state = known_camera(camera_id)
-        if claims.camera_id != camera_id:
-            raise ApiError(403, "wrong_camera", "stream token was issued for another camera")
-        if not SEGMENT_NAME.match(segment):
-            raise ApiError(404, "not_found", "no such segment")
-        path: Path = camera_dir(config, state.camera_id) / segment
-        try:
-            data = await asyncio.to_thread(path.read_bytes)
-        except OSError:
-            raise ApiError(404, "not_found", "segment is no longer available") from None
-        return Response(data, media_type=SEGMENT_TYPE, headers={"Cache-Control": "private"})
-
-    @app.get("/snapshot")
-    async def snapshot(token: str | None = None) -> Response:
-        claims = authorize(token)
-        state = known_camera(claims.camera_id)
-        name = newest_segment(await read_playlist(state))
-        assert name is not None
-        try:
-            jpeg = await snaps.get(state.camera_id, camera_dir(config, state.camera_id) / name)
-        except SnapshotError as exc:
-            raise ApiError(503, "not_ready", f"no frame available: {exc}") from None
-        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-cache"})
-
+    _install_error_handlers(app)
+    app.include_router(router)
     return app
