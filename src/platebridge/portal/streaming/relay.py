@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from platebridge.core.errors import PlateBridgeError
 from platebridge.core.redact import redact_text
 from platebridge.portal.streaming.hls_rewrite import MAX_PLAYLIST_BYTES
 from platebridge.portal.streaming.ssrf import AddressRefused, IPNetwork, check_pod_address
@@ -58,31 +59,35 @@ DEFAULT_KEEPALIVE_EXPIRY = 4.0
 _MAX_RETRY_AFTER = 3600
 
 
-class UpstreamError(Exception):
-    """Fetching from the POD failed; ``status_code`` is what the viewer gets.
+class UpstreamError(PlateBridgeError):
+    """Fetching from the POD failed; ``status`` is what the viewer gets.
 
-    ``error`` is a short machine-readable code, ``detail`` a sentence for humans. Neither ever
-    contains the upstream URL.
+    ``code`` is a short machine-readable code, ``message`` a sentence for humans. Neither ever
+    contains the upstream URL. (``status_code``/``error``/``detail`` are the relay's names.)
     """
 
     def __init__(
         self, status_code: int, error: str, detail: str, *, retry_after: int | None = None
     ) -> None:
-        super().__init__(f"{error}: {detail}")
-        self.status_code = status_code
-        self.error = error
-        self.detail = detail
-        self.retry_after = retry_after
+        super().__init__(status_code, error, detail, retry_after=retry_after)
+
+    @property
+    def status_code(self) -> int:
+        return self.status
+
+    @property
+    def error(self) -> str:
+        return self.code
+
+    @property
+    def detail(self) -> str:
+        return self.message
 
 
 def error_response(exc: UpstreamError) -> JSONResponse:
-    """``{"error": …, "detail": …}`` with the error's status (and ``Retry-After`` if known)."""
-    headers = {"Cache-Control": "no-store"}
-    if exc.retry_after is not None:
-        headers["Retry-After"] = str(exc.retry_after)
-    return JSONResponse(
-        {"error": exc.error, "detail": exc.detail}, status_code=exc.status_code, headers=headers
-    )
+    """The error body with the error's status (and ``Retry-After`` if known), never cached."""
+    headers = {"Cache-Control": "no-store", **(exc.response_headers() or {})}
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
 async def upstream_error_handler(request: Request, exc: Exception) -> JSONResponse:
