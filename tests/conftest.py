@@ -8,9 +8,11 @@ PostgreSQL the PostgreSQL half is skipped with a loud warning — or fails when 
 from __future__ import annotations
 
 import os
+import subprocess
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,3 +58,58 @@ def db_url(
         yield url
     finally:
         drop_pg_database(url)
+
+
+# --- markers: `e2e` means "starts real processes" ---------------------------------------------
+#
+# The fast lane is `pytest -m "not e2e"`. A test that starts a process (directly or through one of
+# its fixtures) without the e2e marker fails there with a message saying so, so the marker stays
+# true by construction: the guard wraps subprocess.Popen, which asyncio's subprocesses use too.
+
+_SPAWN_GUARD = {"active": False}
+_original_popen_init = subprocess.Popen.__init__
+
+
+def _guarded_popen_init(self: subprocess.Popen[Any], *args: Any, **kwargs: Any) -> None:
+    if _SPAWN_GUARD["active"]:
+        argv = args[0] if args else kwargs.get("args")
+        name = Path(str(argv[0] if isinstance(argv, list | tuple) else argv)).name
+        raise RuntimeError(
+            f"this test starts a process ({name}) but is not marked e2e: add "
+            "pytestmark = pytest.mark.e2e to its module (or @pytest.mark.e2e)"
+        )
+    _original_popen_init(self, *args, **kwargs)
+
+
+def _fast_lane(config: pytest.Config) -> bool:
+    expr = str(config.getoption("markexpr", "") or "")
+    return "not e2e" in " ".join(expr.split())
+
+
+#: Directories whose every test starts processes (browser, demo, soak, benchmarks, faults).
+_E2E_DIRS = ("web", "demo", "soak", "bench", "faults")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    root = Path(__file__).parent
+    for item in items:
+        parts = item.path.relative_to(root).parts if item.path.is_relative_to(root) else ()
+        if parts and parts[0] in _E2E_DIRS:
+            item.add_marker(pytest.mark.e2e)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _fast_lane(config):
+        subprocess.Popen.__init__ = _guarded_popen_init  # type: ignore[method-assign]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    _SPAWN_GUARD["active"] = _fast_lane(item.config) and item.get_closest_marker("e2e") is None
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    yield
+    _SPAWN_GUARD["active"] = False

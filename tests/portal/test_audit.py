@@ -21,6 +21,8 @@ from tests.portal.streaming_support import (
 )
 from tests.support.portal import SeededCompany, cli_json, seed_company
 
+pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
+
 
 @pytest.fixture(scope="module")
 def fake_pod() -> Iterator[FakePod]:

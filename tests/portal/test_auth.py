@@ -10,6 +10,8 @@ from platebridge.portal.settings import PortalSettings
 from tests.portal.conftest import Portal
 from tests.support.portal import SeededCompany
 
+pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
+
 PUBLIC_PATHS = {"/health", "/api/auth/login", "/api/pod/heartbeat"}
 
 

@@ -28,6 +28,8 @@ from tests.support.portal import (
     run_portal,
 )
 
+pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
+
 
 @pytest.fixture
 def fresh_db(db_url: str) -> Iterator[str]:

@@ -6,11 +6,14 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.portal.conftest import Portal
 from tests.portal.test_enrollment_offline import enroll_key
 from tests.portal.test_heartbeat import camera_payload
 from tests.support.portal import SeededCompany, sql
+
+pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
 
 N = 50
 HB = "/api/pod/heartbeat"

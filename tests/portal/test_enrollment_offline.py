@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.portal.conftest import Portal
 from tests.portal.test_heartbeat import camera_payload
 from tests.support.portal import SeededCompany, age_pods, create_site, enrollment_key
+
+pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
 
 HB = "/api/pod/heartbeat"
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 
 from tests.portal.conftest import Portal
 from tests.support.portal import SeededCompany, sql
+
+pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
 
 # Copied verbatim from the spec ("POD Startup & Registration"), comment included.
 SPEC_HEARTBEAT = """{

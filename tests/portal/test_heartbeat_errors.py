@@ -11,6 +11,8 @@ from tests.portal.conftest import Portal
 from tests.portal.test_heartbeat import camera_payload
 from tests.support.portal import SeededCompany, rotate_pod_key
 
+pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
+
 HB = "/api/pod/heartbeat"
 
 

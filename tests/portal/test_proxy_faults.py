@@ -27,6 +27,8 @@ from tests.portal.streaming_support import (
 from tests.support.portal import SeededCompany, new_sqlite_url, seed_company
 from tests.support.procs import free_port, wait_until
 
+pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
+
 CONNECT_TIMEOUT = 1.0
 READ_TIMEOUT = 1.5
 TOKEN_TTL = 3

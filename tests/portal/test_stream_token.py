@@ -23,6 +23,8 @@ from tests.portal.streaming_support import (
 )
 from tests.support.portal import SeededCompany, age_pods, cli_json, seed_company
 
+pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
+
 FALLBACK = "portal-wide-fallback-secret-0123456789"
 CAMERA = "gate-camera-1"
 

@@ -21,6 +21,8 @@ from platebridge.portal.settings import PortalSettings
 from tests.security.world import Company, populate, seed
 from tests.support.portal import new_sqlite_url, run_portal
 
+pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
+
 EXAMPLES = int(os.environ.get("PB_FUZZ_EXAMPLES", "8"))
 DOCUMENT = create_app(PortalSettings(database_url="sqlite:///unused.db")).openapi()
 schema = schemathesis.openapi.from_dict(DOCUMENT)

@@ -22,6 +22,8 @@ from tests.security.test_tokens import SECRET
 from tests.security.token_attacks import raw_token
 from tests.support.portal import SeededCompany, new_sqlite_url, run_portal, seed_company
 
+pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
+
 N = int(os.environ.get("PB_FUZZ_EXAMPLES", "8"))
 FAST = settings(max_examples=max(200, N * 25), deadline=None)
 SLOW = settings(max_examples=max(60, N * 8), deadline=None, suppress_health_check=list(HealthCheck))

@@ -21,6 +21,8 @@ from tests.security.conftest import World
 from tests.security.routes_table import RouteInfo, portal_routes
 from tests.security.world import Company
 
+pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
+
 #: Identifier parameters → the value a company has for them.
 IDENTIFIERS: dict[str, Callable[[Company], str]] = {
     "pod_id": lambda c: c.pod_id,

@@ -10,11 +10,14 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.pod.conftest import Agent
 from tests.support.camera import TestCamera
 from tests.support.portal import PORTAL, new_sqlite_url, portal_env, seed_company
 from tests.support.procs import Proc, free_port, wait_for_http, wait_until
+
+pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
 
 RTSP_PASSWORD = "CamPass-s3cret-9f8e7d"
 WRONG_RTSP_PASSWORD = "WrongPass-s3cret-1a2b3c"

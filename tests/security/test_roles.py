@@ -6,12 +6,15 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 
 from tests.security.conftest import World
 from tests.security.routes_table import RouteInfo
 from tests.security.test_isolation import ROUTES, _values, send
 from tests.security.world import heartbeat_body
 from tests.support.portal import cli_json
+
+pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
 
 #: Route labels that must be admin-only whenever they exist.
 ADMIN_ACTIONS = re.compile(

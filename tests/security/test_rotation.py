@@ -5,10 +5,13 @@ config). The new key works immediately, and the stream secret is untouched."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.security.conftest import World
 from tests.security.world import heartbeat_body
 from tests.support.portal import cli_json
+
+pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
 
 
 def test_rotate_key_revokes_the_old_key_immediately(world: World) -> None:

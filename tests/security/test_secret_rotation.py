@@ -32,6 +32,8 @@ from tests.portal.streaming_support import (
 )
 from tests.support.portal import cli_json, new_sqlite_url, seed_company
 
+pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
+
 CACHE_SECONDS = 1.0
 
 

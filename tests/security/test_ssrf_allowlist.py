@@ -20,6 +20,8 @@ from tests.portal.streaming_support import (
 )
 from tests.support.portal import new_sqlite_url, seed_company
 
+pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
+
 READ_TIMEOUT = 1.5
 
 

@@ -13,6 +13,8 @@ import pytest
 from platebridge.portal.throttle import SlidingWindow, Throttle, ThrottleLimits
 from tests.support.portal import new_sqlite_url, run_portal, seed_company
 
+pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
+
 # --- the counters, with a fake clock (deterministic) -------------------------------------------
 
 

@@ -10,6 +10,8 @@ from platebridge.core.tokens import b64url_encode
 from tests.security.conftest import World
 from tests.security.token_attacks import Attack, attacks
 
+pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
+
 PROXY_PATHS = ("proxy-stream/{pod}", "proxy-stream/{pod}/segment/seg_1.ts", "snapshot/{pod}")
 
 

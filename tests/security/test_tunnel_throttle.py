@@ -19,6 +19,8 @@ import pytest
 
 from tests.support.portal import SeededCompany, new_sqlite_url, run_portal, seed_company
 
+pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
+
 LIMIT = 3
 BAD_KEY = "pbk_" + "x" * 40
 

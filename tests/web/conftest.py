@@ -20,7 +20,7 @@ from tests.support.camera import TestCamera, camera_available
 from tests.support.portal import SeededCompany, new_sqlite_url, run_portal
 from tests.support.procs import free_port, wait_until
 
-pytestmark = pytest.mark.e2e
+# e2e: every test here is marked by the root conftest (tests/web is an e2e directory).
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
