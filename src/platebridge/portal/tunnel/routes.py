@@ -28,6 +28,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from platebridge.core import tunnel as proto
+from platebridge.core.errors import error_body
 from platebridge.portal.db import Database
 from platebridge.portal.deps import public
 from platebridge.portal.errors import ApiError
@@ -110,10 +111,10 @@ async def tunnel_endpoint(websocket: WebSocket) -> None:
 async def _deny(websocket: WebSocket, exc: ApiError) -> None:
     """Answer the upgrade request with the JSON error (429 + Retry-After) instead of 101; a
     server without the WebSocket denial-response extension refuses with 403 instead."""
-    body = {"error": exc.code, "detail": exc.message}
+    body = exc.body()
     try:
         await websocket.send_denial_response(
-            JSONResponse(body, status_code=exc.status, headers=exc.headers)
+            JSONResponse(body, status_code=exc.status, headers=exc.response_headers())
         )
     except RuntimeError:
         await websocket.close(code=1008)
@@ -123,7 +124,7 @@ def _error(status: int, error: str, detail: str, tunnel_error: str | None = None
     headers = {"Cache-Control": "no-store"}
     if tunnel_error:
         headers[ERROR_HEADER] = tunnel_error
-    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+    return JSONResponse(error_body(error, detail), status_code=status, headers=headers)
 
 
 def _signed(request: Request, hub: TunnelHub, what: str, path: str, query: str) -> bool:
