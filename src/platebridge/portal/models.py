@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 from sqlalchemy import (
     CheckConstraint,
@@ -31,6 +31,27 @@ DEFAULT_STREAM_PORT = 8000
 #: How browsers reach a pod's streams (see docs/streaming.md and docs/tunnel.md).
 StreamMode = Literal["proxy", "direct", "tunnel", "auto"]
 STREAM_MODES: tuple[str, ...] = get_args(StreamMode)
+#: A camera as the portal records it (the POD's ``starting`` arrives as ``inactive``).
+CameraStatus = Literal["active", "inactive", "error"]
+Role = Literal["admin", "viewer"]
+KeyKind = Literal["pod", "enrollment"]
+AuditAction = Literal["token_issued", "stream_started"]
+AuditMethod = Literal["proxy", "direct", "tunnel"]
+
+
+def as_stream_mode(value: str) -> StreamMode | None:
+    """``value`` as a :data:`StreamMode`, or None when it is not one."""
+    for mode in get_args(StreamMode):
+        if mode == value:
+            return cast(StreamMode, mode)
+    return None
+
+
+def one_of(column: str, allowed: object) -> CheckConstraint:
+    """The CHECK constraint of an enumerated column, generated from its ``Literal`` type so the
+    Python type and the database rule cannot drift apart (the migrations write the same text)."""
+    values = ", ".join(f"'{value}'" for value in get_args(allowed))
+    return CheckConstraint(f"{column} IN ({values})", name=column)
 
 
 def new_uuid() -> uuid.UUID:
@@ -108,7 +129,7 @@ class Pod(Base):
     __table_args__ = (
         UniqueConstraint("company_id", "pod_id"),
         Index(None, "site_id"),
-        CheckConstraint("stream_mode IN ('proxy', 'direct', 'tunnel', 'auto')", name="stream_mode"),
+        one_of("stream_mode", StreamMode),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
     pod_id: Mapped[str] = mapped_column(String(64))
@@ -122,7 +143,7 @@ class Pod(Base):
     firmware_version: Mapped[str | None] = mapped_column(String(64))
     stream_token_secret: Mapped[str] = mapped_column(String(128))
     stream_port: Mapped[int] = mapped_column(Integer, default=DEFAULT_STREAM_PORT)
-    stream_mode: Mapped[str] = mapped_column(String(16), default="proxy")
+    stream_mode: Mapped[StreamMode] = mapped_column(String(16), default="proxy")
     #: Digest of the last heartbeat's content (ip, port, status, firmware, cameras): a heartbeat
     #: with the same digest only refreshes ``last_heartbeat`` (the fast path).
     heartbeat_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32))
@@ -133,14 +154,14 @@ class Camera(Base):
     __tablename__ = "cameras"
     __table_args__ = (
         UniqueConstraint("pod_id", "camera_id"),
-        CheckConstraint("status IN ('active', 'inactive', 'error')", name="status"),
+        one_of("status", CameraStatus),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
     pod_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pods.id", ondelete="CASCADE"))
     camera_id: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     stream_url: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[CameraStatus] = mapped_column(String(16), default="active")
     position: Mapped[str] = mapped_column(String(200), default="")
     error: Mapped[str | None] = mapped_column(String(500))
     #: Without credentials (``core.redact.strip_credentials``); never returned by the API.
@@ -152,14 +173,14 @@ class Camera(Base):
 class User(Base):
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint("role IN ('admin', 'viewer')", name="role"),
+        one_of("role", Role),
         Index(None, "company_id"),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
     company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(16))
+    role: Mapped[Role] = mapped_column(String(16))
     created_at: Mapped[datetime]
 
 
@@ -169,14 +190,14 @@ class ApiKey(Base):
 
     __tablename__ = "api_keys"
     __table_args__ = (
-        CheckConstraint("kind IN ('pod', 'enrollment')", name="kind"),
+        one_of("kind", KeyKind),
         Index(None, "pod_id"),
         Index(None, "site_id"),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
     key_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[KeyKind] = mapped_column(String(16))
     company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
     pod_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("pods.id", ondelete="CASCADE"))
     site_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
@@ -214,8 +235,8 @@ class AuditEvent(Base):
 
     __tablename__ = "audit_events"
     __table_args__ = (
-        CheckConstraint("action IN ('token_issued', 'stream_started')", name="action"),
-        CheckConstraint("method IN ('proxy', 'direct', 'tunnel')", name="method"),
+        one_of("action", AuditAction),
+        one_of("method", AuditMethod),
         Index(None, "company_id", "at"),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
@@ -225,6 +246,6 @@ class AuditEvent(Base):
     user_email: Mapped[str | None] = mapped_column(String(320))
     pod_id: Mapped[str] = mapped_column(String(64))
     camera_id: Mapped[str] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(16))
-    method: Mapped[str] = mapped_column(String(16))
+    action: Mapped[AuditAction] = mapped_column(String(16))
+    method: Mapped[AuditMethod] = mapped_column(String(16))
     client_ip: Mapped[str | None] = mapped_column(String(45))

@@ -12,7 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from platebridge.portal.db import Database
 from platebridge.portal.deps import AdminUser, CurrentUser, Db, Settings, page
 from platebridge.portal.errors import ApiError
-from platebridge.portal.models import STREAM_MODES, Site, User
+from platebridge.portal.models import STREAM_MODES, Site, User, as_stream_mode
 from platebridge.portal.pages.csrf import form_fields
 from platebridge.portal.pages.render import render
 from platebridge.portal.scoping import get_pod_for_user, get_site_for_user, scoped_sites
@@ -130,8 +130,8 @@ async def rotate_secret(
 @router.post("/{pod_id}/mode")
 @page
 async def stream_mode(request: Request, user: AdminUser, db: Db, pod_id: Slug) -> Response:
-    mode = (await form_fields(request)).get("stream_mode", "")
-    if mode not in STREAM_MODES:
+    mode = as_stream_mode((await form_fields(request)).get("stream_mode", ""))
+    if mode is None:
         allowed = ", ".join(STREAM_MODES)
         raise ApiError(422, "validation_error", f"stream mode must be one of {allowed}")
     async with db.write() as session:
