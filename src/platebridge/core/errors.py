@@ -8,7 +8,7 @@ imports, so the POD agent and the portal can both use it.
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing_extensions import TypedDict  # pydantic (OpenAPI) needs it before Python 3.12
 
 #: ``error`` code used when only the HTTP status is known.
 STATUS_CODES: dict[int, str] = {

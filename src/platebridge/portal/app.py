@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
+from platebridge.core.errors import ErrorBody
 from platebridge.portal.db import Database
 from platebridge.portal.deps import require_user
 from platebridge.portal.errors import install_error_handlers
@@ -54,6 +55,8 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        # Every refusal is the one error body (core.errors); the OpenAPI document says so.
+        responses={"4XX": {"model": ErrorBody}, "5XX": {"model": ErrorBody}},
     )
     app.state.settings = settings
     app.add_middleware(ContentLengthLimit)

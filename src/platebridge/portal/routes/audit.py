@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from platebridge.portal.deps import AdminUser, Db
 from platebridge.portal.errors import ApiError
+from platebridge.portal.schemas import AuditListing
 from platebridge.portal.scoping import scoped_audit_events
 from platebridge.portal.services.audit import DEFAULT_LIMIT, MAX_LIMIT, AuditFilter, list_events
 
@@ -21,7 +22,7 @@ def _aware(value: datetime | None, name: str) -> datetime | None:
     return value
 
 
-@router.get("/audit")
+@router.get("/audit", response_model=AuditListing)
 async def audit_events(
     user: AdminUser,
     db: Db,

@@ -16,6 +16,7 @@ from platebridge.portal.deps import (
     public,
     set_session_cookie,
 )
+from platebridge.portal.schemas import LoginResult, LogoutResult, Me
 from platebridge.portal.services import auth
 from platebridge.portal.throttle import client_address, get_throttle
 
@@ -28,7 +29,7 @@ class LoginRequest(BaseModel):
     password: str = Field(min_length=1, max_length=1024)
 
 
-@router.post("/login")
+@router.post("/login", response_model=LoginResult)
 @public
 async def login(
     body: LoginRequest, request: Request, response: Response, db: Db, settings: Settings
@@ -50,7 +51,7 @@ async def login(
     }
 
 
-@router.post("/logout")
+@router.post("/logout", response_model=LogoutResult)
 @csrf_exempt
 async def logout(
     request: Request, response: Response, db: Db, _user: CurrentUser
@@ -61,7 +62,7 @@ async def logout(
     return {"ok": True}
 
 
-@router.get("/me")
+@router.get("/me", response_model=Me)
 async def me(user: CurrentUser) -> dict[str, Any]:
     return {
         "id": str(user.id),

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from platebridge.portal.deps import CurrentUser, Db, Settings
+from platebridge.portal.schemas import CameraListing
 from platebridge.portal.services.listing import list_cameras
 from platebridge.portal.streaming.access import (
     client_ip,
@@ -19,7 +20,7 @@ from platebridge.portal.streaming.access import (
 router = APIRouter(prefix="/api", tags=["cameras"])
 
 
-@router.get("/cameras")
+@router.get("/cameras", response_model=CameraListing)  # documents; orjson body
 async def cameras(
     request: Request,
     user: CurrentUser,

@@ -7,11 +7,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from platebridge.portal.deps import Db, public
+from platebridge.portal.schemas import Health
 
 router = APIRouter()
 
 
-@router.get("/health")
+@router.get("/health", response_model=Health, responses={503: {"model": Health}})
 @public
 async def health(db: Db) -> JSONResponse:
     try:

@@ -11,6 +11,7 @@ from platebridge.portal.db import Database
 from platebridge.portal.deps import AdminUser, CurrentUser, Db, Settings
 from platebridge.portal.errors import not_found
 from platebridge.portal.models import StreamMode, User
+from platebridge.portal.schemas import PodItem, PodListing
 from platebridge.portal.scoping import get_pod_for_user
 from platebridge.portal.services.listing import list_pods
 from platebridge.portal.settings import PortalSettings
@@ -20,7 +21,7 @@ from platebridge.portal.tunnel.routes import get_hub
 router = APIRouter(prefix="/api", tags=["pods"])
 
 
-@router.get("/pods")
+@router.get("/pods", response_model=PodListing)
 async def pods(
     request: Request,
     user: CurrentUser,
@@ -61,7 +62,7 @@ async def _one_pod(
     return row
 
 
-@router.get("/pods/{pod_id}")
+@router.get("/pods/{pod_id}", response_model=PodItem)
 async def pod(
     request: Request,
     user: CurrentUser,
@@ -82,7 +83,7 @@ class PodUpdate(BaseModel):
     )
 
 
-@router.patch("/pods/{pod_id}")
+@router.patch("/pods/{pod_id}", response_model=PodItem)
 async def update_pod(
     request: Request,
     body: PodUpdate,

@@ -1,0 +1,107 @@
+"""The JSON bodies the portal's API answers with, as TypedDicts for the OpenAPI document.
+
+Routes name them as ``response_model`` so ``/api/openapi.json`` describes every response body;
+the listing routes that return pre-serialised JSON (``orjson``) are documented by them without
+being re-validated. Errors are ``core.errors.ErrorBody`` on every route.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from typing_extensions import TypedDict
+
+from platebridge.portal.models import AuditAction, AuditMethod, CameraStatus, Role, StreamMode
+
+PodStatus = Literal["online", "offline", "error"]
+
+
+class LoginResult(TypedDict):
+    access_token: str
+    token_type: Literal["bearer"]
+    expires_in: int
+
+
+class LogoutResult(TypedDict):
+    ok: bool
+
+
+class Me(TypedDict):
+    id: str
+    email: str
+    role: Role
+    company_id: str
+
+
+class Health(TypedDict):
+    status: Literal["ok", "error"]
+    database: Literal["ok", "unreachable"]
+
+
+class CameraItem(TypedDict):
+    """A camera as ``GET /api/cameras`` lists it (the spec's fields and the portal's own)."""
+
+    id: str
+    name: str
+    stream_url: str
+    status: CameraStatus
+    pod_id: str
+    pod_name: str
+    pod_ip: str | None
+    position: str
+    pod_status: PodStatus
+    streamable: bool
+    stream_mode: StreamMode
+    direct_url: str | None
+    error: str | None
+    site: str
+    site_id: str
+    last_heartbeat: str | None
+
+
+class CameraListing(TypedDict):
+    cameras: list[CameraItem]
+
+
+class CameraCounts(TypedDict):
+    total: int
+    active: int
+    inactive: int
+    error: int
+
+
+class PodItem(TypedDict):
+    pod_id: str
+    name: str
+    status: PodStatus
+    ip_address: str | None
+    stream_port: int
+    stream_mode: StreamMode
+    network: str | None
+    unavailable_reason: str | None
+    tunnel_connected: bool
+    firmware_version: str | None
+    last_heartbeat: str | None
+    site: str
+    site_id: str
+    cameras: CameraCounts
+
+
+class PodListing(TypedDict):
+    pods: list[PodItem]
+
+
+class AuditEventItem(TypedDict):
+    id: str
+    at: str
+    user_id: str | None
+    user_email: str | None
+    pod_id: str
+    camera_id: str
+    action: AuditAction
+    method: AuditMethod
+    client_ip: str | None
+
+
+class AuditListing(TypedDict):
+    events: list[AuditEventItem]
