@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from platebridge import __version__
+from platebridge.core.redact import install_log_redaction
 from platebridge.pod.config import ConfigError, PodConfig, load_config
 
 DEFAULT_CONFIG = Path("/etc/platebridge/pod.yaml")
@@ -43,6 +44,7 @@ def _setup_logging(level: str) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs full URLs
+    install_log_redaction()  # websockets logs the tunnel's Authorization header at DEBUG
 
 
 def _heartbeat(config: PodConfig, dry_run: bool) -> int:

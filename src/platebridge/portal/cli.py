@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platebridge.core.redact import redact_text
+from platebridge.core.redact import install_log_redaction, redact_text
 from platebridge.portal import migrate as migrations
 from platebridge.portal.db import Database
 from platebridge.portal.models import STREAM_MODES, Company
@@ -79,6 +79,7 @@ def cmd_serve(args: argparse.Namespace, settings: PortalSettings) -> dict[str, A
     from platebridge.portal.app import create_app
     from platebridge.portal.log_redaction import logging_config
 
+    install_log_redaction()  # every library's records, whatever their logger or handler
     if settings.migrate_on_start:
         _migrate(settings)
     if args.json:
