@@ -97,3 +97,16 @@ class HeartbeatResponse(_Wire):
     server_time: datetime
     heartbeat_interval: int
     registered: bool = Field(default=False, description="True when this heartbeat created the pod.")
+    tunnel: bool | None = Field(
+        default=None,
+        description="Whether the POD should hold its outbound tunnel (stream mode 'tunnel' or "
+        "'auto'). Absent from older portals: the POD then keeps its own default.",
+    )
+
+
+#: Stream modes in which the portal wants the POD to keep a tunnel open.
+TUNNEL_MODES = frozenset({"tunnel", "auto"})
+
+
+def wants_tunnel(stream_mode: str) -> bool:
+    return stream_mode in TUNNEL_MODES

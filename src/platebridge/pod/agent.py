@@ -9,11 +9,12 @@ import signal
 import socket
 import time
 from collections.abc import Generator
+from typing import Any
 
 import uvicorn
 
 from platebridge.pod.config import PodConfig
-from platebridge.pod.heartbeat import HeartbeatLoop
+from platebridge.pod.heartbeat import HeartbeatLoop, HeartbeatResult
 from platebridge.pod.http import create_app
 from platebridge.pod.supervisor import CameraSupervisor
 from platebridge.pod.tunnel import TunnelClient
@@ -50,6 +51,49 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+class TunnelSwitch:
+    """Starts and stops the tunnel client as the portal's heartbeat answers say (config
+    ``tunnel: auto``), or keeps it on (``true``). A missing answer changes nothing."""
+
+    def __init__(self, config: PodConfig) -> None:
+        self.config = config
+        self.client: TunnelClient | None = None
+        self.task: asyncio.Task[None] | None = None
+        self._stopping: set[asyncio.Task[None]] = set()
+
+    def status(self) -> dict[str, Any]:
+        if self.client is None:
+            return {"state": "off", "streams": 0, "connects": 0}
+        return self.client.status()
+
+    def want(self, on: bool) -> None:
+        if on and self.task is None:
+            log.info("tunnel: starting (%s)", "config" if self.config.tunnel is True else "portal")
+            self.client = TunnelClient(self.config)
+            self.task = asyncio.create_task(self.client.run(), name="tunnel")
+        elif not on and self.task is not None:
+            log.info("tunnel: stopping, the portal no longer wants it")
+            self._stopping.add(asyncio.create_task(self._halt(self.client, self.task)))
+            self.client, self.task = None, None
+
+    def on_heartbeat(self, result: HeartbeatResult) -> None:
+        if self.config.tunnel == "auto" and result.tunnel is not None:
+            self.want(result.tunnel)
+
+    @staticmethod
+    async def _halt(client: TunnelClient | None, task: asyncio.Task[None]) -> None:
+        if client is not None:
+            client.stop()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait({task}, timeout=5)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    async def close(self) -> None:
+        self.want(False)
+        await asyncio.gather(*self._stopping, return_exceptions=True)
+
+
 async def _serve(server: uvicorn.Server, sock: socket.socket) -> None:
     try:
         await server.serve(sockets=[sock])
@@ -69,8 +113,8 @@ async def run_agent(config: PodConfig) -> int:
 
     supervisors = [CameraSupervisor(config, cam, changed) for cam in config.cameras]
     states = {s.camera.camera_id: s.state for s in supervisors}
-    heartbeat = HeartbeatLoop(config, states)
-    tunnel = TunnelClient(config) if config.tunnel else None
+    tunnel = TunnelSwitch(config) if config.tunnel is not False else None
+    heartbeat = HeartbeatLoop(config, states, tunnel.on_heartbeat if tunnel else None)
     app = create_app(
         config,
         states,
@@ -98,7 +142,8 @@ async def run_agent(config: PodConfig) -> int:
     tasks = [asyncio.create_task(s.run(), name=f"camera-{s.camera.camera_id}") for s in supervisors]
     hb_task = asyncio.create_task(heartbeat.run(), name="heartbeat")
     serve_task = asyncio.create_task(_serve(server, sock), name="http")
-    tunnel_task = asyncio.create_task(tunnel.run(), name="tunnel") if tunnel is not None else None
+    if tunnel is not None and config.tunnel is True:
+        tunnel.want(True)
     stop_task = asyncio.create_task(stop.wait())
     log.info(
         "POD %s serving %d camera(s) on %s:%d",
@@ -117,12 +162,8 @@ async def run_agent(config: PodConfig) -> int:
         log.info("shutting down")
         server.should_exit = True
         heartbeat.stop()
-        if tunnel is not None and tunnel_task is not None:
-            tunnel.stop()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait({tunnel_task}, timeout=5)
-            tunnel_task.cancel()
-            await asyncio.gather(tunnel_task, return_exceptions=True)
+        if tunnel is not None:
+            await tunnel.close()
         await asyncio.gather(*(s.stop() for s in supervisors))
         await asyncio.gather(*tasks, return_exceptions=True)
         hb_task.cancel()

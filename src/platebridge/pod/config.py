@@ -104,9 +104,10 @@ class PodConfig(_Strict):
     ffmpeg_path: str = "ffmpeg"
     ffprobe_path: str = "ffprobe"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    tunnel: bool = Field(
-        default=False,
-        description="Keep an outbound tunnel to the portal (Method 4: PODs behind NAT).",
+    tunnel: bool | Literal["auto"] = Field(
+        default="auto",
+        description="Outbound tunnel to the portal (Method 4: PODs behind NAT): 'auto' (or "
+        "unset) follows the portal's heartbeat answer, true forces it on, false off.",
     )
     tunnel_ping_interval: float = Field(
         default=10, ge=1, le=300, description="Seconds between tunnel keep-alive pings."
@@ -117,6 +118,11 @@ class PodConfig(_Strict):
     tunnel_read_timeout: float = Field(
         default=10, gt=0, le=120, description="Per-read timeout of tunnelled local requests."
     )
+
+    @field_validator("tunnel", mode="before")
+    @classmethod
+    def _tunnel(cls, value: object) -> object:
+        return "auto" if value is None else value  # ``tunnel:`` with no value
 
     @field_validator("portal_url")
     @classmethod

@@ -9,13 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 import httpx
 
-from platebridge.core.heartbeat import HEARTBEAT_PATH, HeartbeatCamera, HeartbeatRequest
+from platebridge.core.heartbeat import (
+    HEARTBEAT_PATH,
+    HeartbeatCamera,
+    HeartbeatRequest,
+    HeartbeatResponse,
+)
 from platebridge.core.redact import redact_text, strip_credentials
 from platebridge.pod.address import resolve_advertise_address
 from platebridge.pod.backoff import full_jitter
@@ -64,6 +69,8 @@ class HeartbeatResult:
     outcome: Outcome
     message: str
     status_code: int | None = None
+    #: The portal's ``tunnel`` answer; None when absent (an older portal) or unreadable.
+    tunnel: bool | None = None
 
 
 async def send_heartbeat(
@@ -87,13 +94,26 @@ async def send_heartbeat(
         return HeartbeatResult(
             "rejected", f"portal rejected the heartbeat (HTTP {code}): {body}", code
         )
-    return HeartbeatResult("ok", f"heartbeat accepted (HTTP {code})", code)
+    return HeartbeatResult("ok", f"heartbeat accepted (HTTP {code})", code, _tunnel(resp))
+
+
+def _tunnel(resp: httpx.Response) -> bool | None:
+    try:
+        return HeartbeatResponse.model_validate_json(resp.content).tunnel
+    except ValueError:
+        return None
 
 
 class HeartbeatLoop:
-    def __init__(self, config: PodConfig, states: Mapping[str, CameraState]) -> None:
+    def __init__(
+        self,
+        config: PodConfig,
+        states: Mapping[str, CameraState],
+        on_result: Callable[[HeartbeatResult], None] | None = None,
+    ) -> None:
         self.config = config
         self.states = states
+        self.on_result = on_result
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self.last: HeartbeatResult | None = None
@@ -115,6 +135,8 @@ class HeartbeatLoop:
                 result = await send_heartbeat(client, cfg, build_payload(cfg, self.states))
                 self._log(result, failures)
                 self.last = result
+                if self.on_result is not None:
+                    self.on_result(result)
                 if result.outcome == "ok":
                     failures = 0
                     delay = cfg.heartbeat_interval

@@ -17,7 +17,12 @@ from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from platebridge.core.heartbeat import HEARTBEAT_PATH, HeartbeatRequest, HeartbeatResponse
+from platebridge.core.heartbeat import (
+    HEARTBEAT_PATH,
+    HeartbeatRequest,
+    HeartbeatResponse,
+    wants_tunnel,
+)
 from platebridge.portal.db import Database
 from platebridge.portal.deps import bearer_token, is_public_endpoint, public
 from platebridge.portal.errors import ApiError
@@ -101,16 +106,18 @@ async def _heartbeat(request: Request, db: Database, settings: PortalSettings) -
     now = utcnow()
     digest = hb.heartbeat_digest(req)
     registered = False
-    if digest is None or not await hb.fast_heartbeat(db, key_hash, req, digest, now):
+    mode = None if digest is None else await hb.fast_heartbeat(db, key_hash, req, digest, now)
+    if mode is None:
         client = request.client.host if request.client else None
         async with db.write() as session:
             outcome = await hb.slow_heartbeat(session, key_hash, req, digest, now, client)
-        registered = outcome.registered
+        registered, mode = outcome.registered, outcome.stream_mode
     answer = HeartbeatResponse(
         ok=True,
         pod_id=req.pod_id,
         server_time=now,
         heartbeat_interval=settings.heartbeat_interval,
         registered=registered,
+        tunnel=wants_tunnel(mode),
     )
     return Response(answer.model_dump_json().encode(), media_type=_JSON)

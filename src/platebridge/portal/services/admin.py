@@ -191,7 +191,7 @@ async def create_pod(
         status="offline",
         stream_token_secret=secret,
         stream_port=8000,
-        stream_mode="proxy",
+        stream_mode="auto",
         created_at=utcnow(),
     )
     session.add(pod)

@@ -30,12 +30,15 @@ from platebridge.portal.models import ApiKey, Camera, Pod, new_uuid
 from platebridge.portal.security import new_stream_secret
 
 MAX_BODY_BYTES = 64 * 1024
+#: Mode of a pod registered by its first heartbeat: tunnel when the POD opens one, else proxy.
+DEFAULT_STREAM_MODE = "auto"
 
 
 @dataclass(frozen=True, slots=True)
 class HeartbeatOutcome:
     pod_id: str
     registered: bool
+    stream_mode: str
 
 
 def stream_url(ip: str, port: int) -> str:
@@ -129,18 +132,21 @@ async def active_key(session: AsyncSession, key_hash: bytes) -> ApiKey:
 
 async def fast_heartbeat(
     db: Database, key_hash: bytes, req: HeartbeatRequest, digest: bytes, now: datetime
-) -> bool:
-    """Refresh ``last_heartbeat`` if nothing else changed; False means "take the slow path".
+) -> str | None:
+    """Refresh ``last_heartbeat`` if nothing else changed and return the pod's stream mode
+    (for the response's ``tunnel``); None means "take the slow path".
 
     One statement on the driver itself (see ``Database.pg_fetch`` / ``sqlite_try_write``):
     it authenticates the pod key, checks pod_id and digest, and writes the timestamp."""
     if not db.is_sqlite:
-        return len(await db.pg_fetch(_FAST_SQL_PG, key_hash, req.pod_id, digest, now)) == 1
-    params = (key_hash, req.pod_id, digest, _sqlite_time(db)(now))
-    rows = db.sqlite_try_write(_FAST_SQL_SQLITE, params)
-    if rows is None:  # the write lock is taken: queue like every other writer
-        rows = await db.execute_single(_FAST_UPDATE, _fast_params(key_hash, req, digest, now))
-    return len(rows) == 1
+        rows = await db.pg_fetch(_FAST_SQL_PG, key_hash, req.pod_id, digest, now)
+    else:
+        params = (key_hash, req.pod_id, digest, _sqlite_time(db)(now))
+        found = db.sqlite_try_write(_FAST_SQL_SQLITE, params)
+        if found is None:  # the write lock is taken: queue like every other writer
+            found = await db.execute_single(_FAST_UPDATE, _fast_params(key_hash, req, digest, now))
+        rows = found
+    return str(rows[0][1]) if len(rows) == 1 else None
 
 
 def _fast_params(
@@ -163,7 +169,8 @@ _FAST_SQL = (
     "UPDATE pods SET last_heartbeat = {now} WHERE pods.id = ("
     "SELECT api_keys.pod_id FROM api_keys WHERE api_keys.key_hash = {key} "
     "AND api_keys.kind = 'pod' AND api_keys.revoked_at IS NULL) "
-    "AND pods.pod_id = {pod} AND pods.heartbeat_digest = {digest} RETURNING pods.id"
+    "AND pods.pod_id = {pod} AND pods.heartbeat_digest = {digest} "
+    "RETURNING pods.id, pods.stream_mode"
 )
 _FAST_SQL_PG = _FAST_SQL.format(key="$1", pod="$2", digest="$3", now="$4")
 _FAST_SQL_SQLITE = _FAST_SQL.format(key="?1", pod="?2", digest="?3", now="?4")
@@ -186,7 +193,7 @@ _FAST_UPDATE = (
         Pod.heartbeat_digest == bindparam("b_digest"),
     )
     .values(last_heartbeat=bindparam("b_now", type_=Pod.__table__.c.last_heartbeat.type))
-    .returning(Pod.id)
+    .returning(Pod.id, Pod.stream_mode)
 )
 
 
@@ -211,6 +218,7 @@ _POD_COLUMNS = (
     _PODS.c.site_id,
     _PODS.c.ip_address,
     _PODS.c.stream_port,
+    _PODS.c.stream_mode,
 )
 _POD_BY_ID = select(*_POD_COLUMNS).where(_PODS.c.id == bindparam("b_id"))
 _POD_BY_WIRE_ID = select(*_POD_COLUMNS).where(
@@ -256,7 +264,7 @@ async def _pod_for_key(
             status="offline",
             stream_token_secret=new_stream_secret(),
             stream_port=DEFAULT_STREAM_PORT,
-            stream_mode="proxy",
+            stream_mode=DEFAULT_STREAM_MODE,
             created_at=now,
         )
         ins = ins.on_conflict_do_nothing(index_elements=["company_id", "pod_id"]).returning(
@@ -309,7 +317,9 @@ async def slow_heartbeat(
         await conn.execute(
             _CAMS.update().where(_CAMS.c.pod_id == pod.id).values(stream_url=url, updated_at=now)
         )
-    return HeartbeatOutcome(pod_id=pod.pod_id, registered=registered)
+    return HeartbeatOutcome(
+        pod_id=pod.pod_id, registered=registered, stream_mode=str(pod.stream_mode)
+    )
 
 
 def _maybe_url(ip: str | None, port: int) -> str | None:
