@@ -4,7 +4,16 @@
  *   and plays `proxy_url` or `direct_url` according to the pod's stream mode;
  * - renews the token at 2/3 of its lifetime; every later playlist/segment request carries the
  *   newest token (hls.js xhrSetup replaces the `token` query parameter);
- * - on a fatal error or a stall it says so on screen and reconnects with back-off;
+ * - the token goes only to our own URLs (tokenAllowed): same origin as the page with a path under
+ *   PROXY_PREFIX, or, in direct mode, the exact origin of the POD's direct_url. Any other URL
+ *   hls.js is told to load (e.g. an absolute URL in a playlist) is requested without the token;
+ * - RECOVERY RULE: on a fatal error or a stall it says so on screen and schedules a full hls.js
+ *   restart with back-off (1 s doubling to 30 s, reset once playing). Meanwhile, if the stream
+ *   has played before, it probes the playlist with a plain fetch every PROBE_MS (every
+ *   PROBE_SLOW_MS once the outage is longer than PROBE_FAST_FOR_MS) and restarts at once when it
+ *   answers 200 with a playlist that lists segments: a POD that is back plays again within ~1 s,
+ *   a POD that stays down costs one small GET a second (then one per 5 s), never a restart storm.
+ *   Token renewal keeps running while failed, so probes and the restart carry a valid token;
  * - hls.js where Media Source Extensions exist, else native HLS (Safari/iOS).
  * State for tests and assistive tech: `data-state` on the .player, text in its status line.
  */
@@ -15,10 +24,30 @@
   var CSRF = csrfMeta ? csrfMeta.getAttribute('content') : '';
   var STALL_MS = 15000;
   var MAX_BACKOFF_MS = 30000;
+  var PROBE_MS = 1000;
+  var PROBE_SLOW_MS = 5000;
+  var PROBE_FAST_FOR_MS = 60000;
+  var PROXY_PREFIX = '/api/pod/proxy-stream/';
 
-  function withToken(url, token) {
+  /* Whether `url` may carry the viewer's stream token: the portal's own proxy routes, or the
+   * POD whose direct URL the portal handed out (`directOrigin`, null in proxy mode). */
+  function tokenAllowed(url, directOrigin) {
+    var u;
+    try { u = new URL(url, window.location.href); } catch (e) { return false; }
+    if (u.origin === window.location.origin && u.pathname.indexOf(PROXY_PREFIX) === 0) {
+      return true;
+    }
+    return !!directOrigin && u.origin === directOrigin;
+  }
+
+  /* `url` with the newest token when allowed, else `url` with any token parameter removed. */
+  function withToken(url, token, directOrigin) {
     var u = new URL(url, window.location.href);
-    u.searchParams.set('token', token);
+    if (tokenAllowed(u.toString(), directOrigin)) {
+      u.searchParams.set('token', token);
+    } else {
+      u.searchParams.delete('token');
+    }
     return u.toString();
   }
 
@@ -61,6 +90,10 @@
     this.hls = null;
     this.renewTimer = null;
     this.retryTimer = null;
+    this.probeTimer = null;
+    this.url = null;
+    this.directOrigin = null;
+    this.failedAt = 0;
     this.backoff = 1000;
     this.lastTime = -1;
     this.lastProgress = Date.now();
@@ -78,8 +111,13 @@
     this.statusEl.hidden = !text;
   };
 
+  Player.prototype.tokenUrl = function (url) {
+    return withToken(url, this.token, this.directOrigin);
+  };
+
   Player.prototype.onPlaying = function () {
     this.backoff = 1000;
+    this.failedAt = 0;
     this.lastProgress = Date.now();
     this.show('playing', '');
   };
@@ -103,16 +141,16 @@
 
   Player.prototype.scheduleRenewal = function (expiresIn) {
     var self = this;
-    var gen = this.generation;
     window.clearTimeout(this.renewTimer);
+    var renewal = this.renewal = {};  // survives reconnects, so probes carry a valid token
     var delay = Math.max(1000, expiresIn * 1000 * 2 / 3);
     this.renewTimer = window.setTimeout(function () {
       requestToken(self.pod, self.camera).then(function (t) {
-        if (gen !== self.generation) { return; }
+        if (renewal !== self.renewal) { return; }
         self.token = t.token;
         self.scheduleRenewal(t.expires_in);
       }).catch(function (err) {
-        if (gen !== self.generation) { return; }
+        if (renewal !== self.renewal) { return; }
         if (err.status === 401 || err.status === 404) { self.fail(tokenProblem(err)); return; }
         self.scheduleRenewal(3);  // retry in 2 s; the current token is still valid meanwhile
       });
@@ -129,7 +167,10 @@
       if (gen !== self.generation) { return; }
       self.token = t.token;
       self.scheduleRenewal(t.expires_in);
-      var url = (t.stream_mode === 'direct' && t.direct_url) ? t.direct_url : t.proxy_url;
+      var direct = t.stream_mode === 'direct' && t.direct_url;
+      var url = direct ? t.direct_url : t.proxy_url;
+      self.directOrigin = direct ? new URL(url, window.location.href).origin : null;
+      self.url = url;
       self.play(url, gen);
     }).catch(function (err) {
       if (gen !== self.generation) { return; }
@@ -152,7 +193,7 @@
           timeoutRetry: { maxNumRetry: 2, retryDelayMs: 0, maxRetryDelayMs: 0 },
           errorRetry: { maxNumRetry: 2, retryDelayMs: 1000, maxRetryDelayMs: 4000 } } },
         xhrSetup: function (xhr, requestUrl) {
-          xhr.open('GET', withToken(requestUrl, self.token), true);
+          xhr.open('GET', self.tokenUrl(requestUrl), true);
         }
       });
       this.hls = hls;
@@ -173,7 +214,7 @@
       hls.attachMedia(video);
     } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
       // Native HLS cannot swap tokens per request: on expiry it errors and we reconnect.
-      video.src = withToken(url, this.token);
+      video.src = this.tokenUrl(url);
       video.onerror = function () {
         if (gen === self.generation) { self.reconnect('The stream was interrupted. Reconnecting…'); }
       };
@@ -185,8 +226,8 @@
   };
 
   Player.prototype.teardown = function () {
-    window.clearTimeout(this.renewTimer);
     window.clearTimeout(this.retryTimer);
+    window.clearTimeout(this.probeTimer);
     if (this.hls) { this.hls.destroy(); this.hls = null; }
     this.video.onerror = null;
     if (this.video.getAttribute('src')) {
@@ -202,6 +243,30 @@
     var delay = this.backoff;
     this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);
     this.retryTimer = window.setTimeout(function () { self.start(); }, delay);
+    if (!this.failedAt) { this.failedAt = Date.now(); }
+    if (this.url) { this.scheduleProbe(this.generation); }
+  };
+
+  /* One cheap GET of the playlist; a 200 listing segments restarts playback now. */
+  Player.prototype.scheduleProbe = function (gen) {
+    var self = this;
+    var slow = Date.now() - this.failedAt > PROBE_FAST_FOR_MS;
+    window.clearTimeout(this.probeTimer);
+    this.probeTimer = window.setTimeout(function () {
+      if (gen !== self.generation) { return; }
+      fetch(self.tokenUrl(self.url), { cache: 'no-store', credentials: 'same-origin' })
+        .then(function (r) { return r.ok ? r.text() : ''; })
+        .catch(function () { return ''; })
+        .then(function (body) {
+          if (gen !== self.generation) { return; }
+          if (body.indexOf('#EXTINF') >= 0) {
+            window.clearTimeout(self.retryTimer);
+            self.start();
+          } else {
+            self.scheduleProbe(gen);
+          }
+        });
+    }, slow ? PROBE_SLOW_MS : PROBE_MS);
   };
 
   Player.prototype.reconnect = function (message) {
@@ -211,9 +276,13 @@
 
   Player.prototype.fail = function (message) {
     this.generation += 1;
+    this.renewal = null;
+    window.clearTimeout(this.renewTimer);
     this.teardown();
     this.show('error', message);
   };
+
+  window.PlateBridgePlayer = { tokenAllowed: tokenAllowed, withToken: withToken };
 
   document.querySelectorAll('.player[data-pod][data-camera]').forEach(function (root) {
     var player = new Player(root);
