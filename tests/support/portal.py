@@ -184,6 +184,7 @@ async def _seed(db_url: str, name: str, pod_id: str, pod_name: str) -> SeededCom
             email = f"admin-{uuid.uuid4().hex[:8]}@example.test"
             await admin.create_user(s, str(company.id), email, password, "admin")
             created = await admin.create_pod(s, str(site.id), pod_id, pod_name)
+            created.pod.stream_mode = "proxy"  # seeded tests assume proxy; new pods are auto
         return SeededCompany(
             company_id=str(company.id),
             community_id=str(community.id),
