@@ -19,7 +19,7 @@ from platebridge.portal.security_headers import SecurityHeaders
 from platebridge.portal.services.portal_secret import ensure_secret_key
 from platebridge.portal.settings import PortalSettings
 from platebridge.portal.streaming.access import StreamingState
-from platebridge.portal.tunnel import create_hub, install_tunnel, tunnel_relay
+from platebridge.portal.tunnel import create_hub, install_tunnel
 
 
 def create_app(settings: PortalSettings | None = None) -> FastAPI:
@@ -30,11 +30,8 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url)
         app.state.db = db
-        app.state.streaming = StreamingState.create(settings)
         app.state.tunnel_hub = hub = create_hub(settings)
-        app.state.tunnel_relay = tunnel_relay(hub, settings)
-        app.state.streaming.hub = hub
-        app.state.streaming.tunnel_relay = app.state.tunnel_relay
+        app.state.streaming = StreamingState.create(settings, hub)  # complete, relays included
         try:
             configured = settings.secret_key.get_secret_value() if settings.secret_key else None
             async with db.write() as session:
@@ -43,7 +40,6 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
             yield
         finally:
             await hub.aclose()
-            await app.state.tunnel_relay.aclose()
             await app.state.streaming.aclose()
             await db.dispose()
 

@@ -55,6 +55,7 @@ from platebridge.portal.streaming.ssrf import (
     parse_networks,
     pod_base_url,
 )
+from platebridge.portal.streaming.tunnel_relay import tunnel_relay
 from platebridge.portal.tunnel.hub import TunnelHub
 
 #: ``user_id`` claim of the portal's own POD-side tokens (the POD logs it, nothing else).
@@ -151,7 +152,7 @@ class StreamingState:
     networks: tuple[IPNetwork, ...]
     upstream_tokens: UpstreamTokens
     viewings: audit.ViewingTracker
-    #: Method 4: the tunnel hub and its relay (set in the lifespan), and for ``auto`` pods a
+    #: Method 4: the tunnel hub and its relay, and for ``auto`` pods a
     #: remembered reachability of their reported addresses.
     hub: TunnelHub | None = None
     tunnel_relay: PodRelay | None = None
@@ -160,7 +161,8 @@ class StreamingState:
     access_cache: AccessCache = field(default_factory=lambda: AccessCache(0))
 
     @classmethod
-    def create(cls, settings: PortalSettings) -> StreamingState:
+    def create(cls, settings: PortalSettings, hub: TunnelHub | None = None) -> StreamingState:
+        """The complete state: with a hub, its tunnel relay too (the lifespan builds it once)."""
         networks = parse_networks(settings.pod_networks)
         relay = PodRelay.create(
             settings.stream_connect_timeout,
@@ -173,10 +175,14 @@ class StreamingState:
             upstream_tokens=UpstreamTokens(settings.upstream_token_ttl),
             viewings=audit.ViewingTracker(),
             access_cache=AccessCache(settings.stream_auth_cache_seconds),
+            hub=hub,
+            tunnel_relay=tunnel_relay(hub, settings) if hub is not None else None,
         )
 
     async def aclose(self) -> None:
         await self.relay.aclose()
+        if self.tunnel_relay is not None:
+            await self.tunnel_relay.aclose()
 
 
 def streaming_state(request: Request) -> StreamingState:

@@ -26,11 +26,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+#: Defined once with the other settings defaults; re-exported here for the SSRF checks.
+from platebridge.portal.settings import DEFAULT_POD_NETWORKS as DEFAULT_POD_NETWORKS
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 NetworkKind = Literal["lan", "vpn", "public"]
-
-DEFAULT_POD_NETWORKS = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fd7a:115c:a1e0::/48"
 
 #: Longest address text looked at (a full IPv6 address with an embedded IPv4 part is 45).
 MAX_ADDRESS_LENGTH = 64

@@ -1,28 +1,26 @@
 """Method 4 — the outbound tunnel: PODs dial out, the portal sends requests down the line.
 
-``create_hub`` (lifespan), ``install_tunnel`` (app factory), ``tunnel_relay`` (a
-:class:`~platebridge.portal.streaming.relay.PodRelay` whose client goes through the tunnels). See
+``create_hub`` (lifespan), ``install_tunnel`` (app factory), ``TunnelTransport`` (the httpx
+transport ``streaming`` builds its tunnel relay on; tunnel never imports streaming). See
 ``docs/tunnel.md``.
 """
 
 from __future__ import annotations
 
-import httpx
 from fastapi import FastAPI
 
 from platebridge.portal.settings import PortalSettings
-from platebridge.portal.streaming.relay import PodRelay
 from platebridge.portal.tunnel.hub import TunnelHub
 from platebridge.portal.tunnel.routes import get_hub, tunnel_routes
 from platebridge.portal.tunnel.transport import TunnelTransport, tunnel_base_url
 
 __all__ = [
     "TunnelHub",
+    "TunnelTransport",
     "create_hub",
     "get_hub",
     "install_tunnel",
     "tunnel_base_url",
-    "tunnel_relay",
 ]
 
 
@@ -35,27 +33,6 @@ def create_hub(settings: PortalSettings) -> TunnelHub:
         window=settings.tunnel_window,
         max_streams=settings.tunnel_max_streams,
         forward_timeout=settings.stream_connect_timeout,
-    )
-
-
-def tunnel_relay(hub: TunnelHub, settings: PortalSettings) -> PodRelay:
-    """The relay for tunnelled pods: PodRelay's deadlines and errors, the tunnel as transport."""
-    client = httpx.AsyncClient(
-        transport=TunnelTransport(hub),
-        timeout=httpx.Timeout(
-            connect=settings.stream_connect_timeout,
-            read=settings.stream_read_timeout,
-            write=settings.stream_read_timeout,
-            pool=settings.stream_connect_timeout,
-        ),
-        follow_redirects=False,
-        trust_env=False,
-        headers={"User-Agent": "platebridge-portal-relay", "Accept-Encoding": "identity"},
-    )
-    return PodRelay(
-        client,
-        connect_timeout=settings.stream_connect_timeout,
-        read_timeout=settings.stream_read_timeout,
     )
 
 
