@@ -8,9 +8,8 @@ Safari's native player send neither cookies nor headers). See ``docs/streaming.m
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote
 
-from fastapi import APIRouter, FastAPI, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
@@ -21,16 +20,17 @@ from platebridge.portal.streaming import access as streaming
 from platebridge.portal.streaming.access import (
     authorize_stream,
     client_ip,
-    require_online,
     streaming_state,
 )
 from platebridge.portal.streaming.hls_rewrite import SEGMENT_NAME, PlaylistError, rewrite_playlist
 from platebridge.portal.streaming.hls_rewrite import segment_uri_for as portal_segment_uri_for
+from platebridge.portal.streaming.path import PodStream, open_stream
 from platebridge.portal.streaming.relay import (
     PLAYLIST_MEDIA_TYPE,
     UpstreamError,
     upstream_error_handler,
 )
+from platebridge.portal.streaming.select import Upstream
 
 router = APIRouter(prefix="/api/pod", tags=["streaming"])
 
@@ -63,36 +63,37 @@ async def stream_token(
     return JSONResponse(result, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/proxy-stream/{pod_id}")
-@public
-async def proxy_playlist(
+async def _open(
     request: Request,
     db: Db,
     settings: Settings,
     pod_id: PodId,
     camera_id: CameraParam = None,
     token: TokenParam = None,
-) -> Response:
-    state = streaming_state(request)
-    access = await authorize_stream(request, db, settings, pod_id, camera_id, token)
-    require_online(access.pod, settings)
-    pod_token = streaming.upstream_token(access, settings, state)
-    query = f"?token={quote(pod_token, safe='')}"
-    up = await streaming.upstream_for(access.pod, state)
-    try:
-        text = await up.relay.fetch_playlist(f"{up.base}/stream{query}")
-    except UpstreamError as exc:  # an ``auto`` pod whose address stopped answering
-        state.access_cache.forget_pod(access.pod.pod_id)  # re-read the pod's row next time
-        if not streaming.upstream_failed(access.pod, up, state, exc):
-            raise
-        up = await streaming.upstream_for(access.pod, state)
-        if up.method == "proxy":
-            raise
-        try:
-            text = await up.relay.fetch_playlist(f"{up.base}/stream{query}")
-        except UpstreamError:
-            state.access_cache.forget_pod(access.pod.pod_id)
-            raise
+) -> PodStream:
+    """The one streaming path's first steps, shared by every stream route (``streaming/path``)."""
+    return await open_stream(
+        authorize=lambda: authorize_stream(request, db, settings, pod_id, camera_id, token),
+        state=streaming_state(request),
+        settings=settings,
+    )
+
+
+Stream = Annotated[PodStream, Depends(_open)]
+
+
+@router.get(
+    "/proxy-stream/{pod_id}",
+    response_class=Response,
+    responses={200: {"content": {PLAYLIST_MEDIA_TYPE: {}}, "description": "HLS playlist"}},
+)
+@public
+async def proxy_playlist(request: Request, db: Db, stream: Stream) -> Response:
+    async def fetch(up: Upstream, query: str) -> str:
+        return await up.relay.fetch_playlist(f"{up.base}/stream{query}")
+
+    text, up = await stream.fetch(fetch)
+    access = stream.access
     extra = {"token": access.token} if access.token else None
     uri_for = portal_segment_uri_for(access.pod.pod_id, access.camera.camera_id, extra_query=extra)
     try:
@@ -101,59 +102,40 @@ async def proxy_playlist(
         raise UpstreamError(
             502, "upstream_bad_playlist", "the POD's playlist cannot be relayed safely"
         ) from None
-    await streaming.record_stream_started(db, access, state, client_ip(request), up.method)
+    await streaming.record_stream_started(db, access, stream.state, client_ip(request), up.method)
     return Response(body, media_type=PLAYLIST_MEDIA_TYPE, headers=_NO_STORE)
 
 
-@router.get("/proxy-stream/{pod_id}/segment/{name}")
+@router.get(
+    "/proxy-stream/{pod_id}/segment/{name}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"video/mp2t": {}}, "description": "MPEG-TS segment"}},
+)
 @public
 async def proxy_segment(
-    request: Request,
-    db: Db,
-    settings: Settings,
-    pod_id: PodId,
-    name: Annotated[str, Path(max_length=128)],
-    camera_id: CameraParam = None,
-    token: TokenParam = None,
+    stream: Stream, name: Annotated[str, Path(max_length=128)]
 ) -> StreamingResponse:
-    state = streaming_state(request)
-    access = await authorize_stream(request, db, settings, pod_id, camera_id, token)
     if not SEGMENT_NAME.fullmatch(name):
         raise ApiError(404, "not_found", "no such segment")
-    require_online(access.pod, settings)
-    up = await streaming.upstream_for(access.pod, state)
-    pod_token = streaming.upstream_token(access, settings, state)
-    camera = quote(access.camera.camera_id, safe="")
-    url = f"{up.base}/stream/{camera}/{name}?token={quote(pod_token, safe='')}"
-    try:
-        return await up.relay.stream_segment(url)
-    except UpstreamError:
-        state.access_cache.forget_pod(access.pod.pod_id)  # re-read the pod's row next time
-        raise
+
+    async def fetch(up: Upstream, query: str) -> StreamingResponse:
+        return await up.relay.stream_segment(f"{up.base}/stream/{stream.camera_path}/{name}{query}")
+
+    response, _ = await stream.fetch(fetch)
+    return response
 
 
-@router.get("/snapshot/{pod_id}")
+@router.get(
+    "/snapshot/{pod_id}",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}, "description": "the camera's latest frame"}},
+)
 @public
-async def snapshot(
-    request: Request,
-    db: Db,
-    settings: Settings,
-    pod_id: PodId,
-    camera_id: CameraParam = None,
-    token: TokenParam = None,
-) -> Response:
-    state = streaming_state(request)
-    access = await authorize_stream(request, db, settings, pod_id, camera_id, token)
-    require_online(access.pod, settings)
-    up = await streaming.upstream_for(access.pod, state)
-    pod_token = streaming.upstream_token(access, settings, state)
-    try:
-        jpeg = await streaming.fetch_snapshot(
-            up.relay, f"{up.base}/snapshot?token={quote(pod_token, safe='')}"
-        )
-    except UpstreamError:
-        state.access_cache.forget_pod(access.pod.pod_id)  # re-read the pod's row next time
-        raise
+async def snapshot(stream: Stream) -> Response:
+    async def fetch(up: Upstream, query: str) -> bytes:
+        return await streaming.fetch_snapshot(up.relay, f"{up.base}/snapshot{query}")
+
+    jpeg, _ = await stream.fetch(fetch)
     headers = {"Cache-Control": "private, max-age=2", "X-Content-Type-Options": "nosniff"}
     return Response(jpeg, media_type="image/jpeg", headers=headers)
 

@@ -1,0 +1,80 @@
+"""The one streaming path every stream route goes through (playlist, segment, snapshot, and the
+live and recording routes that follow).
+
+:func:`open_stream` authorises the viewer (session or stream token) and refuses an offline pod;
+:meth:`PodStream.fetch` then picks the upstream (direct address, VPN address or tunnel), signs the
+portal's own POD-side token, runs the route's request, forgets the pod's cached authorisation when
+the POD fails, and for an ``auto`` pod whose address does not answer falls back to its tunnel once.
+So authorisation, fallback and error mapping are the same for every route by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import quote
+
+from platebridge.portal.settings import PortalSettings
+from platebridge.portal.streaming.access import (
+    Access,
+    StreamingState,
+    require_online,
+    upstream_failed,
+    upstream_for,
+    upstream_token,
+)
+from platebridge.portal.streaming.relay import UpstreamError
+from platebridge.portal.streaming.select import Upstream
+
+T = TypeVar("T")
+#: ``request(upstream, token_query)`` → the route's result; ``token_query`` is ``?token=…``.
+UpstreamRequest = Callable[[Upstream, str], Awaitable[T]]
+
+
+@dataclass(frozen=True, slots=True)
+class PodStream:
+    """An authorised viewer of one camera, ready to reach its POD."""
+
+    access: Access
+    state: StreamingState
+    settings: PortalSettings
+
+    @property
+    def camera_path(self) -> str:
+        """The camera id, quoted for a POD URL path."""
+        return quote(self.access.camera.camera_id, safe="")
+
+    async def fetch(self, request: UpstreamRequest[T]) -> tuple[T, Upstream]:
+        """Run ``request`` against the pod's upstream; the upstream used comes back with it."""
+        pod = self.access.pod
+        token = upstream_token(self.access, self.settings, self.state)
+        query = f"?token={quote(token, safe='')}"
+        up = await upstream_for(pod, self.state)
+        try:
+            return await request(up, query), up
+        except UpstreamError as exc:
+            self.state.access_cache.forget_pod(pod.pod_id)  # re-read the pod's row next time
+            if not upstream_failed(pod, up, self.state, exc):
+                raise
+            first = exc
+        up = await upstream_for(pod, self.state)  # the address is now known unreachable
+        if up.method == "proxy":
+            raise first
+        try:
+            return await request(up, query), up
+        except UpstreamError:
+            self.state.access_cache.forget_pod(pod.pod_id)
+            raise
+
+
+async def open_stream(
+    *,
+    authorize: Callable[[], Awaitable[Access]],
+    state: StreamingState,
+    settings: PortalSettings,
+) -> PodStream:
+    """Authorise (``authorize``) and require the pod online: the first steps of every route."""
+    access = await authorize()
+    require_online(access.pod, settings)
+    return PodStream(access, state, settings)
