@@ -255,9 +255,7 @@ non_uri_line = st.one_of(
         ]
     ),
     st.from_regex(r"\A#EXT-X-PROGRAM-DATE-TIME:[0-9T:.+-]{1,30}\Z"),
-    st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",))).map(
-        lambda s: "# " + s
-    ),
+    st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"))).map(lambda s: "# " + s),
 )
 uri_line = st.from_regex(r"\Astream/cam/[A-Za-z0-9_-]{1,20}\.ts(\?token=[A-Za-z0-9.]{1,30})?\Z")
 

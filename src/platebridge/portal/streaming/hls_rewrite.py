@@ -2,7 +2,21 @@
 
 The browser must never see the POD's address or its stream token, so every URI line and every
 ``URI="…"`` attribute is replaced by ``uri_for(original)``; a playlist carrying a URI the portal
-does not know how to rewrite is refused (:class:`PlaylistError`) rather than passed on.
+does not know how to rewrite is refused (:class:`PlaylistError`, 502) rather than passed on.
+
+Line ends. RFC 8216 ends lines with LF or CRLF, but players split more broadly (hls.js parses with
+JavaScript regexes where ``.`` stops at CR, U+2028 and U+2029; other parsers split on NEL, VT,
+FF, NUL ...). A line end we did not see would smuggle an unrewritten URI line past us, so a
+playlist containing a bare CR (not followed by LF) or any control character other than TAB, LF
+and CR-of-CRLF (C0, DEL, C1 including U+0085) or U+2028 / U+2029 is refused. LF and CRLF are
+kept as they are.
+
+Tags. Only known tags pass (:data:`PLAIN_TAGS`, :data:`ATTRIBUTE_TAGS`, :data:`URI_TAGS`); any
+other ``#EXT…`` line (any case: EXT-X-CONTENT-STEERING, EXT-X-DEFINE, vendor tags) is refused,
+since we cannot know what a player fetches from it. In the attribute lists of known tags, only
+``URI`` of :data:`URI_TAGS` is rewritten; any other attribute whose name carries URI / URL / an
+interstitial asset (X-ASSET-URI, X-ASSET-LIST) or whose value looks like a URL (``://``, leading
+``/`` or ``\\``) is refused, as is a URL-looking value of a plain tag. Comments pass unchanged.
 """
 
 from __future__ import annotations
@@ -30,20 +44,60 @@ URI_TAGS = frozenset(
         "#EXT-X-SESSION-DATA",
     }
 )
+#: Tags with an attribute list and no URI: passed unchanged once every attribute is checked.
+ATTRIBUTE_TAGS = frozenset(
+    {
+        "#EXT-X-STREAM-INF",
+        "#EXT-X-START",
+        "#EXT-X-SERVER-CONTROL",
+        "#EXT-X-PART-INF",
+        "#EXT-X-SKIP",
+        "#EXT-X-DATERANGE",
+    }
+)
+#: Tags with no value or a plain value (number, enum, date): passed unchanged.
+PLAIN_TAGS = frozenset(
+    {
+        "#EXTM3U",
+        "#EXT-X-VERSION",
+        "#EXT-X-TARGETDURATION",
+        "#EXT-X-MEDIA-SEQUENCE",
+        "#EXT-X-DISCONTINUITY-SEQUENCE",
+        "#EXTINF",
+        "#EXT-X-DISCONTINUITY",
+        "#EXT-X-PROGRAM-DATE-TIME",
+        "#EXT-X-ENDLIST",
+        "#EXT-X-INDEPENDENT-SEGMENTS",
+        "#EXT-X-PLAYLIST-TYPE",
+        "#EXT-X-ALLOW-CACHE",
+        "#EXT-X-BYTERANGE",
+        "#EXT-X-GAP",
+        "#EXT-X-BITRATE",
+        "#EXT-X-I-FRAMES-ONLY",
+    }
+)
 
 SEGMENT_NAME = re.compile(r"^(?!\.)[A-Za-z0-9_.-]{1,128}$")
 _CAMERA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # One attribute of an attribute list: NAME=value, value a quoted string or anything up to ",".
 _ATTRIBUTE = re.compile(r'(?P<name>[A-Z0-9-]+)=(?P<value>"[^"\r\n]*"|[^",\r\n]*)')
-# A URI-carrying attribute of a tag the portal does not rewrite (SERVER-URI, X-ASSET-URI ...).
-_OTHER_URI_ATTRIBUTE = re.compile(r"[A-Z0-9-]*URI=")
+# Anything some player may take as a line end (or that has no business in a playlist).
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]|\r(?!\n)")
+# Attribute names that (may) name something a player fetches: SERVER-URI, X-ASSET-LIST ...
+_FETCHED_NAME = re.compile(r"URI|URL|X-ASSET")
 
 
 class PlaylistError(ValueError):
     """The playlist (or a URI in it) is not acceptable; the portal answers 502."""
 
 
-def _rewrite_attributes(tag: str, attributes: str, uri_for: Callable[[str], str]) -> str:
+def _looks_like_url(value: str) -> bool:
+    value = value.strip().strip('"').strip()
+    return "://" in value or value.startswith(("/", "\\"))
+
+
+def _rewrite_attributes(tag: str, attributes: str, uri_for: Callable[[str], str] | None) -> str:
+    """The checked (and, with ``uri_for``, rewritten) attribute list of ``tag``."""
     out: list[str] = []
     pos = 0
     while pos < len(attributes):
@@ -51,13 +105,15 @@ def _rewrite_attributes(tag: str, attributes: str, uri_for: Callable[[str], str]
         if match is None:
             raise PlaylistError(f"malformed attribute list in {tag}")
         name, value = match.group("name"), match.group("value")
-        if name == "URI":
+        if name == "URI" and uri_for is not None:
             if not (len(value) >= 2 and value.startswith('"') and value.endswith('"')):
                 raise PlaylistError(f"{tag} URI attribute is not a quoted string")
             replacement = _replacement(value[1:-1], uri_for)
             if '"' in replacement:
                 raise PlaylistError("rewritten URI contains a double quote")
             value = f'"{replacement}"'
+        elif _FETCHED_NAME.search(name) or _looks_like_url(value):
+            raise PlaylistError(f"{tag} carries a URI the portal cannot rewrite")
         out.append(f"{name}={value}")
         pos = match.end()
         if pos < len(attributes):
@@ -75,7 +131,12 @@ def _replacement(uri: str, uri_for: Callable[[str], str]) -> str:
     if len(uri) > MAX_URI_LENGTH:
         raise PlaylistError("URI in playlist is too long")
     replacement = uri_for(uri)
-    if not isinstance(replacement, str) or any(c in replacement for c in "\r\n"):
+    if (
+        not isinstance(replacement, str)
+        or "\r" in replacement
+        or "\n" in replacement
+        or _FORBIDDEN.search(replacement)
+    ):
         raise PlaylistError("rewritten URI is not a single line")
     return replacement
 
@@ -85,14 +146,17 @@ def _rewrite_line(line: str, uri_for: Callable[[str], str]) -> str:
         return line
     if not line.startswith("#"):
         return _replacement(line.strip(), uri_for)
-    if not line.startswith("#EXT"):
+    if line[:4].upper() != "#EXT":
         return line  # a comment
     tag, sep, attributes = line.partition(":")
     if tag in URI_TAGS and sep:
         return f"{tag}:{_rewrite_attributes(tag, attributes.rstrip(), uri_for)}"
-    if tag.startswith("#EXT-X-") and _OTHER_URI_ATTRIBUTE.search(attributes):
-        raise PlaylistError(f"{tag[:40]} carries a URI the portal cannot rewrite")
-    return line
+    if tag in ATTRIBUTE_TAGS and sep:
+        _rewrite_attributes(tag, attributes.rstrip(), None)
+        return line
+    if tag.rstrip() in PLAIN_TAGS and not _looks_like_url(attributes) and "://" not in attributes:
+        return line
+    raise PlaylistError(f"tag {tag[:40]!a} is not one the portal passes on")
 
 
 def rewrite_playlist(text: str, *, uri_for: Callable[[str], str]) -> str:
@@ -100,13 +164,16 @@ def rewrite_playlist(text: str, *, uri_for: Callable[[str], str]) -> str:
 
     Works for media and master playlists; LF and CRLF line ends are kept as they are. Raises
     :class:`PlaylistError` when ``text`` is not an HLS playlist, is larger than
-    :data:`MAX_PLAYLIST_BYTES`, or carries a URI that cannot be rewritten. Exceptions raised by
-    ``uri_for`` (a :class:`PlaylistError` for a URI it refuses) propagate.
+    :data:`MAX_PLAYLIST_BYTES`, contains a character some player may take as a line end, carries
+    a tag the portal does not know or a URI that cannot be rewritten (see the module docstring).
+    Exceptions raised by ``uri_for`` (a :class:`PlaylistError` for a URI it refuses) propagate.
     """
     if not isinstance(text, str):
         raise PlaylistError("playlist is not text")
     if len(text) > MAX_PLAYLIST_BYTES or len(text.encode("utf-8")) > MAX_PLAYLIST_BYTES:
         raise PlaylistError(f"playlist is larger than {MAX_PLAYLIST_BYTES} bytes")
+    if _FORBIDDEN.search(text):
+        raise PlaylistError("playlist contains a stray carriage return or control character")
     lines = text.split("\n")
     first = lines[0].removesuffix("\r")
     if first.rstrip() != "#EXTM3U":
@@ -114,8 +181,6 @@ def rewrite_playlist(text: str, *, uri_for: Callable[[str], str]) -> str:
     out: list[str] = []
     for raw in lines:
         body, cr = (raw[:-1], "\r") if raw.endswith("\r") else (raw, "")
-        if "\r" in body:
-            raise PlaylistError("stray carriage return in playlist")
         out.append(_rewrite_line(body, uri_for) + cr)
     return "\n".join(out)
 
