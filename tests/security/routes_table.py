@@ -48,6 +48,14 @@ def _body_fields(dependant: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _query_params(dependant: Any) -> tuple[str, ...]:
+    """The route's query parameters, its dependencies' included (the streaming path's)."""
+    names = [p.alias for p in dependant.query_params]
+    for sub in getattr(dependant, "dependencies", []):
+        names += [n for n in _query_params(sub) if n not in names]
+    return tuple(names)
+
+
 def _flat_routes(routes: list[Any]) -> Iterator[Any]:
     """Every endpoint route with its full path (FastAPI >= 0.13x nests included routers)."""
     try:
@@ -71,7 +79,7 @@ def portal_routes() -> Iterator[RouteInfo]:
                 path=str(route.path),
                 method=method,
                 path_params=tuple(route.param_convertors),
-                query_params=tuple(p.alias for p in dependant.query_params) if dependant else (),
+                query_params=_query_params(dependant) if dependant else (),
                 body_fields=_body_fields(dependant) if dependant else (),
                 admin_only=_needs_admin(dependant) if dependant else False,
                 api=str(route.path).startswith("/api/"),

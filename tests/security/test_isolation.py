@@ -246,7 +246,8 @@ def test_company_b_untouched_by_the_matrix(world: World) -> None:
     b = world.b
     r = httpx.get(f"{world.url}/api/pods/{b.pod_id}", headers=b.admin_auth)
     assert r.status_code == 200
-    assert r.json().get("stream_mode", "proxy") == "proxy"
+    # B's pod was registered by heartbeat: the new-pod default, not the matrix's "direct".
+    assert r.json()["stream_mode"] == "auto"
     from tests.security.world import heartbeat_body
 
     r = httpx.post(
