@@ -7,20 +7,31 @@ endpoint is decorated with :func:`public`. Routes read the user with ``CurrentUs
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 from fastapi import Depends, Request
 from starlette.responses import Response
 
+from platebridge.portal.credentials import SESSION_COOKIE as SESSION_COOKIE
+from platebridge.portal.credentials import bearer_token as bearer_token
+from platebridge.portal.credentials import client_ip as client_ip
+from platebridge.portal.credentials import session_token as session_token
+from platebridge.portal.csrf import UNSAFE_METHODS, session_csrf_token, submitted_csrf
 from platebridge.portal.db import Database
 from platebridge.portal.errors import ApiError
+from platebridge.portal.markers import csrf_exempt as csrf_exempt
+from platebridge.portal.markers import is_csrf_exempt
+from platebridge.portal.markers import is_page as is_page
+from platebridge.portal.markers import is_public as is_public
+from platebridge.portal.markers import is_public_endpoint as is_public_endpoint
+from platebridge.portal.markers import page as page
+from platebridge.portal.markers import public as public
 from platebridge.portal.models import User
-from platebridge.portal.pages.csrf import UNSAFE_METHODS, session_csrf_token, submitted_csrf
 from platebridge.portal.services.auth import user_for_token
 from platebridge.portal.settings import PortalSettings
-
-SESSION_COOKIE = "pb_session"
+from platebridge.portal.streaming.access import StreamingState
+from platebridge.portal.throttle import Throttle, app_throttle
+from platebridge.portal.tunnel.hub import TunnelHub
 
 
 def set_session_cookie(response: Response, token: str, settings: PortalSettings) -> None:
@@ -40,51 +51,6 @@ def clear_session_cookie(response: Response) -> None:
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
 
 
-_PUBLIC_ATTR = "__platebridge_public__"
-_PAGE_ATTR = "__platebridge_page__"
-_CSRF_EXEMPT_ATTR = "__platebridge_csrf_exempt__"
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def public(endpoint: F) -> F:
-    """Mark a route endpoint as reachable without a user (heartbeat, login, health)."""
-    setattr(endpoint, _PUBLIC_ATTR, True)
-    return endpoint
-
-
-def is_public_endpoint(endpoint: Any) -> bool:
-    return bool(getattr(endpoint, _PUBLIC_ATTR, False))
-
-
-def is_public(request: Request) -> bool:
-    route = request.scope.get("route")
-    return is_public_endpoint(getattr(route, "endpoint", None))
-
-
-def page(endpoint: F) -> F:
-    """Mark an HTML page: signed-out visitors are redirected to ``/login`` instead of a 401,
-    and errors render as a page (see ``pages.errors``)."""
-    setattr(endpoint, _PAGE_ATTR, True)
-    return endpoint
-
-
-def is_page(request: Request) -> bool:
-    route = request.scope.get("route")
-    return bool(getattr(getattr(route, "endpoint", None), _PAGE_ATTR, False))
-
-
-def csrf_exempt(endpoint: F) -> F:
-    """Skip the CSRF check for a cookie-authenticated unsafe request (only ``POST
-    /api/auth/logout``: a forged logout merely ends the session)."""
-    setattr(endpoint, _CSRF_EXEMPT_ATTR, True)
-    return endpoint
-
-
-def _is_csrf_exempt(request: Request) -> bool:
-    route = request.scope.get("route")
-    return bool(getattr(getattr(route, "endpoint", None), _CSRF_EXEMPT_ATTR, False))
-
-
 class LoginRequired(Exception):
     """A page was requested without a valid session; rendered as a redirect to /login."""
 
@@ -97,24 +63,6 @@ def get_db(request: Request) -> Database:
 def get_settings(request: Request) -> PortalSettings:
     settings: PortalSettings = request.app.state.settings
     return settings
-
-
-def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if not header:
-        return None
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        return None
-    return value.strip()
-
-
-def session_token(request: Request) -> str | None:
-    """The login token from ``Authorization: Bearer`` or else the ``pb_session`` cookie."""
-    token = bearer_token(request) or request.cookies.get(SESSION_COOKIE)
-    if not token or len(token) > 256:
-        return None
-    return token
 
 
 def _unauthorized(message: str) -> ApiError:
@@ -152,7 +100,7 @@ async def _check_csrf(request: Request, token: str) -> None:
     (form field ``csrf_token`` or header ``X-CSRF-Token``). Bearer calls need none."""
     if request.method not in UNSAFE_METHODS or bearer_token(request) is not None:
         return
-    if _is_csrf_exempt(request):
+    if is_csrf_exempt(request):
         return
     expected = session_csrf_token(request.app.state.secret_key, token)
     given = await submitted_csrf(request)
@@ -182,9 +130,31 @@ async def _settings_dep(request: Request) -> PortalSettings:
     return get_settings(request)
 
 
+async def _streaming_dep(request: Request) -> StreamingState:
+    state: StreamingState = request.app.state.streaming
+    return state
+
+
+async def _hub_dep(request: Request) -> TunnelHub:
+    hub: TunnelHub = request.app.state.tunnel_hub
+    return hub
+
+
+async def _throttle_dep(request: Request) -> Throttle:
+    return app_throttle(request.app)
+
+
+async def _client_ip_dep(request: Request) -> str | None:
+    return client_ip(request)
+
+
 CurrentUser = Annotated[User, Depends(_current_user_dep)]
 Db = Annotated[Database, Depends(_db_dep)]
 Settings = Annotated[PortalSettings, Depends(_settings_dep)]
+Streaming = Annotated[StreamingState, Depends(_streaming_dep)]
+Hub = Annotated[TunnelHub, Depends(_hub_dep)]
+Throttled = Annotated[Throttle, Depends(_throttle_dep)]
+ClientIp = Annotated[str | None, Depends(_client_ip_dep)]
 
 
 def admin_user(request: Request) -> User:

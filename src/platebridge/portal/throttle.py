@@ -197,8 +197,3 @@ def app_throttle(app: Any) -> Throttle:
     if throttle is None:
         throttle = state.throttle = Throttle(limits_from_settings(state.settings))
     return throttle
-
-
-def client_address(request: Request) -> str | None:
-    """The peer address (uvicorn runs without proxy headers, so it is the TCP peer)."""
-    return request.client.host if request.client else None

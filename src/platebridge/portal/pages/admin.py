@@ -9,15 +9,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from starlette.responses import RedirectResponse, Response
 
+from platebridge.portal.csrf import form_fields
 from platebridge.portal.db import Database
 from platebridge.portal.deps import AdminUser, CurrentUser, Db, Settings, page
 from platebridge.portal.errors import ApiError
+from platebridge.portal.listing import list_pods
 from platebridge.portal.models import STREAM_MODES, Site, User, as_stream_mode
-from platebridge.portal.pages.csrf import form_fields
 from platebridge.portal.pages.render import render
 from platebridge.portal.scoping import get_pod_for_user, get_site_for_user, scoped_sites
 from platebridge.portal.services import admin
-from platebridge.portal.services.listing import list_pods
 from platebridge.portal.services.pod_config import render_pod_config
 from platebridge.portal.settings import PortalSettings
 from platebridge.portal.streaming.access import streaming_state

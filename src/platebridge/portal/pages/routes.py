@@ -7,6 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import RedirectResponse, Response
 
+from platebridge.portal.credentials import client_ip
+from platebridge.portal.csrf import (
+    LOGIN_CSRF_COOKIE,
+    form_fields,
+    new_login_csrf,
+    tokens_match,
+)
 from platebridge.portal.deps import (
     CurrentUser,
     Db,
@@ -17,20 +24,14 @@ from platebridge.portal.deps import (
     set_session_cookie,
 )
 from platebridge.portal.errors import ApiError
-from platebridge.portal.pages.csrf import (
-    LOGIN_CSRF_COOKIE,
-    form_fields,
-    new_login_csrf,
-    tokens_match,
-)
+from platebridge.portal.listing import list_cameras, list_pods
 from platebridge.portal.pages.errors import safe_next
 from platebridge.portal.pages.render import render
 from platebridge.portal.pages.views import BADGES, with_badges
 from platebridge.portal.scoping import get_camera_for_user
 from platebridge.portal.security_headers import allow_pod_origins, pod_origin
 from platebridge.portal.services import auth
-from platebridge.portal.services.listing import list_cameras, list_pods
-from platebridge.portal.throttle import client_address, get_throttle
+from platebridge.portal.throttle import get_throttle
 
 router = APIRouter(include_in_schema=False)
 Slug = Annotated[str, Path(max_length=64)]
@@ -90,7 +91,7 @@ async def login_submit(request: Request, db: Db, settings: Settings) -> Response
                 password,
                 settings.session_ttl,
                 throttle=get_throttle(request),
-                source=client_address(request),
+                source=client_ip(request),
             )
     except ApiError as exc:
         message = "Wrong e-mail or password." if exc.status == 401 else exc.message

@@ -17,7 +17,7 @@ class Badge:
 
 
 def camera_badge(cam: dict[str, Any]) -> Badge:
-    """From a ``services.listing.list_cameras`` row."""
+    """From a ``listing.list_cameras`` row."""
     if cam["pod_status"] == "offline":
         if cam["last_heartbeat"] is None:
             return Badge("offline", "POD offline: it has never sent a heartbeat")

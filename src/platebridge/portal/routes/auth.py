@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from platebridge.portal.credentials import client_ip
 from platebridge.portal.deps import (
     CurrentUser,
     Db,
@@ -18,7 +19,7 @@ from platebridge.portal.deps import (
 )
 from platebridge.portal.schemas import LoginResult, LogoutResult, Me
 from platebridge.portal.services import auth
-from platebridge.portal.throttle import client_address, get_throttle
+from platebridge.portal.throttle import get_throttle
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -41,7 +42,7 @@ async def login(
             body.password,
             settings.session_ttl,
             throttle=get_throttle(request),
-            source=client_address(request),
+            source=client_ip(request),
         )
     set_session_cookie(response, result.token, settings)
     return {

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from platebridge.portal.deps import CurrentUser, Db, Settings
+from platebridge.portal.listing import list_cameras
 from platebridge.portal.schemas import CameraListing
-from platebridge.portal.services.listing import list_cameras
 from platebridge.portal.streaming.access import (
     client_ip,
     direct_url_signer,

@@ -23,15 +23,17 @@ from platebridge.core.heartbeat import (
     HeartbeatResponse,
     wants_tunnel,
 )
+from platebridge.portal.credentials import client_ip
 from platebridge.portal.db import Database
 from platebridge.portal.deps import bearer_token, is_public_endpoint, public
 from platebridge.portal.errors import ApiError
 from platebridge.portal.limits import read_body_capped
 from platebridge.portal.models import utcnow
+from platebridge.portal.pod_keys import active_key
 from platebridge.portal.security import looks_like_api_key, token_hash
 from platebridge.portal.services import heartbeat as hb
 from platebridge.portal.settings import PortalSettings
-from platebridge.portal.throttle import client_address, get_throttle
+from platebridge.portal.throttle import get_throttle
 
 Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -74,7 +76,7 @@ def _key_hash(request: Request) -> bytes:
 @router.post(HEARTBEAT_PATH, response_model=HeartbeatResponse)
 @public
 async def heartbeat(request: Request) -> Response:
-    throttle, source = get_throttle(request), client_address(request)
+    throttle, source = get_throttle(request), client_ip(request)
     throttle.check_heartbeat(source)  # a throttled address learns nothing about any key
     state = request.app.state
     try:
@@ -101,14 +103,14 @@ async def _heartbeat(request: Request, db: Database, settings: PortalSettings) -
         req = _parse(body)
     except (ApiError, ValidationError):
         async with db.read() as session:  # an unknown key is told so before any field error
-            await hb.active_key(session, key_hash)
+            await active_key(session, key_hash)
         raise
     now = utcnow()
     digest = hb.heartbeat_digest(req)
     registered = False
     mode = None if digest is None else await hb.fast_heartbeat(db, key_hash, req, digest, now)
     if mode is None:
-        client = request.client.host if request.client else None
+        client = client_ip(request)
         async with db.write() as session:
             outcome = await hb.slow_heartbeat(session, key_hash, req, digest, now, client)
         registered, mode = outcome.registered, outcome.stream_mode

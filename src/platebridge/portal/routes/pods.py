@@ -10,10 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from platebridge.portal.db import Database
 from platebridge.portal.deps import AdminUser, CurrentUser, Db, Settings
 from platebridge.portal.errors import not_found
+from platebridge.portal.listing import list_pods
 from platebridge.portal.models import StreamMode, User
 from platebridge.portal.schemas import PodItem, PodListing
 from platebridge.portal.scoping import get_pod_for_user
-from platebridge.portal.services.listing import list_pods
 from platebridge.portal.settings import PortalSettings
 from platebridge.portal.streaming.access import streaming_state
 from platebridge.portal.tunnel.routes import get_hub

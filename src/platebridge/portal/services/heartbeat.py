@@ -117,16 +117,6 @@ def _camera_doc(cam: HeartbeatCamera) -> dict[str, Any]:
 # --- authentication --------------------------------------------------------------------------
 
 
-async def active_key(session: AsyncSession, key_hash: bytes) -> ApiKey:
-    """The unrevoked key with this hash, or 401 (never saying which part was wrong)."""
-    key = (
-        await session.execute(select(ApiKey).where(ApiKey.key_hash == key_hash))
-    ).scalar_one_or_none()
-    if key is None or key.revoked_at is not None:
-        raise ApiError(401, "invalid_api_key", "API key is unknown or revoked")
-    return key
-
-
 # --- writing ---------------------------------------------------------------------------------
 
 

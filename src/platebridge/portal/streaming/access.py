@@ -33,8 +33,9 @@ from platebridge.core.tokens import (
     sign_stream_token,
     verify_stream_token,
 )
+from platebridge.portal.credentials import client_ip as client_ip
+from platebridge.portal.credentials import session_token
 from platebridge.portal.db import Database
-from platebridge.portal.deps import session_token
 from platebridge.portal.errors import ApiError
 from platebridge.portal.models import Camera, Pod, User, utcnow
 from platebridge.portal.scoping import get_camera_for_user
@@ -188,10 +189,6 @@ class StreamingState:
 def streaming_state(request: Request) -> StreamingState:
     state: StreamingState = request.app.state.streaming
     return state
-
-
-def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 # --- secrets, addresses, status -------------------------------------------------------------

@@ -30,11 +30,11 @@ from starlette.websockets import WebSocket
 from platebridge.core import tunnel as proto
 from platebridge.core.errors import error_body
 from platebridge.portal.db import Database
-from platebridge.portal.deps import public
 from platebridge.portal.errors import ApiError
+from platebridge.portal.markers import public
 from platebridge.portal.models import Pod
+from platebridge.portal.pod_keys import active_key
 from platebridge.portal.security import looks_like_api_key, token_hash
-from platebridge.portal.services.heartbeat import active_key
 from platebridge.portal.settings import PortalSettings
 from platebridge.portal.throttle import app_throttle
 from platebridge.portal.tunnel.connection import TunnelConnection
