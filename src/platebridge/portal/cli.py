@@ -80,6 +80,11 @@ def cmd_serve(args: argparse.Namespace, settings: PortalSettings) -> dict[str, A
     from platebridge.portal.log_redaction import logging_config
 
     install_log_redaction()  # every library's records, whatever their logger or handler
+    problems = settings.production_problems()
+    if problems:
+        raise CliError(
+            "refusing to start in production with development defaults: " + "; ".join(problems)
+        )
     if settings.migrate_on_start:
         _migrate(settings)
     if args.json:
@@ -91,7 +96,8 @@ def cmd_serve(args: argparse.Namespace, settings: PortalSettings) -> dict[str, A
         port=args.port,
         log_level=args.log_level,
         log_config=logging_config(args.log_level),  # tokens in query strings are masked
-        proxy_headers=False,
+        proxy_headers=bool(settings.trusted_proxies),  # only a named proxy's headers count
+        forwarded_allow_ips=settings.trusted_proxies or None,
         server_header=False,
     )
     return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +41,11 @@ class PortalSettings(BaseSettings):
         env_prefix="PLATEBRIDGE_", extra="forbid", populate_by_name=True
     )
 
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="`production` makes `serve` refuse to start while a setting is left at its "
+        "development default (see `production_problems`).",
+    )
     database_url: str = Field(
         default="",
         description="postgresql://… or sqlite:///path; unset: platebridge.db in the working dir.",
@@ -76,6 +82,15 @@ class PortalSettings(BaseSettings):
     )
     cookie_secure: bool = Field(
         default=False, description="Mark the session cookie Secure (set behind HTTPS)."
+    )
+    trusted_proxies: str = Field(
+        default="",
+        max_length=1024,
+        pattern=r"^[0-9A-Fa-f.:/, ]*$",
+        description="Comma-separated addresses or CIDRs of the reverse proxies (nginx) whose "
+        "X-Forwarded-For / X-Forwarded-Proto are believed; the client address of the "
+        "throttle and the audit trail is then the viewer's, not the proxy's. Unset: the TCP "
+        "peer, and forwarded headers are ignored.",
     )
     node_modules_dir: str = Field(
         default="",
@@ -173,6 +188,39 @@ class PortalSettings(BaseSettings):
                 except ValueError:
                     raise ValueError(f"not a CIDR network: {part.strip()!r}") from None
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"not an address or CIDR: {part.strip()!r}") from None
+        return value
+
+    def production_problems(self) -> list[str]:
+        """Settings left at a development default; `serve` refuses to start in production
+        while any is listed (each names the variable to set)."""
+        if self.environment != "production":
+            return []
+        problems = []
+        if self.is_sqlite:
+            problems.append("PLATEBRIDGE_DATABASE_URL must be a postgresql:// URL (not SQLite)")
+        key = self.secret_key.get_secret_value() if self.secret_key else ""
+        if len(key) < 32:
+            problems.append("PLATEBRIDGE_SECRET_KEY must be set (at least 32 characters)")
+        if not self.cookie_secure:
+            problems.append("PLATEBRIDGE_COOKIE_SECURE must be true (served over HTTPS)")
+        if self.migrate_on_start:
+            problems.append(
+                "PLATEBRIDGE_MIGRATE_ON_START must be false (run `platebridge-portal migrate` "
+                "once per deploy, not in every process)"
+            )
+        if self.node_url and self.redis_url is None:
+            problems.append("PLATEBRIDGE_REDIS_URL must be set when PLATEBRIDGE_NODE_URL is")
+        return problems
 
     @property
     def pod_network_list(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
