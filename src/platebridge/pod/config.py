@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -100,6 +101,11 @@ class PodConfig(_Strict):
     )
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    portal_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CA that signs the portal's certificate (a private CA); "
+        "unset: the usual public CAs. Used by the heartbeat, the tunnel and `check`.",
+    )
     firmware_version: Annotated[str, StringConstraints(min_length=1, max_length=64)] = __version__
     ffmpeg_path: str = "ffmpeg"
     ffprobe_path: str = "ffprobe"
@@ -176,7 +182,15 @@ class PodConfig(_Strict):
         for path in (self.tls_cert, self.tls_key):
             if path is not None and not path.is_file():
                 raise ValueError("tls_cert/tls_key must name existing files")
+        if self.portal_ca_file is not None and not self.portal_ca_file.is_file():
+            raise ValueError("portal_ca_file must name an existing PEM file")
         return self
+
+    def portal_verify(self) -> ssl.SSLContext | bool:
+        """How connections to the portal check its certificate (httpx's ``verify``)."""
+        if self.portal_ca_file is None:
+            return True
+        return ssl.create_default_context(cafile=str(self.portal_ca_file))
 
     @property
     def secrets(self) -> list[str]:
