@@ -8,8 +8,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import httpx
-
+from platebridge.core.http_client import new_async_client
 from platebridge.core.redact import redact_text
 from platebridge.pod.config import CameraConfig, PodConfig
 from platebridge.pod.ffmpeg import probe_argv
@@ -78,7 +77,7 @@ async def check_portal(config: PodConfig, cameras: list[CheckLine]) -> CheckLine
         for cam, line in zip(config.cameras, cameras, strict=True)
     }
     payload = build_payload(config, states)
-    async with httpx.AsyncClient(timeout=config.heartbeat_timeout) as client:
+    async with new_async_client(timeout=config.heartbeat_timeout, component="pod") as client:
         result = await send_heartbeat(client, config, payload)
     detail = result.message
     if result.outcome == "ok":

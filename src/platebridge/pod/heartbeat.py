@@ -21,6 +21,7 @@ from platebridge.core.heartbeat import (
     HeartbeatRequest,
     HeartbeatResponse,
 )
+from platebridge.core.http_client import new_async_client
 from platebridge.core.redact import redact_text, strip_credentials
 from platebridge.pod.address import resolve_advertise_address
 from platebridge.pod.backoff import full_jitter
@@ -129,7 +130,7 @@ class HeartbeatLoop:
     async def run(self) -> None:
         cfg = self.config
         failures = 0
-        async with httpx.AsyncClient(timeout=cfg.heartbeat_timeout) as client:
+        async with new_async_client(timeout=cfg.heartbeat_timeout, component="pod") as client:
             while not self._stop.is_set():
                 self._wake.clear()
                 result = await send_heartbeat(client, cfg, build_payload(cfg, self.states))

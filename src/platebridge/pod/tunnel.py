@@ -26,6 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from platebridge.core import tunnel as proto
+from platebridge.core.http_client import new_async_client
 from platebridge.core.redact import redact_text
 from platebridge.pod.backoff import full_jitter
 from platebridge.pod.config import PodConfig
@@ -98,13 +99,12 @@ class TunnelClient:
         verify: ssl.SSLContext | bool = False
         timeout = httpx.Timeout(connect=3.0, read=cfg.tunnel_read_timeout, write=5, pool=3)
         limits = httpx.Limits(max_connections=self._max_streams, keepalive_expiry=4.0)
-        async with httpx.AsyncClient(
+        async with new_async_client(
             base_url=self.base_url,
             timeout=timeout,
+            component="pod-tunnel",
             limits=limits,
             verify=verify,
-            trust_env=False,
-            follow_redirects=False,
         ) as local:
             while not self._stop.is_set():
                 self.state = "connecting"

@@ -1,9 +1,9 @@
 """Relay a POD's HLS playlist and segments to the browser (Method 2 — portal proxy).
 
 One :class:`PodRelay` per portal process owns one pooled :class:`httpx.AsyncClient` (created in
-the app lifespan, closed with :meth:`PodRelay.aclose`): keep-alive connections to the PODs are
-reused across segments and viewers; redirects are never followed and proxy settings from the
-environment are ignored.
+the app lifespan by :func:`platebridge.core.http_client.new_async_client`, closed with
+:meth:`PodRelay.aclose`): keep-alive connections to the PODs are reused across segments and
+viewers; redirects are never followed and proxy settings from the environment are ignored.
 
 Every failure becomes an :class:`UpstreamError` carrying the status the viewer gets (JSON via
 :func:`error_response`): POD unreachable → 502, POD too slow → 504, POD says 404 → 404, POD not
@@ -25,14 +25,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
-import anyio
 import httpx
 from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.responses import JSONResponse
 
 from platebridge.core.errors import PlateBridgeError
+from platebridge.core.http_client import new_async_client, user_agent
 from platebridge.core.redact import redact_text
+from platebridge.portal.body_stream import BodyStream
 from platebridge.portal.streaming.hls_rewrite import MAX_PLAYLIST_BYTES
 from platebridge.portal.streaming.ssrf import AddressRefused, IPNetwork, check_pod_address
 from platebridge.portal.streaming.upstream_http import READ_SIZE, UpstreamPool
@@ -57,6 +57,8 @@ CHUNK_SIZE = 64 * 1024
 LEAN_CHUNK_SIZE = READ_SIZE
 DEFAULT_KEEPALIVE_EXPIRY = 4.0
 _MAX_RETRY_AFTER = 3600
+#: ``User-Agent: platebridge-portal-relay/<version>`` (httpx client and lean client alike).
+RELAY_COMPONENT = "portal-relay"
 
 
 class UpstreamError(PlateBridgeError):
@@ -235,66 +237,24 @@ async def _within(
     raise TimeoutError
 
 
-class _SegmentResponse(StreamingResponse):
-    """Streams an already opened upstream response; always closes it, however it ends."""
-
-    def __init__(
-        self,
-        upstream: _Response,
-        *,
-        media_type: str,
-        headers: dict[str, str],
-        chunk_size: int,
-        log_url: _LogUrl,
-    ) -> None:
-        self._upstream = upstream
-        self._chunk_size = chunk_size
-        self._log_url = log_url
-        self.completed = False
-        super().__init__(self._chunks(), media_type=media_type, headers=headers)
-
-    async def _chunks(self) -> AsyncIterator[bytes]:  # pragma: no cover - _send_body reads
-        async for chunk in self._upstream.aiter_bytes(self._chunk_size):  # the upstream itself
-            yield chunk
-
-    async def _send_body(self, send: Send) -> None:
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
-        try:
-            async for chunk in self._upstream.aiter_bytes(self._chunk_size):
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except httpx.HTTPError as exc:
-            logger.warning(
-                "segment relay cut short, %s from %s",
-                type(exc).__name__,
-                self._log_url,
-            )
-            return  # no final message: the server closes the connection, the body is truncated
-        except OSError:
-            return  # the viewer went away (ASGI servers implementing spec 2.4)
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-        self.completed = True
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            async with anyio.create_task_group() as group:
-
-                async def watch_disconnect() -> None:
-                    while True:
-                        message = await receive()
-                        if message["type"] == "http.disconnect":
-                            group.cancel_scope.cancel()
-                            return
-
-                group.start_soon(watch_disconnect)
-                await self._send_body(send)
-                group.cancel_scope.cancel()
-        finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                await self._upstream.aclose()
-            if not self.completed:
-                logger.info("segment relay ended before completion: %s", self._log_url)
+def relay_client(
+    connect_timeout: float,
+    read_timeout: float,
+    *,
+    limits: httpx.Limits | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """The relay's httpx client: the relay's deadlines, ``Accept-Encoding: identity`` (bodies
+    are relayed as the POD sent them), and the settings of :func:`new_async_client`."""
+    return new_async_client(
+        timeout=httpx.Timeout(
+            connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
+        ),
+        component=RELAY_COMPONENT,
+        limits=limits,
+        transport=transport,
+        headers={"Accept-Encoding": "identity"},
+    )
 
 
 class PodRelay:
@@ -350,13 +310,9 @@ class PodRelay:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         _install_httpx_log_redaction()
-        client = httpx.AsyncClient(
-            timeout=httpx.Timeout(
-                connect=connect_timeout,
-                read=read_timeout,
-                write=read_timeout,
-                pool=connect_timeout,
-            ),
+        client = relay_client(
+            connect_timeout,
+            read_timeout,
             limits=httpx.Limits(
                 max_connections=max_connections,
                 max_keepalive_connections=(
@@ -366,15 +322,13 @@ class PodRelay:
                 ),
                 keepalive_expiry=keepalive_expiry,
             ),
-            follow_redirects=False,
-            trust_env=False,
-            headers={"User-Agent": "platebridge-portal-relay", "Accept-Encoding": "identity"},
         )
         pool = UpstreamPool(
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             max_connections=max_connections,
             keepalive_expiry=keepalive_expiry,
+            user_agent=user_agent(RELAY_COMPONENT),
         )
         options.setdefault("chunk_size", LEAN_CHUNK_SIZE)
         return cls(
@@ -499,7 +453,7 @@ class PodRelay:
                 raise too_large
         return bytes(body)
 
-    async def stream_segment(self, url: str) -> StreamingResponse:
+    async def stream_segment(self, url: str) -> BodyStream:
         """Open the segment at ``url`` and return a response streaming it through.
 
         Raises :class:`UpstreamError` (before anything is sent) when the POD cannot be reached,
@@ -516,7 +470,7 @@ class PodRelay:
             )
             raise
 
-    async def _stream_segment(self, url: str, log_url: _LogUrl) -> StreamingResponse:
+    async def _stream_segment(self, url: str, log_url: _LogUrl) -> BodyStream:
         request = self._request(url)
         try:
             response = await _within(
@@ -531,15 +485,17 @@ class PodRelay:
             raise UpstreamError(
                 502, "upstream_bad_segment", "the POD answered with something else than a segment"
             )
-        headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+        headers = [("cache-control", "no-store"), ("x-content-type-options", "nosniff")]
         length = response.headers.get("content-length", "")
         encoding = response.headers.get("content-encoding", "identity").strip().lower()
         if length.isascii() and length.isdigit() and encoding in ("", "identity"):
-            headers["Content-Length"] = str(int(length))
-        return _SegmentResponse(
+            headers.append(("content-length", str(int(length))))
+        headers.append(("content-type", media_type))
+        return BodyStream(
             response,
-            media_type=media_type,
+            response.aiter_bytes(self.chunk_size),
             headers=headers,
-            chunk_size=self.chunk_size,
+            log=logger,
             log_url=log_url,
+            label="segment relay",
         )

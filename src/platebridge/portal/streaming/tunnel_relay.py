@@ -6,27 +6,18 @@ chooses between proxy and tunnel and so imports the tunnel; the tunnel never imp
 
 from __future__ import annotations
 
-import httpx
-
 from platebridge.portal.settings import PortalSettings
-from platebridge.portal.streaming.relay import PodRelay
+from platebridge.portal.streaming.relay import PodRelay, relay_client
 from platebridge.portal.tunnel.hub import TunnelHub
 from platebridge.portal.tunnel.transport import TunnelTransport
 
 
 def tunnel_relay(hub: TunnelHub, settings: PortalSettings) -> PodRelay:
     """A PodRelay whose httpx client sends every request down the POD's tunnel."""
-    client = httpx.AsyncClient(
+    client = relay_client(
+        settings.stream_connect_timeout,
+        settings.stream_read_timeout,
         transport=TunnelTransport(hub),
-        timeout=httpx.Timeout(
-            connect=settings.stream_connect_timeout,
-            read=settings.stream_read_timeout,
-            write=settings.stream_read_timeout,
-            pool=settings.stream_connect_timeout,
-        ),
-        follow_redirects=False,
-        trust_env=False,
-        headers={"User-Agent": "platebridge-portal-relay", "Accept-Encoding": "identity"},
     )
     return PodRelay(
         client,

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from platebridge.core import tunnel as proto
+from platebridge.core.http_client import new_async_client
 from platebridge.portal.tunnel.connection import TunnelConnection
 from platebridge.portal.tunnel.registry import MemoryRegistry, RedisRegistry, Registry
 
@@ -96,11 +97,11 @@ class TunnelHub:
     def client(self) -> httpx.AsyncClient:
         """The pooled client for forwarding to other nodes."""
         if self._client is None:
-            self._client = httpx.AsyncClient(
+            # no read deadline here: each forwarded request carries the relay's own
+            self._client = new_async_client(
                 timeout=httpx.Timeout(self.forward_timeout, read=None),
+                component="portal-tunnel",
                 limits=httpx.Limits(max_connections=200, keepalive_expiry=4.0),
-                follow_redirects=False,
-                trust_env=False,
             )
         return self._client
 

@@ -18,17 +18,16 @@ import logging
 import uuid
 from typing import Any
 
-import anyio
 import httpx
 from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from platebridge.core import tunnel as proto
 from platebridge.core.errors import error_body
+from platebridge.portal.body_stream import BodyStream
 from platebridge.portal.db import Database
 from platebridge.portal.errors import ApiError
 from platebridge.portal.markers import public
@@ -148,42 +147,14 @@ def _error_code(exc: BaseException) -> str:
     return "error"
 
 
-class _Passthrough(Response):
-    """Streams a tunnelled response as is; a failure mid-body cuts the body short."""
-
-    def __init__(self, upstream: httpx.Response) -> None:
-        super().__init__(status_code=upstream.status_code)
-        self._upstream = upstream
-        self.raw_headers = [
-            (k.encode("latin-1"), v.encode("latin-1"))
-            for k, v in proto.response_headers(upstream.headers.items())
-        ]
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            async with anyio.create_task_group() as group:
-
-                async def watch_disconnect() -> None:
-                    while (await receive())["type"] != "http.disconnect":
-                        pass
-                    group.cancel_scope.cancel()
-
-                group.start_soon(watch_disconnect)
-                await self._send(send)
-                group.cancel_scope.cancel()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self._upstream.aclose()
-
-    async def _send(self, send: Send) -> None:
-        start = {"type": "http.response.start", "status": self.status_code}
-        await send(start | {"headers": self.raw_headers})
-        try:
-            async for chunk in self._upstream.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except (httpx.HTTPError, OSError):
-            return  # no final message: the connection is closed, the body is truncated
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+def _passthrough(upstream: httpx.Response) -> BodyStream:
+    """The tunnelled response as is (status, headers, raw body); a failure cuts it short."""
+    return BodyStream(
+        upstream,
+        upstream.aiter_raw(),
+        status_code=upstream.status_code,
+        headers=proto.response_headers(upstream.headers.items()),
+    )
 
 
 @public
@@ -216,7 +187,7 @@ async def forward_endpoint(request: Request) -> Response:
     except (httpx.HTTPError, TimeoutError) as exc:
         code = _error_code(exc)
         return _error(502, "tunnel_failed", "the tunnelled request failed", code)
-    return _Passthrough(upstream)
+    return _passthrough(upstream)
 
 
 @public
