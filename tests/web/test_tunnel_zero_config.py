@@ -1,0 +1,207 @@
+"""Issue 11's acceptance test: a pod set to ``tunnel`` or ``auto`` on the portal, whose POD config
+says nothing about a tunnel and which the portal cannot reach, plays in Chromium.
+
+Real portal (SQLite and PostgreSQL), RTSP test camera, POD agent and headless Chromium. The POD
+reports 127.0.0.1, which the portal's default pod networks (the SSRF allow-list) refuse, so the
+proxy cannot reach it (checked first, 409). Setting the mode on the portal is the only change: the
+heartbeat answer makes the POD dial out, and the live page plays through the tunnel (the audit
+trail's ``stream_started`` says ``tunnel``). Each test then sets the pod back to ``proxy`` and
+waits for the tunnel to close, so the next one starts from a closed tunnel again.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Page
+
+from tests.conftest import require_postgres
+from tests.pod.conftest import Agent
+from tests.support import portal as support
+from tests.support.camera import TestCamera, camera_available
+from tests.support.portal import SeededCompany, cli, login, new_sqlite_url, run_portal
+from tests.support.procs import wait_until
+from tests.tunnel.support import SECRET_KEY, pod_row, portal_stats, wait_tunnel
+from tests.web.conftest import (
+    CHROMIUM,
+    TOKEN_TTL,
+    assert_plays,
+    off_loop,
+    pod_config,
+    seed_company,
+    sign_in,
+    wait_registered,
+)
+
+pytestmark = pytest.mark.e2e
+
+CAMERA_PATH = "/cameras/main-gate-pod/gate-camera-1"
+
+# Runs before the page's own scripts: when (ms after navigation start) the video had its first
+# decoded frame (loadeddata) and when it first advanced (timeupdate with currentTime > 0).
+FIRST_FRAME_JS = """
+window.__pbFrame = null; window.__pbPlaying = null;
+document.addEventListener('loadeddata', () => {
+  if (window.__pbFrame === null) window.__pbFrame = performance.now();
+}, true);
+document.addEventListener('timeupdate', (e) => {
+  if (window.__pbPlaying === null && e.target.currentTime > 0) {
+    window.__pbPlaying = performance.now();
+  }
+}, true);
+"""
+
+
+@dataclass
+class TunnelWorld:
+    url: str
+    db_url: str
+    tenant: SeededCompany
+    admin: dict[str, str]
+    agent: Agent
+
+
+def _set_mode(world: TunnelWorld, mode: str) -> None:
+    cli(world.db_url, "pod", "set-mode", "--pod-id", world.tenant.pod_id, "--mode", mode)
+
+
+def _tunnel_connected(world: TunnelWorld) -> bool:
+    return bool(pod_row(world.url, world.admin, world.tenant.pod_id)["tunnel_connected"])
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield new_sqlite_url(tmp_path_factory.mktemp("sqlite"))
+        return
+    off_loop(require_postgres)  # its probe uses asyncio.run: Playwright's loop may be running
+    url = off_loop(support.create_pg_database)
+    try:
+        yield url
+    finally:
+        off_loop(support.drop_pg_database, url)
+
+
+@pytest.fixture(scope="module")
+def tunnel_world(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TunnelWorld]:
+    if not camera_available() or not Path(CHROMIUM).exists():
+        pytest.skip("needs GStreamer's RTSP server, ffmpeg and /usr/bin/chromium")
+    tmp = tmp_path_factory.mktemp("tunnel-web")
+    db_url = database
+    off_loop(support.migrate, db_url)
+    tenant = seed_company(db_url, "Tunnel Company")  # seeded in mode proxy
+    env = {
+        # PLATEBRIDGE_POD_NETWORKS stays at its default: loopback is outside it.
+        "PLATEBRIDGE_SECRET_KEY": SECRET_KEY,
+        "PLATEBRIDGE_REDIS_URL": "",
+        "PLATEBRIDGE_STREAM_TOKEN_TTL": str(TOKEN_TTL),
+        "PLATEBRIDGE_UPSTREAM_TOKEN_TTL": "6",
+        "PLATEBRIDGE_STREAM_CONNECT_TIMEOUT": "1",
+    }
+    with TestCamera(tmp, pattern="ball") as camera, run_portal(db_url, env, log_dir=tmp) as url:
+        agent_dir = tmp / "agent"
+        agent_dir.mkdir()
+        config = pod_config(agent_dir, tenant, url, camera.url)
+        assert "tunnel" not in config  # the POD's config says nothing about a tunnel
+        agent = Agent(agent_dir, config)
+        try:
+            agent.wait_status("active")
+            wait_registered(url, tenant)
+            admin = login(url, tenant.email, tenant.password)
+            world = TunnelWorld(url, db_url, tenant, admin, agent)
+            # The portal cannot reach the POD: the proxy refuses its address, no tunnel is open.
+            r = httpx.get(
+                f"{url}/api/pod/proxy-stream/{tenant.pod_id}",
+                params={"camera_id": "gate-camera-1"},
+                headers=admin,
+                timeout=20,
+            )
+            assert r.status_code == 409, r.text
+            assert not _tunnel_connected(world)
+            assert agent.health()["tunnel"]["state"] == "off"
+            yield world
+        except BaseException:
+            print(agent.proc.output()[-3000:])
+            raise
+        finally:
+            agent.close()
+
+
+def _viewer(world: TunnelWorld) -> tuple[str, str]:
+    """A fresh viewer per test: the audit trail's viewing window is per viewer."""
+    email = f"viewer-{uuid.uuid4().hex[:8]}@example.test"
+    password = f"pw-{uuid.uuid4().hex[:12]}"
+    cli(
+        world.db_url,
+        *("user", "create", "--company", world.tenant.company_id, "--email", email),
+        *("--password", password, "--role", "viewer"),
+    )
+    return email, password
+
+
+def _audit(world: TunnelWorld, email: str, since: str) -> list[dict[str, Any]]:
+    r = httpx.get(
+        f"{world.url}/api/audit",
+        headers=world.admin,
+        params={"pod_id": world.tenant.pod_id, "user": email, "since": since},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    events: list[dict[str, Any]] = r.json()["events"]
+    return events
+
+
+@pytest.mark.parametrize("mode", ["tunnel", "auto"])
+def test_zero_config_pod_plays_through_the_tunnel(
+    tunnel_world: TunnelWorld, page: Page, mode: str
+) -> None:
+    world = tunnel_world
+    email, password = _viewer(world)
+    since = datetime.now(UTC).isoformat()
+    _set_mode(world, mode)
+    opened = time.monotonic()
+    try:
+        wait_tunnel(world.url, world.admin, world.tenant.pod_id, timeout=40)
+        tunnel_up = time.monotonic() - opened
+        assert world.agent.health()["tunnel"]["state"] == "connected"
+        assert portal_stats(world.url)["tunnels"] == 1
+
+        sign_in(page, world.url, email, password)
+        page.add_init_script(FIRST_FRAME_JS)
+        page.goto(world.url + CAMERA_PATH)
+        played = assert_plays(page, seconds=3.0)
+        assert played["state"] == "playing", played
+        frame_ms, playing_ms = page.evaluate("[window.__pbFrame, window.__pbPlaying]")
+        assert frame_ms is not None and playing_ms is not None
+        print(
+            f"\n[{mode}, {world.db_url.split(':', 1)[0]}] tunnel up {tunnel_up:.1f} s after "
+            f"set-mode; page → first frame {frame_ms / 1000:.2f} s, "
+            f"→ playing {playing_ms / 1000:.2f} s"
+        )
+
+        # The viewing went through the tunnel: the portal's audit trail says so.
+        events = _audit(world, email, since)
+        started = [e["method"] for e in events if e["action"] == "stream_started"]
+        issued = [e["method"] for e in events if e["action"] == "token_issued"]
+        assert started and set(started) == {"tunnel"}, events
+        assert issued and set(issued) == {"tunnel"}, events
+        assert world.agent.health()["tunnel"]["connects"] >= 1
+    finally:
+        # Back to proxy: the POD closes its tunnel again (the next test opens it from scratch).
+        _set_mode(world, "proxy")
+        wait_until(lambda: not _tunnel_connected(world), timeout=30, what="tunnel closed")
+        wait_until(
+            lambda: world.agent.health()["tunnel"]["state"] == "off",
+            timeout=15,
+            what="POD tunnel off",
+        )
