@@ -401,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = pod.add_parser(
         "set-mode",
         parents=[json_flag],
-        help="stream method: proxy (default), direct, tunnel or auto",
+        help="stream method: proxy, direct, tunnel or auto (new pods: auto)",
     )
     sp.add_argument("--pod-id", required=True)
     sp.add_argument("--mode", required=True, choices=list(STREAM_MODES))
