@@ -18,7 +18,7 @@ from platebridge.portal.routes.streaming import install_streaming
 from platebridge.portal.security_headers import SecurityHeaders
 from platebridge.portal.services.portal_secret import ensure_secret_key
 from platebridge.portal.settings import PortalSettings
-from platebridge.portal.streaming.access import StreamingState
+from platebridge.portal.streaming.state import StreamingState
 from platebridge.portal.tunnel import create_hub, install_tunnel
 
 

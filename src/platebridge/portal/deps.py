@@ -29,7 +29,7 @@ from platebridge.portal.markers import public as public
 from platebridge.portal.models import User
 from platebridge.portal.services.auth import user_for_token
 from platebridge.portal.settings import PortalSettings
-from platebridge.portal.streaming.access import StreamingState
+from platebridge.portal.streaming.state import StreamingState
 from platebridge.portal.throttle import Throttle, app_throttle
 from platebridge.portal.tunnel.hub import TunnelHub
 
@@ -148,6 +148,10 @@ async def _client_ip_dep(request: Request) -> str | None:
     return client_ip(request)
 
 
+async def _session_token_dep(request: Request) -> str | None:
+    return session_token(request)
+
+
 CurrentUser = Annotated[User, Depends(_current_user_dep)]
 Db = Annotated[Database, Depends(_db_dep)]
 Settings = Annotated[PortalSettings, Depends(_settings_dep)]
@@ -155,6 +159,8 @@ Streaming = Annotated[StreamingState, Depends(_streaming_dep)]
 Hub = Annotated[TunnelHub, Depends(_hub_dep)]
 Throttled = Annotated[Throttle, Depends(_throttle_dep)]
 ClientIp = Annotated[str | None, Depends(_client_ip_dep)]
+#: The login token the request carries (cookie or bearer), unverified; None without one.
+SessionToken = Annotated[str | None, Depends(_session_token_dep)]
 
 
 def admin_user(request: Request) -> User:

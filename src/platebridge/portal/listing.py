@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from platebridge.portal.models import Camera, Pod, Site, User, utcnow
 from platebridge.portal.scoping import scoped_cameras, scoped_pods
 from platebridge.portal.status import camera_streamable, effective_pod_status
-from platebridge.portal.streaming.access import proxy_refusal
+from platebridge.portal.streaming.select import proxy_refusal
 from platebridge.portal.streaming.ssrf import AddressRefused, IPNetwork, network_kind
 
 #: Signs a direct-mode URL for one camera (``None``: no direct URL for it).

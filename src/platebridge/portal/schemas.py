@@ -105,3 +105,14 @@ class AuditEventItem(TypedDict):
 
 class AuditListing(TypedDict):
     events: list[AuditEventItem]
+
+
+class StreamToken(TypedDict):
+    """``POST /api/pod/stream-token``: a viewer token and the URLs that carry it."""
+
+    token: str
+    expires_at: str
+    expires_in: int
+    stream_mode: AuditMethod
+    proxy_url: str
+    direct_url: str | None

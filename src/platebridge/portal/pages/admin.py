@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 
 from platebridge.portal.csrf import form_fields
 from platebridge.portal.db import Database
-from platebridge.portal.deps import AdminUser, CurrentUser, Db, Settings, page
+from platebridge.portal.deps import AdminUser, CurrentUser, Db, Hub, Settings, Streaming, page
 from platebridge.portal.errors import ApiError
 from platebridge.portal.listing import list_pods
 from platebridge.portal.models import STREAM_MODES, Site, User, as_stream_mode
@@ -20,8 +20,8 @@ from platebridge.portal.scoping import get_pod_for_user, get_site_for_user, scop
 from platebridge.portal.services import admin
 from platebridge.portal.services.pod_config import render_pod_config
 from platebridge.portal.settings import PortalSettings
-from platebridge.portal.streaming.access import streaming_state
-from platebridge.portal.tunnel.routes import get_hub
+from platebridge.portal.streaming.state import StreamingState
+from platebridge.portal.tunnel.hub import TunnelHub
 
 router = APIRouter(prefix="/pods", include_in_schema=False)
 Slug = Annotated[str, Path(max_length=64)]
@@ -36,6 +36,8 @@ async def _pods_page(
     user: User,
     db: Database,
     settings: PortalSettings,
+    state: StreamingState,
+    hub: TunnelHub,
     *,
     shown: dict[str, Any] | None = None,
     error: str = "",
@@ -46,8 +48,8 @@ async def _pods_page(
             session,
             user,
             settings.offline_after,
-            networks=streaming_state(request).networks,
-            tunnels=get_hub(request.app).connected,
+            networks=state.networks,
+            tunnels=hub.connected,
         )
         sites = list((await session.scalars(scoped_sites(user).order_by(Site.name))).all())
     return render(
@@ -65,13 +67,17 @@ async def _pods_page(
 
 @router.get("")
 @page
-async def pods_page(request: Request, user: CurrentUser, db: Db, settings: Settings) -> Response:
-    return await _pods_page(request, user, db, settings)
+async def pods_page(
+    request: Request, user: CurrentUser, db: Db, settings: Settings, state: Streaming, hub: Hub
+) -> Response:
+    return await _pods_page(request, user, db, settings, state, hub)
 
 
 @router.post("/new")
 @page
-async def add_pod(request: Request, user: AdminUser, db: Db, settings: Settings) -> Response:
+async def add_pod(
+    request: Request, user: AdminUser, db: Db, settings: Settings, state: Streaming, hub: Hub
+) -> Response:
     form = await form_fields(request)
     try:
         async with db.write() as session:
@@ -91,14 +97,22 @@ async def add_pod(request: Request, user: AdminUser, db: Db, settings: Settings)
                 ),
             }
     except admin.AdminError as exc:
-        return await _pods_page(request, user, db, settings, error=str(exc), status_code=400)
-    return await _pods_page(request, user, db, settings, shown=shown)
+        return await _pods_page(
+            request, user, db, settings, state, hub, error=str(exc), status_code=400
+        )
+    return await _pods_page(request, user, db, settings, state, hub, shown=shown)
 
 
 @router.post("/{pod_id}/rotate-key")
 @page
 async def rotate_key(
-    request: Request, user: AdminUser, db: Db, settings: Settings, pod_id: Slug
+    request: Request,
+    user: AdminUser,
+    db: Db,
+    settings: Settings,
+    state: Streaming,
+    hub: Hub,
+    pod_id: Slug,
 ) -> Response:
     async with db.write() as session:
         pod = await get_pod_for_user(session, user, pod_id)
@@ -107,13 +121,19 @@ async def rotate_key(
         "title": f"New API key for POD {pod_id} (the old one is revoked)",
         "api_key": issued.api_key,
     }
-    return await _pods_page(request, user, db, settings, shown=shown)
+    return await _pods_page(request, user, db, settings, state, hub, shown=shown)
 
 
 @router.post("/{pod_id}/rotate-secret")
 @page
 async def rotate_secret(
-    request: Request, user: AdminUser, db: Db, settings: Settings, pod_id: Slug
+    request: Request,
+    user: AdminUser,
+    db: Db,
+    settings: Settings,
+    state: Streaming,
+    hub: Hub,
+    pod_id: Slug,
 ) -> Response:
     async with db.write() as session:
         pod = await get_pod_for_user(session, user, pod_id)
@@ -124,7 +144,7 @@ async def rotate_secret(
         "note": "Put it into the POD's config.yaml (stream_token_secret) and restart the POD "
         "agent: until then the POD refuses the portal's tokens and its streams fail.",
     }
-    return await _pods_page(request, user, db, settings, shown=shown)
+    return await _pods_page(request, user, db, settings, state, hub, shown=shown)
 
 
 @router.post("/{pod_id}/mode")
@@ -142,7 +162,9 @@ async def stream_mode(request: Request, user: AdminUser, db: Db, pod_id: Slug) -
 
 @router.post("/enrollment-key")
 @page
-async def enrollment_key(request: Request, user: AdminUser, db: Db, settings: Settings) -> Response:
+async def enrollment_key(
+    request: Request, user: AdminUser, db: Db, settings: Settings, state: Streaming, hub: Hub
+) -> Response:
     form = await form_fields(request)
     async with db.write() as session:
         site = await get_site_for_user(session, user, form.get("site_id", ""))
@@ -153,4 +175,4 @@ async def enrollment_key(request: Request, user: AdminUser, db: Db, settings: Se
         "api_key": issued.api_key,
         "note": "PODs configured with this key register themselves under this site.",
     }
-    return await _pods_page(request, user, db, settings, shown=shown)
+    return await _pods_page(request, user, db, settings, state, hub, shown=shown)

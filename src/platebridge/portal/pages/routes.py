@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import RedirectResponse, Response
 
-from platebridge.portal.credentials import client_ip
 from platebridge.portal.csrf import (
     LOGIN_CSRF_COOKIE,
     form_fields,
@@ -15,6 +14,7 @@ from platebridge.portal.csrf import (
     tokens_match,
 )
 from platebridge.portal.deps import (
+    ClientIp,
     CurrentUser,
     Db,
     Settings,
@@ -64,7 +64,7 @@ async def login_form(request: Request, next: str = "/cameras") -> Response:
 
 @router.post("/login")
 @public
-async def login_submit(request: Request, db: Db, settings: Settings) -> Response:
+async def login_submit(request: Request, db: Db, settings: Settings, ip: ClientIp) -> Response:
     form = await form_fields(request)
     target = safe_next(form.get("next"))
     email = form.get("email", "").strip()[:320]
@@ -91,7 +91,7 @@ async def login_submit(request: Request, db: Db, settings: Settings) -> Response
                 password,
                 settings.session_ttl,
                 throttle=get_throttle(request),
-                source=client_ip(request),
+                source=ip,
             )
     except ApiError as exc:
         message = "Wrong e-mail or password." if exc.status == 401 else exc.message

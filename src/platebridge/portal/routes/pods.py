@@ -4,48 +4,52 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from platebridge.portal.db import Database
-from platebridge.portal.deps import AdminUser, CurrentUser, Db, Settings
+from platebridge.portal.deps import AdminUser, CurrentUser, Db, Hub, Settings, Streaming
 from platebridge.portal.errors import not_found
 from platebridge.portal.listing import list_pods
 from platebridge.portal.models import StreamMode, User
 from platebridge.portal.schemas import PodItem, PodListing
 from platebridge.portal.scoping import get_pod_for_user
 from platebridge.portal.settings import PortalSettings
-from platebridge.portal.streaming.access import streaming_state
-from platebridge.portal.tunnel.routes import get_hub
+from platebridge.portal.streaming.state import StreamingState
+from platebridge.portal.tunnel.hub import TunnelHub
 
 router = APIRouter(prefix="/api", tags=["pods"])
 
 
 @router.get("/pods", response_model=PodListing)
 async def pods(
-    request: Request,
     user: CurrentUser,
     db: Db,
     settings: Settings,
+    state: Streaming,
+    hub: Hub,
     site: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
-    networks = streaming_state(request).networks
     async with db.read() as session:
         rows = await list_pods(
             session,
             user,
             settings.offline_after,
             site=site,
-            networks=networks,
-            tunnels=get_hub(request.app).connected,
+            networks=state.networks,
+            tunnels=hub.connected,
         )
     return {"pods": rows}
 
 
 async def _one_pod(
-    request: Request, user: User, db: Database, settings: PortalSettings, pod_id: str
+    user: User,
+    db: Database,
+    settings: PortalSettings,
+    state: StreamingState,
+    hub: TunnelHub,
+    pod_id: str,
 ) -> dict[str, Any]:
-    networks = streaming_state(request).networks
     async with db.read() as session:
         found = await get_pod_for_user(session, user, pod_id)  # 404 for other companies
         rows = await list_pods(
@@ -53,8 +57,8 @@ async def _one_pod(
             user,
             settings.offline_after,
             pod_id=found.pod_id,
-            networks=networks,
-            tunnels=get_hub(request.app).connected,
+            networks=state.networks,
+            tunnels=hub.connected,
         )
     if not rows:
         raise not_found(f"pod {pod_id!r}")
@@ -64,13 +68,14 @@ async def _one_pod(
 
 @router.get("/pods/{pod_id}", response_model=PodItem)
 async def pod(
-    request: Request,
     user: CurrentUser,
     db: Db,
     settings: Settings,
+    state: Streaming,
+    hub: Hub,
     pod_id: Annotated[str, Path(max_length=64)],
 ) -> dict[str, Any]:
-    return await _one_pod(request, user, db, settings, pod_id)
+    return await _one_pod(user, db, settings, state, hub, pod_id)
 
 
 class PodUpdate(BaseModel):
@@ -85,14 +90,15 @@ class PodUpdate(BaseModel):
 
 @router.patch("/pods/{pod_id}", response_model=PodItem)
 async def update_pod(
-    request: Request,
     body: PodUpdate,
     user: AdminUser,
     db: Db,
     settings: Settings,
+    state: Streaming,
+    hub: Hub,
     pod_id: Annotated[str, Path(max_length=64)],
 ) -> dict[str, Any]:
     async with db.write() as session:
         found = await get_pod_for_user(session, user, pod_id)  # 404 for other companies
         found.stream_mode = body.stream_mode
-    return await _one_pod(request, user, db, settings, pod_id)
+    return await _one_pod(user, db, settings, state, hub, pod_id)

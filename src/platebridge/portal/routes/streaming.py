@@ -9,21 +9,27 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from platebridge.portal.deps import CurrentUser, Db, Settings, public
+from platebridge.portal.deps import (
+    ClientIp,
+    CurrentUser,
+    Db,
+    SessionToken,
+    Settings,
+    Streaming,
+    public,
+)
 from platebridge.portal.errors import ApiError
 from platebridge.portal.routes import audit as audit_routes
-from platebridge.portal.streaming import access as streaming
-from platebridge.portal.streaming.access import (
-    authorize_stream,
-    client_ip,
-    streaming_state,
-)
+from platebridge.portal.schemas import StreamToken
+from platebridge.portal.streaming.audit_events import record_stream_started
+from platebridge.portal.streaming.authorize import authorize_stream
 from platebridge.portal.streaming.hls_rewrite import SEGMENT_NAME, PlaylistError, rewrite_playlist
 from platebridge.portal.streaming.hls_rewrite import segment_uri_for as portal_segment_uri_for
+from platebridge.portal.streaming.issue_token import issue_stream_token
 from platebridge.portal.streaming.path import PodStream, open_stream
 from platebridge.portal.streaming.relay import (
     PLAYLIST_MEDIA_TYPE,
@@ -31,6 +37,7 @@ from platebridge.portal.streaming.relay import (
     upstream_error_handler,
 )
 from platebridge.portal.streaming.select import Upstream
+from platebridge.portal.streaming.snapshot import fetch_snapshot
 
 router = APIRouter(prefix="/api/pod", tags=["streaming"])
 
@@ -47,34 +54,34 @@ class StreamTokenRequest(BaseModel):
     camera_id: str = Field(min_length=1, max_length=64, description="The camera's wire id.")
 
 
-@router.post("/stream-token")
+@router.post("/stream-token", response_model=StreamToken)  # documents the no-store body
 async def stream_token(
-    body: StreamTokenRequest, request: Request, user: CurrentUser, db: Db, settings: Settings
+    body: StreamTokenRequest,
+    user: CurrentUser,
+    db: Db,
+    settings: Settings,
+    state: Streaming,
+    ip: ClientIp,
 ) -> Response:
-    result = await streaming.issue_stream_token(
-        db,
-        user,
-        body.pod_id,
-        body.camera_id,
-        settings,
-        streaming_state(request),
-        client_ip(request),
-    )
+    result = await issue_stream_token(db, user, body.pod_id, body.camera_id, settings, state, ip)
     return JSONResponse(result, headers={"Cache-Control": "no-store"})
 
 
 async def _open(
-    request: Request,
     db: Db,
     settings: Settings,
+    state: Streaming,
+    login: SessionToken,
     pod_id: PodId,
     camera_id: CameraParam = None,
     token: TokenParam = None,
 ) -> PodStream:
     """The one streaming path's first steps, shared by every stream route (``streaming/path``)."""
     return await open_stream(
-        authorize=lambda: authorize_stream(request, db, settings, pod_id, camera_id, token),
-        state=streaming_state(request),
+        authorize=lambda: authorize_stream(
+            db, settings, state, pod_id, camera_id, login=login, token=token
+        ),
+        state=state,
         settings=settings,
     )
 
@@ -88,7 +95,7 @@ Stream = Annotated[PodStream, Depends(_open)]
     responses={200: {"content": {PLAYLIST_MEDIA_TYPE: {}}, "description": "HLS playlist"}},
 )
 @public
-async def proxy_playlist(request: Request, db: Db, stream: Stream) -> Response:
+async def proxy_playlist(db: Db, stream: Stream, ip: ClientIp) -> Response:
     async def fetch(up: Upstream, query: str) -> str:
         return await up.relay.fetch_playlist(f"{up.base}/stream{query}")
 
@@ -102,7 +109,7 @@ async def proxy_playlist(request: Request, db: Db, stream: Stream) -> Response:
         raise UpstreamError(
             502, "upstream_bad_playlist", "the POD's playlist cannot be relayed safely"
         ) from None
-    await streaming.record_stream_started(db, access, stream.state, client_ip(request), up.method)
+    await record_stream_started(db, access, stream.state, ip, up.method)
     return Response(body, media_type=PLAYLIST_MEDIA_TYPE, headers=_NO_STORE)
 
 
@@ -133,7 +140,7 @@ async def proxy_segment(
 @public
 async def snapshot(stream: Stream) -> Response:
     async def fetch(up: Upstream, query: str) -> bytes:
-        return await streaming.fetch_snapshot(up.relay, f"{up.base}/snapshot{query}")
+        return await fetch_snapshot(up.relay, f"{up.base}/snapshot{query}")
 
     jpeg, _ = await stream.fetch(fetch)
     headers = {"Cache-Control": "private, max-age=2", "X-Content-Type-Options": "nosniff"}

@@ -16,16 +16,11 @@ from typing import TypeVar
 from urllib.parse import quote
 
 from platebridge.portal.settings import PortalSettings
-from platebridge.portal.streaming.access import (
-    Access,
-    StreamingState,
-    require_online,
-    upstream_failed,
-    upstream_for,
-    upstream_token,
-)
+from platebridge.portal.streaming.access_cache import Access
+from platebridge.portal.streaming.authorize import require_online
 from platebridge.portal.streaming.relay import UpstreamError
 from platebridge.portal.streaming.select import Upstream
+from platebridge.portal.streaming.state import StreamingState
 
 T = TypeVar("T")
 #: ``request(upstream, token_query)`` → the route's result; ``token_query`` is ``?token=…``.
@@ -48,17 +43,18 @@ class PodStream:
     async def fetch(self, request: UpstreamRequest[T]) -> tuple[T, Upstream]:
         """Run ``request`` against the pod's upstream; the upstream used comes back with it."""
         pod = self.access.pod
-        token = upstream_token(self.access, self.settings, self.state)
+        camera_id = self.access.camera.camera_id
+        token = self.state.upstream_tokens.for_camera(pod, camera_id, self.settings)
         query = f"?token={quote(token, safe='')}"
-        up = await upstream_for(pod, self.state)
+        up = await self.state.upstream_for(pod)
         try:
             return await request(up, query), up
         except UpstreamError as exc:
             self.state.access_cache.forget_pod(pod.pod_id)  # re-read the pod's row next time
-            if not upstream_failed(pod, up, self.state, exc):
+            if not self.state.upstream_failed(pod, up, exc):
                 raise
             first = exc
-        up = await upstream_for(pod, self.state)  # the address is now known unreachable
+        up = await self.state.upstream_for(pod)  # the address is now known unreachable
         if up.method == "proxy":
             raise first
         try:

@@ -19,9 +19,15 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+from platebridge.portal.errors import ApiError
 from platebridge.portal.models import Pod
 from platebridge.portal.streaming.relay import PodRelay
-from platebridge.portal.streaming.ssrf import IPNetwork, check_pod_address
+from platebridge.portal.streaming.ssrf import (
+    AddressRefused,
+    IPNetwork,
+    check_pod_address,
+    pod_base_url,
+)
 from platebridge.portal.tunnel.hub import TunnelHub
 from platebridge.portal.tunnel.transport import tunnel_base_url
 
@@ -90,6 +96,29 @@ class ReachabilityCache:
         with contextlib.suppress(OSError, TimeoutError):
             await asyncio.wait_for(writer.wait_closed(), self.timeout)
         return True
+
+
+def proxy_refusal(pod: Pod, networks: tuple[IPNetwork, ...]) -> str | None:
+    """Why the portal will not connect to this pod, or None when it may."""
+    if not pod.ip_address:
+        return "the pod has not reported an address yet"
+    try:
+        pod_base_url(pod.ip_address, pod.stream_port, networks)
+    except AddressRefused as exc:
+        return exc.message
+    except ValueError:
+        return "the pod's stream port is invalid"
+    return None
+
+
+def pod_base(pod: Pod, networks: tuple[IPNetwork, ...]) -> str:
+    """``http://ip:port`` of the pod, or 409 ``pod_address_refused`` (nothing is connected)."""
+    reason = proxy_refusal(pod, networks)
+    if reason is not None or pod.ip_address is None:
+        raise ApiError(
+            409, "pod_address_refused", f"the portal will not connect to this pod: {reason}"
+        )
+    return pod_base_url(pod.ip_address, pod.stream_port, networks)
 
 
 def _proxy_allowed(pod: Pod, networks: tuple[IPNetwork, ...]) -> bool:
