@@ -77,7 +77,9 @@ async def check_portal(config: PodConfig, cameras: list[CheckLine]) -> CheckLine
         for cam, line in zip(config.cameras, cameras, strict=True)
     }
     payload = build_payload(config, states)
-    async with new_async_client(timeout=config.heartbeat_timeout, component="pod") as client:
+    async with new_async_client(
+        timeout=config.heartbeat_timeout, component="pod", verify=config.portal_verify()
+    ) as client:
         result = await send_heartbeat(client, config, payload)
     detail = result.message
     if result.outcome == "ok":

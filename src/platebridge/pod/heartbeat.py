@@ -130,7 +130,9 @@ class HeartbeatLoop:
     async def run(self) -> None:
         cfg = self.config
         failures = 0
-        async with new_async_client(timeout=cfg.heartbeat_timeout, component="pod") as client:
+        async with new_async_client(
+            timeout=cfg.heartbeat_timeout, component="pod", verify=cfg.portal_verify()
+        ) as client:
             while not self._stop.is_set():
                 self._wake.clear()
                 result = await send_heartbeat(client, cfg, build_payload(cfg, self.states))

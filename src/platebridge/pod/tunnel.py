@@ -138,6 +138,14 @@ class TunnelClient:
                     await asyncio.wait_for(self._stop.wait(), delay)
         self.state = "stopped"
 
+    def _portal_tls(self) -> ssl.SSLContext | None:
+        """The TLS context for ``wss://`` (the config's private CA, else the default); None
+        for ``ws://``, where websockets refuses any context."""
+        if not self.url.startswith("wss://"):
+            return None
+        verify = self.config.portal_verify()
+        return verify if isinstance(verify, ssl.SSLContext) else ssl.create_default_context()
+
     async def _connect_and_serve(self, local: httpx.AsyncClient) -> bool:
         cfg = self.config
         headers = {"Authorization": f"Bearer {cfg.api_key.get_secret_value()}"}
@@ -152,6 +160,7 @@ class TunnelClient:
             close_timeout=2,
             user_agent_header=f"platebridge-pod/{cfg.firmware_version}",
             proxy=None,
+            ssl=self._portal_tls(),
         ) as ws:
             hello = proto.decode(await asyncio.wait_for(ws.recv(), cfg.heartbeat_timeout))
             if hello.kind is not proto.FrameType.HELLO:
