@@ -9,8 +9,6 @@ import logging
 import sys
 from pathlib import Path
 
-import httpx
-
 from platebridge import __version__
 from platebridge.core.redact import install_log_redaction
 from platebridge.pod.config import ConfigError, PodConfig, load_config
@@ -48,6 +46,7 @@ def _setup_logging(level: str) -> None:
 
 
 def _heartbeat(config: PodConfig, dry_run: bool) -> int:
+    from platebridge.core.http_client import new_async_client
     from platebridge.pod.heartbeat import build_payload, send_heartbeat
 
     payload = build_payload(config)
@@ -56,7 +55,7 @@ def _heartbeat(config: PodConfig, dry_run: bool) -> int:
         return 0
 
     async def send() -> bool:
-        async with httpx.AsyncClient(timeout=config.heartbeat_timeout) as client:
+        async with new_async_client(timeout=config.heartbeat_timeout, component="pod") as client:
             result = await send_heartbeat(client, config, payload)
         print(result.message)
         return result.outcome == "ok"
