@@ -55,7 +55,9 @@ def _heartbeat(config: PodConfig, dry_run: bool) -> int:
         return 0
 
     async def send() -> bool:
-        async with new_async_client(timeout=config.heartbeat_timeout, component="pod") as client:
+        async with new_async_client(
+            timeout=config.heartbeat_timeout, component="pod", verify=config.portal_verify()
+        ) as client:
             result = await send_heartbeat(client, config, payload)
         print(result.message)
         return result.outcome == "ok"
