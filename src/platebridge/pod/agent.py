@@ -1,4 +1,12 @@
-"""The running agent: camera supervisors, heartbeat loop and HTTP server on one asyncio loop."""
+"""The running agent: camera supervisors, HTTP server, heartbeat loop and tunnel on one loop.
+
+Structured concurrency: every long-running task belongs to one :class:`asyncio.TaskGroup`, and
+each part pushes its own stop onto one :class:`contextlib.AsyncExitStack` as it starts, so
+shutdown undoes the parts in reverse order — tunnel, heartbeat, HTTP server, cameras, then the
+signal handlers and the socket — each given a grace period before its task is cancelled.
+SIGTERM/SIGINT unwinds the stack (exit 0). A task that fails, or ends when nobody asked it to,
+makes the TaskGroup cancel the others; the same stack unwinds and the agent exits 1.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +16,25 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Generator
 from typing import Any
 
 import uvicorn
 
+from platebridge.core.redact import redact_text
 from platebridge.pod.config import PodConfig
 from platebridge.pod.heartbeat import HeartbeatLoop, HeartbeatResult
 from platebridge.pod.http import create_app
-from platebridge.pod.supervisor import CameraSupervisor
+from platebridge.pod.supervisor import TERM_GRACE, CameraSupervisor
 from platebridge.pod.tunnel import TunnelClient
 
 log = logging.getLogger("platebridge.pod")
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: Seconds a part asked to stop gets before its task is cancelled.
+GRACE = 5.0
+#: The heartbeat sends nothing on the way out: a request in flight is not worth waiting for.
+HEARTBEAT_GRACE = 1.0
 
 
 class _Server(uvicorn.Server):
@@ -32,6 +47,10 @@ class _Server(uvicorn.Server):
 
 class ListenError(Exception):
     pass
+
+
+class PartFailed(Exception):
+    """A part of the agent failed or ended on its own; the agent stops and exits 1."""
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -51,15 +70,47 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+async def finish(tasks: Collection[asyncio.Task[Any]], grace: float) -> None:
+    """Wait up to ``grace`` seconds for tasks that were asked to stop, then cancel the rest.
+    Never raises: a task's own failure is the TaskGroup's to report."""
+    pending = {t for t in tasks if not t.done()}
+    if pending:
+        _, pending = await asyncio.wait(pending, timeout=grace)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)
+
+
+async def part(
+    name: str,
+    work: Coroutine[Any, Any, None],
+    stopping: asyncio.Event | None,
+    secrets: Collection[str] = (),
+) -> None:
+    """Run one part of the agent. Failing fails the agent; so does ending before ``stopping``
+    is set (``None``: the part may end on its own)."""
+    try:
+        await work
+    except Exception as exc:
+        log.error("%s failed: %s: %s", name, type(exc).__name__, redact_text(str(exc), secrets))
+        raise PartFailed(name) from exc
+    if stopping is not None and not stopping.is_set():
+        log.error("%s stopped unexpectedly", name)
+        raise PartFailed(name)
+
+
 class TunnelSwitch:
     """Starts and stops the tunnel client as the portal's heartbeat answers say (config
-    ``tunnel: auto``), or keeps it on (``true``). A missing answer changes nothing."""
+    ``tunnel: auto``), or keeps it on (``true``). A missing answer changes nothing. Its tasks
+    belong to the agent's TaskGroup; after :meth:`close` it starts nothing."""
 
-    def __init__(self, config: PodConfig) -> None:
+    def __init__(self, config: PodConfig, tasks: asyncio.TaskGroup) -> None:
         self.config = config
         self.client: TunnelClient | None = None
         self.task: asyncio.Task[None] | None = None
-        self._stopping: set[asyncio.Task[None]] = set()
+        self._tasks = tasks
+        self._closed = False
 
     def status(self) -> dict[str, Any]:
         if self.client is None:
@@ -67,13 +118,17 @@ class TunnelSwitch:
         return self.client.status()
 
     def want(self, on: bool) -> None:
+        if self._closed:
+            return
         if on and self.task is None:
             log.info("tunnel: starting (%s)", "config" if self.config.tunnel is True else "portal")
-            self.client = TunnelClient(self.config)
-            self.task = asyncio.create_task(self.client.run(), name="tunnel")
+            client = TunnelClient(self.config)
+            work = part("tunnel", client.run(), None, self.config.secrets)
+            self.task = self._tasks.create_task(work, name="tunnel")
+            self.client = client
         elif not on and self.task is not None:
             log.info("tunnel: stopping, the portal no longer wants it")
-            self._stopping.add(asyncio.create_task(self._halt(self.client, self.task)))
+            self._tasks.create_task(self._halt(self.client, self.task), name="tunnel-stop")
             self.client, self.task = None, None
 
     def on_heartbeat(self, result: HeartbeatResult) -> None:
@@ -84,14 +139,15 @@ class TunnelSwitch:
     async def _halt(client: TunnelClient | None, task: asyncio.Task[None]) -> None:
         if client is not None:
             client.stop()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait({task}, timeout=5)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await finish([task], GRACE)
 
     async def close(self) -> None:
-        self.want(False)
-        await asyncio.gather(*self._stopping, return_exceptions=True)
+        """Stop the tunnel, if open, and start no other."""
+        self._closed = True
+        client, task = self.client, self.task
+        self.client, self.task = None, None
+        if task is not None:
+            await self._halt(client, task)
 
 
 async def _serve(server: uvicorn.Server, sock: socket.socket) -> None:
@@ -101,27 +157,8 @@ async def _serve(server: uvicorn.Server, sock: socket.socket) -> None:
         raise RuntimeError("HTTP server failed to start") from exc
 
 
-async def run_agent(config: PodConfig) -> int:
-    started = time.monotonic()
-    sock = bind_socket(config.listen_host, config.listen_port)
-    config.hls_dir.mkdir(parents=True, exist_ok=True)
-    heartbeat: HeartbeatLoop | None = None
-
-    def changed() -> None:
-        if heartbeat is not None:
-            heartbeat.poke()
-
-    supervisors = [CameraSupervisor(config, cam, changed) for cam in config.cameras]
-    states = {s.camera.camera_id: s.state for s in supervisors}
-    tunnel = TunnelSwitch(config) if config.tunnel is not False else None
-    heartbeat = HeartbeatLoop(config, states, tunnel.on_heartbeat if tunnel else None)
-    app = create_app(
-        config,
-        states,
-        started_at=started,
-        tunnel_status=tunnel.status if tunnel is not None else None,
-    )
-    server = _Server(
+def _server(config: PodConfig, app: Any) -> _Server:
+    return _Server(
         uvicorn.Config(
             app,
             host=config.listen_host,
@@ -134,17 +171,105 @@ async def run_agent(config: PodConfig) -> int:
             server_header=False,
         )
     )
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
 
-    tasks = [asyncio.create_task(s.run(), name=f"camera-{s.camera.camera_id}") for s in supervisors]
-    hb_task = asyncio.create_task(heartbeat.run(), name="heartbeat")
-    serve_task = asyncio.create_task(_serve(server, sock), name="http")
-    if tunnel is not None and config.tunnel is True:
-        tunnel.want(True)
-    stop_task = asyncio.create_task(stop.wait())
+
+def _on_stop(
+    stack: contextlib.AsyncExitStack, name: str, stop: Callable[[], Awaitable[None]]
+) -> None:
+    async def stop_part() -> None:
+        log.info("stopping %s", name)
+        await stop()
+
+    stack.push_async_callback(stop_part)
+
+
+async def run_agent(config: PodConfig) -> int:
+    """Serve until SIGTERM/SIGINT (0) or until a part fails (1)."""
+    started = time.monotonic()
+    sock = bind_socket(config.listen_host, config.listen_port)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            stack.callback(sock.close)
+            await _run(config, started, sock, stack)
+    except ExceptionGroup as group:
+        if group.subgroup(lambda e: not isinstance(e, PartFailed | ExceptionGroup)) is not None:
+            raise
+        return 1
+    return 0
+
+
+async def _run(
+    config: PodConfig, started: float, sock: socket.socket, stack: contextlib.AsyncExitStack
+) -> None:
+    """Start the parts in order, each pushing its stop onto ``stack``; wait for a signal."""
+    loop = asyncio.get_running_loop()
+    stop, stopping = asyncio.Event(), asyncio.Event()
+    for sig in SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+        stack.callback(loop.remove_signal_handler, sig)
+    config.hls_dir.mkdir(parents=True, exist_ok=True)
+    tasks = await stack.enter_async_context(asyncio.TaskGroup())
+    secrets = config.secrets
+
+    heartbeat: HeartbeatLoop | None = None
+
+    def changed() -> None:
+        if heartbeat is not None:
+            heartbeat.poke()
+
+    supervisors = [CameraSupervisor(config, cam, changed) for cam in config.cameras]
+    states = {s.camera.camera_id: s.state for s in supervisors}
+    tunnel = TunnelSwitch(config, tasks) if config.tunnel is not False else None
+    heartbeat = HeartbeatLoop(config, states, tunnel.on_heartbeat if tunnel else None)
+    app = create_app(
+        config,
+        states,
+        started_at=started,
+        tunnel_status=tunnel.status if tunnel is not None else None,
+    )
+    server = _server(config, app)
+
+    # 1. cameras
+    cameras = [
+        tasks.create_task(
+            part(f"camera {s.camera.camera_id}", s.run(), stopping, secrets),
+            name=f"camera-{s.camera.camera_id}",
+        )
+        for s in supervisors
+    ]
+
+    async def stop_cameras() -> None:
+        await asyncio.gather(*(s.stop() for s in supervisors))
+        await finish(cameras, TERM_GRACE + GRACE)
+
+    _on_stop(stack, "cameras", stop_cameras)
+
+    # 2. the HTTP server
+    http = tasks.create_task(part("HTTP server", _serve(server, sock), stopping), name="http")
+
+    async def stop_http() -> None:
+        server.should_exit = True
+        await finish([http], GRACE)
+
+    _on_stop(stack, "HTTP server", stop_http)
+
+    # 3. the heartbeat
+    beat = tasks.create_task(
+        part("heartbeat", heartbeat.run(), stopping, secrets), name="heartbeat"
+    )
+
+    async def stop_heartbeat() -> None:
+        heartbeat.stop()
+        await finish([beat], HEARTBEAT_GRACE)
+
+    _on_stop(stack, "heartbeat", stop_heartbeat)
+
+    # 4. the tunnel (on now, or when a heartbeat answer says so)
+    if tunnel is not None:
+        _on_stop(stack, "tunnel", tunnel.close)
+        if config.tunnel is True:
+            tunnel.want(True)
+
     log.info(
         "POD %s serving %d camera(s) on %s:%d",
         config.pod_id,
@@ -152,24 +277,8 @@ async def run_agent(config: PodConfig) -> int:
         config.listen_host,
         config.listen_port,
     )
-    exit_code = 0
     try:
-        await asyncio.wait({serve_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
-        if serve_task.done():
-            log.error("HTTP server stopped unexpectedly")
-            exit_code = 1
+        await stop.wait()
     finally:
+        stopping.set()
         log.info("shutting down")
-        server.should_exit = True
-        heartbeat.stop()
-        if tunnel is not None:
-            await tunnel.close()
-        await asyncio.gather(*(s.stop() for s in supervisors))
-        await asyncio.gather(*tasks, return_exceptions=True)
-        hb_task.cancel()
-        stop_task.cancel()
-        await asyncio.gather(hb_task, serve_task, stop_task, return_exceptions=True)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-        sock.close()
-    return exit_code
