@@ -46,6 +46,7 @@ def test_there_are_portal_units() -> None:
     assert {"platebridge-portal@.service", "platebridge-portal-migrate.service"} <= names
 
 
+@pytest.mark.e2e  # runs systemd-analyze
 def test_systemd_analyze_verify_accepts_every_unit(tmp_path: Path) -> None:
     units = _instantiated(tmp_path)
     result = subprocess.run(
