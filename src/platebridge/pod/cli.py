@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument(
                 "--dry-run", action="store_true", help="print the payload, send nothing"
             )
+    from platebridge.pod.enroll import add_parser
+
+    add_parser(sub)
     return p
 
 
@@ -74,6 +77,10 @@ def _check(config: PodConfig) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "enroll":
+        from platebridge.pod.enroll import run_enroll
+
+        return run_enroll(args)
     try:
         config = load_config(args.config)
     except ConfigError as exc:

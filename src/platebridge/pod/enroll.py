@@ -1,0 +1,390 @@
+"""``platebridge-pod enroll``: write ``pod.yaml`` from the installer's answers, once they work.
+
+The answers are validated by the real :class:`PodConfig`, each camera URL is probed with
+ffprobe, and one real heartbeat (carrying the probe results) must be accepted by the portal;
+only then is the file written, atomically and mode 0600. On any failure nothing is written.
+The key, the stream secret and camera passwords are never printed.
+
+Exit codes: 0 written; 2 bad answers or the file exists (no ``--force``); 3 the portal or the
+key failed; 4 a camera failed; 5 the file could not be written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import socket
+import ssl
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from platebridge.core.heartbeat import HEARTBEAT_PATH, HeartbeatResponse
+from platebridge.core.http_client import new_async_client
+from platebridge.core.redact import REDACTED, redact_text
+from platebridge.pod.check import CheckLine, check_camera
+from platebridge.pod.config import ConfigError, PodConfig, parse_config
+from platebridge.pod.heartbeat import build_payload
+from platebridge.pod.supervisor import CameraState
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_PORTAL = 3
+EXIT_CAMERA = 4
+EXIT_WRITE = 5
+DEFAULT_OUTPUT = Path("/etc/platebridge/pod.yaml")
+KEY_ENV = "PLATEBRIDGE_POD_KEY"
+SECRET_ENV = "PLATEBRIDGE_STREAM_SECRET"  # noqa: S105 - a variable name
+EPILOG = (
+    "exit codes: 0 written; 2 bad answers or the file exists (no --force); 3 the portal or the "
+    "key failed; 4 a camera failed; 5 the file could not be written"
+)
+_HEADER = (
+    "# PlateBridge POD configuration, written by `platebridge-pod enroll`.\n"
+    "# It holds this POD's API key, stream secret and camera credentials: keep it readable\n"
+    "# by the agent only. Every key is described in docs/pod.md.\n"
+)
+
+
+class EnrollError(Exception):
+    """A refusal with its exit code; the message is safe to print."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``enroll`` on the CLI's sub-parsers."""
+    text = "check the portal, key and cameras, then write pod.yaml (nothing on failure)"
+    sp = sub.add_parser("enroll", help=text, description=text, epilog=EPILOG)
+    sp.add_argument("--portal", required=True, help="the portal's base URL, https://…")
+    sp.add_argument(
+        "--key", default=os.environ.get(KEY_ENV), help=f"the pod API key pbk_… (or ${KEY_ENV})"
+    )
+    sp.add_argument(
+        "--stream-secret",
+        default=os.environ.get(SECRET_ENV),
+        help=f"the pod's stream secret, shown with its key (or ${SECRET_ENV})",
+    )
+    sp.add_argument("--pod-id", help="the POD's id in the portal (default: from the hostname)")
+    sp.add_argument(
+        "--camera",
+        action="append",
+        default=[],
+        metavar="ID[:NAME]=URL",
+        help="a camera: id, optional display name, rtsp:// URL (repeat for more)",
+    )
+    sp.add_argument("--advertise-address", help="'auto' (default), 'tailscale' or an IP")
+    sp.add_argument(
+        "--portal-ca-file",
+        type=Path,
+        help="PEM of a private CA that signs the portal's certificate",
+    )
+    sp.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write")
+    sp.add_argument("--force", action="store_true", help="replace an existing file")
+
+
+# --- answers -> YAML tree ----------------------------------------------------------------------
+
+
+def hostname_pod_id(hostname: str | None = None) -> str:
+    """A pod id from the hostname: ``Gate PI.local`` → ``Gate-PI.local``."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", hostname or socket.gethostname())
+    name = re.sub(r"^[^A-Za-z0-9]+", "", name)[:64].rstrip("-.")
+    return name or "pod"
+
+
+def parse_camera(spec: str, index: int) -> dict[str, str]:
+    """``gate-1=rtsp://…`` or ``gate-1:Main gate=rtsp://…`` → a ``cameras`` entry."""
+    head, sep, url = spec.partition("=")
+    camera_id, _, name = head.partition(":")
+    if not sep or not camera_id.strip() or not url.strip():
+        raise EnrollError(EXIT_USAGE, f"--camera #{index + 1}: expected ID[:NAME]=rtsp://…")
+    return {
+        "camera_id": camera_id.strip(),
+        "name": name.strip() or camera_id.strip(),
+        "rtsp_url": url,
+    }
+
+
+def answers_tree(
+    *,
+    portal: str,
+    key: str | None,
+    stream_secret: str | None,
+    cameras: Sequence[str],
+    pod_id: str | None = None,
+    advertise_address: str | None = None,
+    portal_ca_file: Path | None = None,
+) -> dict[str, Any]:
+    """The YAML tree to write: only what was answered (defaults stay defaults)."""
+    if not key:
+        raise EnrollError(EXIT_USAGE, f"--key is required (or set {KEY_ENV})")
+    if not stream_secret:
+        raise EnrollError(
+            EXIT_USAGE,
+            f"--stream-secret is required (or set {SECRET_ENV}); it is shown with the pod key",
+        )
+    if not cameras:
+        raise EnrollError(EXIT_USAGE, "give at least one --camera ID[:NAME]=rtsp://…")
+    tree: dict[str, Any] = {
+        "pod_id": pod_id or hostname_pod_id(),
+        "portal_url": portal.rstrip("/"),
+        "api_key": key,
+        "stream_token_secret": stream_secret,
+    }
+    if advertise_address:
+        tree["advertise_address"] = advertise_address
+    if portal_ca_file is not None:
+        tree["portal_ca_file"] = str(portal_ca_file.absolute())
+    tree["cameras"] = [parse_camera(spec, i) for i, spec in enumerate(cameras)]
+    return tree
+
+
+def validate(tree: dict[str, Any]) -> PodConfig:
+    """The real model (``${ENV}`` references in the answers are expanded, as at run time)."""
+    try:
+        return parse_config(tree)
+    except ConfigError as exc:
+        detail = str(exc).replace("Value error, ", "")  # pydantic's prefix, noise here
+        raise EnrollError(EXIT_USAGE, f"invalid answer: {detail}") from None
+
+
+def render_yaml(tree: dict[str, Any]) -> str:
+    return _HEADER + yaml.safe_dump(tree, sort_keys=False, allow_unicode=True)
+
+
+# --- checks ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PortalAnswer:
+    ok: bool
+    detail: str
+    registered: bool = False
+
+
+def _network_reason(exc: httpx.HTTPError, timeout: float) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no answer within {timeout:g} s ({type(exc).__name__})"
+    seen: set[int] = set()
+    os_error = ""
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"TLS certificate not accepted: {cause.verify_message or cause.reason}"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS error: {cause.reason or cause}"
+        if isinstance(cause, socket.gaierror):
+            return f"host name not resolved ({cause.strerror})"
+        if isinstance(cause, OSError) and isinstance(cause.errno, int) and cause.errno > 0:
+            os_error = os.strerror(cause.errno)  # "Connection refused", "No route to host"
+        cause = cause.__cause__ or cause.__context__
+    return os_error or str(exc) or type(exc).__name__
+
+
+def _error_detail(resp: httpx.Response) -> tuple[str, str]:
+    try:
+        body = resp.json()
+    except ValueError:
+        return "", resp.text[:200].replace("\n", " ")
+    if not isinstance(body, dict):
+        return "", str(body)[:200]
+    detail = body.get("detail", "")
+    if isinstance(detail, list):
+        detail = "; ".join(
+            f"{d.get('field')}: {d.get('message')}" for d in detail if isinstance(d, dict)
+        )
+    return str(body.get("error", "")), str(detail)[:300]
+
+
+def _judge(config: PodConfig, resp: httpx.Response) -> PortalAnswer:
+    code = resp.status_code
+    error, detail = _error_detail(resp)
+    detail = redact_text(detail, config.secrets)
+    if code == 401:
+        return PortalAnswer(False, "the portal refused the key (unknown or revoked)")
+    if code == 403 and error == "pod_mismatch":
+        return PortalAnswer(
+            False,
+            f"the key belongs to another pod than {config.pod_id!r}: pass --pod-id with the "
+            "pod's id as the portal shows it",
+        )
+    if 300 <= code < 400:
+        where = redact_text(resp.headers.get("location", "?"), config.secrets)
+        return PortalAnswer(False, f"the portal redirects (HTTP {code}) to {where}: use that URL")
+    if code >= 300:
+        what = f"HTTP {code}{' ' + error if error else ''}"
+        return PortalAnswer(False, f"the portal refused the heartbeat ({what}): {detail}")
+    try:
+        answer = HeartbeatResponse.model_validate_json(resp.content)
+    except ValueError:
+        return PortalAnswer(False, f"HTTP {code}, but not a PlateBridge portal's answer")
+    if not answer.ok:
+        return PortalAnswer(False, f"the portal answered ok=false (HTTP {code})")
+    return PortalAnswer(True, "reachable, key accepted", answer.registered)
+
+
+def portal_verify(config: PodConfig) -> ssl.SSLContext | bool:
+    try:
+        return config.portal_verify()
+    except (OSError, ssl.SSLError) as exc:
+        raise EnrollError(
+            EXIT_USAGE, f"--portal-ca-file: not a usable PEM CA file ({exc})"
+        ) from None
+
+
+async def send_one_heartbeat(
+    config: PodConfig, cameras: Sequence[CheckLine], verify: ssl.SSLContext | bool = True
+) -> PortalAnswer:
+    """One real heartbeat, the probe results as camera statuses (as ``check`` sends them)."""
+    states = {
+        cam.camera_id: CameraState(
+            cam.camera_id,
+            cam.name,
+            "active" if line.ok else "error",
+            None if line.ok else line.detail,
+        )
+        for cam, line in zip(config.cameras, cameras, strict=True)
+    }
+    payload = build_payload(config, states)
+    headers = {"Authorization": f"Bearer {config.api_key.get_secret_value()}"}
+    timeout = config.heartbeat_timeout
+    try:
+        async with new_async_client(timeout=timeout, component="pod", verify=verify) as client:
+            resp = await client.post(
+                config.portal_url + HEARTBEAT_PATH,
+                json=payload.model_dump(mode="json", exclude_none=True),
+                headers=headers,
+            )
+    except httpx.HTTPError as exc:
+        reason = redact_text(_network_reason(exc, timeout), config.secrets)
+        return PortalAnswer(False, f"cannot reach the portal at {config.portal_url}: {reason}")
+    return _judge(config, resp)
+
+
+async def probe_camera(config: PodConfig, index: int) -> CheckLine:
+    line = await check_camera(config, config.cameras[index])
+    if line.ok:
+        return line
+    if "401" in line.detail or "Unauthorized" in line.detail:
+        return CheckLine(False, line.name, "wrong camera user/password (401 Unauthorized)")
+    return CheckLine(False, line.name, f"cannot open the stream: {line.detail}")
+
+
+# --- the file ----------------------------------------------------------------------------------
+
+
+def check_output(path: Path, force: bool) -> None:
+    """Refuse early (before any probe) when the file exists or its directory does not."""
+    if path.exists() and not force:
+        raise EnrollError(EXIT_USAGE, f"{path} exists: pass --force to replace it")
+    if not path.parent.is_dir():
+        raise EnrollError(EXIT_WRITE, f"directory {path.parent} does not exist")
+
+
+def write_atomically(path: Path, text: str, force: bool) -> None:
+    """Temp file in the same directory, mode 0600, fsync, rename; no partial file ever."""
+    check_output(path, force)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise EnrollError(EXIT_WRITE, f"cannot write in {path.parent}: {exc.strerror}") from None
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise EnrollError(EXIT_WRITE, f"cannot write {path}: {exc.strerror}") from None
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def summary(config: PodConfig, path: Path, cameras: Sequence[CheckLine]) -> list[str]:
+    """What was written, secrets masked: the key as ``pbk_***``, camera URLs as ``rtsp://***@…``."""
+    key = redact_text(config.api_key.get_secret_value())
+    lines = [
+        f"wrote {path} (mode 0600)",
+        f"  pod_id:  {config.pod_id}",
+        f"  portal:  {config.portal_url} (key {key if key.startswith('pbk_') else REDACTED})",
+        f"  stream secret: {REDACTED} ({len(config.stream_token_secret.get_secret_value())} chars)",
+    ]
+    for cam, line in zip(config.cameras, cameras, strict=True):
+        url = redact_text(cam.url, config.secrets)
+        lines.append(f"  camera {cam.camera_id} ({cam.name}): {url} — {line.detail}")
+    return lines
+
+
+# --- the command -------------------------------------------------------------------------------
+
+
+async def _checks(
+    config: PodConfig, verify: ssl.SSLContext | bool
+) -> tuple[list[CheckLine], PortalAnswer]:
+    cameras = list(
+        await asyncio.gather(*(probe_camera(config, i) for i in range(len(config.cameras))))
+    )
+    for line in cameras:
+        print(line.render(), flush=True)
+    portal = await send_one_heartbeat(config, cameras, verify)
+    print(CheckLine(portal.ok, "portal", portal.detail).render(), flush=True)
+    return cameras, portal
+
+
+def enroll(args: argparse.Namespace) -> int:
+    tree = answers_tree(
+        portal=args.portal,
+        key=args.key,
+        stream_secret=args.stream_secret,
+        cameras=args.camera,
+        pod_id=args.pod_id,
+        advertise_address=args.advertise_address,
+        portal_ca_file=args.portal_ca_file,
+    )
+    config = validate(tree)
+    check_output(args.output, args.force)
+    cameras, portal = asyncio.run(_checks(config, portal_verify(config)))
+    if not portal.ok:
+        raise EnrollError(EXIT_PORTAL, portal.detail)
+    failed = [line for line in cameras if not line.ok]
+    if failed:
+        raise EnrollError(EXIT_CAMERA, "; ".join(f"{x.name}: {x.detail}" for x in failed))
+    write_atomically(args.output, render_yaml(tree), args.force)
+    for line in summary(config, args.output, cameras):
+        print(line)
+    if portal.registered:
+        print(
+            "NOTE: the portal registered this pod now (a site enrollment key) with a stream "
+            "secret of its own: run `platebridge-portal pod rotate-secret --pod-id "
+            f"{config.pod_id}` and enroll again with --force and that --stream-secret, or "
+            "streams will be refused"
+        )
+    return EXIT_OK
+
+
+def run_enroll(args: argparse.Namespace) -> int:
+    try:
+        return enroll(args)
+    except EnrollError as exc:
+        print(f"platebridge-pod enroll: nothing written: {exc}", file=sys.stderr)
+        return exc.code

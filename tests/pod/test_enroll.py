@@ -1,0 +1,195 @@
+"""``platebridge-pod enroll`` as a process, against a real portal and a real RTSP camera.
+
+Each refusal must name the cause, exit with its code and leave no file behind; no output may
+contain the key, the stream secret or the camera password.
+"""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from platebridge.pod.config import load_config
+from tests.support.camera import TestCamera, camera_available
+from tests.support.portal import (
+    SeededCompany,
+    new_sqlite_url,
+    rotate_pod_key,
+    run_portal,
+    seed_company,
+    sql,
+)
+from tests.support.procs import VENV_BIN, free_port
+
+pytestmark = pytest.mark.e2e
+
+CAM_USER = "admin"
+CAM_PASSWORD = "cam-Pw-7c1e9a"
+
+
+@dataclass
+class Site:
+    base: str
+    db_url: str
+    seeded: SeededCompany
+    camera: TestCamera
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+
+    def assert_no_secrets(self, site: Site, *extra: str) -> None:
+        for secret in (site.seeded.api_key, site.seeded.stream_token_secret, CAM_PASSWORD, *extra):
+            assert secret not in self.out, f"a secret leaked into the output:\n{self.out}"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    if not camera_available():
+        pytest.fail("needs /usr/bin/python3 with GStreamer RTSP server and ffmpeg")
+    tmp = tmp_path_factory.mktemp("enroll")
+    db_url = new_sqlite_url(tmp)
+    with (
+        run_portal(db_url, log_dir=tmp) as base,
+        TestCamera(tmp, user=CAM_USER, password=CAM_PASSWORD) as camera,
+    ):
+        yield Site(base, db_url, seed_company(db_url), camera)
+
+
+def enroll(site: Site, out: Path, *args: str, key: str | None = None, cam: str = "") -> Result:
+    argv = [str(VENV_BIN / "platebridge-pod"), "enroll", "--output", str(out)]
+    argv += ["--key", key or site.seeded.api_key, "--pod-id", site.seeded.pod_id]
+    argv += ["--stream-secret", site.seeded.stream_token_secret]
+    argv += ["--camera", cam or f"gate-camera-1:Main Gate={site.camera.url}"]
+    if "--portal" not in args:
+        argv += ["--portal", site.base]
+    proc = subprocess.run([*argv, *args], capture_output=True, text=True, timeout=60, check=False)
+    return Result(proc.returncode, proc.stdout + proc.stderr)
+
+
+def test_success_writes_a_config_the_agent_loads(site: Site, tmp_path: Path) -> None:
+    out = tmp_path / "pod.yaml"
+    result = enroll(site, out, "--advertise-address", "127.0.0.1")
+    assert result.code == 0, result.out
+    result.assert_no_secrets(site)
+    assert "OK   portal: reachable, key accepted" in result.out
+    assert "reachable, h264 320x240" in result.out
+    assert f"rtsp://***@127.0.0.1:{site.camera.port}/stream" in result.out
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["pod.yaml"]  # no temp file left
+    config = load_config(out)
+    assert config.pod_id == site.seeded.pod_id and config.portal_url == site.base
+    assert config.api_key.get_secret_value() == site.seeded.api_key
+    assert config.stream_token_secret.get_secret_value() == site.seeded.stream_token_secret
+    assert [(c.camera_id, c.name, c.url) for c in config.cameras] == [
+        ("gate-camera-1", "Main Gate", site.camera.url)
+    ]
+    assert config.advertise_address == "127.0.0.1"
+    # the one heartbeat reached the portal: the camera is registered, without its password
+    rows = sql(
+        site.db_url,
+        "SELECT c.camera_id, c.rtsp_url, c.status FROM cameras c JOIN pods p ON p.id = c.pod_id "
+        "WHERE p.pod_id = :pod_id",
+        pod_id=site.seeded.pod_id,
+    )
+    assert rows == [("gate-camera-1", f"rtsp://127.0.0.1:{site.camera.port}/stream", "active")]
+
+
+def test_existing_file_is_kept_without_force(site: Site, tmp_path: Path) -> None:
+    out = tmp_path / "pod.yaml"
+    out.write_text("old: true\n")
+    result = enroll(site, out)
+    assert result.code == 2, result.out
+    assert "exists: pass --force" in result.out
+    assert out.read_text() == "old: true\n"
+    result = enroll(site, out, "--force")
+    assert result.code == 0, result.out
+    assert yaml.safe_load(out.read_text())["pod_id"] == site.seeded.pod_id
+
+
+def test_wrong_key_writes_nothing(site: Site, tmp_path: Path) -> None:
+    out = tmp_path / "pod.yaml"
+    wrong = "pbk_NotAKeyOfThisPortal0123456789abcdef"
+    result = enroll(site, out, key=wrong)
+    assert result.code == 3, result.out
+    assert "the portal refused the key (unknown or revoked)" in result.out
+    assert "nothing written" in result.out
+    result.assert_no_secrets(site, wrong)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_revoked_key_writes_nothing(site: Site, tmp_path: Path) -> None:
+    other = seed_company(site.db_url, pod_id="revoked-pod")
+    rotate_pod_key(site.db_url, other.company_id, other.pod_id)  # other.api_key is now revoked
+    out = tmp_path / "pod.yaml"
+    result = enroll(site, out, "--pod-id", other.pod_id, key=other.api_key)
+    assert result.code == 3, result.out
+    assert "refused the key (unknown or revoked)" in result.out
+    result.assert_no_secrets(site, other.api_key)
+    assert not out.exists()
+
+
+def test_key_of_another_pod_names_pod_id(site: Site, tmp_path: Path) -> None:
+    out = tmp_path / "pod.yaml"
+    result = enroll(site, out, "--pod-id", "some-other-pod")
+    assert result.code == 3, result.out
+    assert "the key belongs to another pod than 'some-other-pod'" in result.out
+    assert not out.exists()
+
+
+def test_unreachable_portal_writes_nothing(site: Site, tmp_path: Path) -> None:
+    out = tmp_path / "pod.yaml"
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    result = enroll(site, out, "--portal", dead)
+    assert result.code == 3, result.out
+    assert f"cannot reach the portal at {dead}: Connection refused" in result.out
+    result.assert_no_secrets(site)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_tls_failure_is_named(site: Site, tmp_path: Path) -> None:
+    out = tmp_path / "pod.yaml"
+    https = site.base.replace("http://", "https://")  # the portal speaks plain HTTP there
+    result = enroll(site, out, "--portal", https)
+    assert result.code == 3, result.out
+    assert f"cannot reach the portal at {https}: TLS error" in result.out
+    assert not out.exists()
+
+
+def test_wrong_camera_password_writes_nothing(site: Site, tmp_path: Path) -> None:
+    out = tmp_path / "pod.yaml"
+    bad = "Wrong-pw-55e0"
+    url = f"rtsp://{CAM_USER}:{bad}@127.0.0.1:{site.camera.port}/stream"
+    result = enroll(site, out, cam=f"gate-camera-1={url}")
+    assert result.code == 4, result.out
+    assert "FAIL camera gate-camera-1: wrong camera user/password" in result.out
+    result.assert_no_secrets(site, bad)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_unreachable_camera_writes_nothing(site: Site, tmp_path: Path) -> None:
+    out = tmp_path / "pod.yaml"
+    url = f"rtsp://{CAM_USER}:{CAM_PASSWORD}@127.0.0.1:{free_port()}/stream"
+    result = enroll(site, out, cam=f"gate-camera-2={url}")
+    assert result.code == 4, result.out
+    assert "FAIL camera gate-camera-2: cannot open the stream" in result.out
+    assert "Connection refused" in result.out
+    result.assert_no_secrets(site)
+    assert not out.exists()
+
+
+def test_bad_answers_exit_2_before_any_probe(site: Site, tmp_path: Path) -> None:
+    out = tmp_path / "pod.yaml"
+    result = enroll(site, out, cam="gate-camera-1=http://cam.example/stream")
+    assert result.code == 2, result.out
+    assert "cameras[0].rtsp_url: must be an rtsp:// or rtsps:// URL" in result.out
+    assert "portal:" not in result.out  # nothing was contacted
+    assert not out.exists()
