@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything PlateBridge uses on a fresh Debian 12 / Ubuntu 24.04 machine (idempotent,
 # and fast when all is installed: no apt-get update unless a package is missing). See
-# docs/deploy.md "Fresh machine". PLATEBRIDGE_SKIP_DISTRO_CHECK=1 allows other distributions.
+# docs/install.md (and scripts/fresh-machine-check.sh, which proves it in a fresh root filesystem).
+# PLATEBRIDGE_SKIP_DISTRO_CHECK=1 allows other distributions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,16 +25,22 @@ GROUPS_PKGS=(
   "iproute2 nftables procps openssl curl ca-certificates"
   "nginx-light wrk"
 )
-# Node.js + npm (front-end packages) only when no node/npm is on PATH already (e.g. /usr/local/bin).
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  GROUPS_WHY+=("Node.js and npm (front-end packages from package-lock.json)")
-  GROUPS_PKGS+=("nodejs npm")
-fi
 os_id="" os_version=""
 if [ -r /etc/os-release ]; then
   # shellcheck disable=SC1091
   os_id="$(. /etc/os-release && echo "${ID:-}")"
   os_version="$(. /etc/os-release && echo "${VERSION_ID:-}")"
+fi
+# Chromium: on Ubuntu the apt package is only a wrapper that installs the snap (and snapd), which
+# runs in no container or chroot and gives no /usr/bin/chromium; there Playwright's own build is
+# used instead (below, after the venv).
+if [ "$os_id" = ubuntu ]; then
+  unset 'GROUPS_WHY[3]' 'GROUPS_PKGS[3]'
+fi
+# Node.js + npm (front-end packages) only when no node/npm is on PATH already (e.g. /usr/local/bin).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  GROUPS_WHY+=("Node.js and npm (front-end packages from package-lock.json)")
+  GROUPS_PKGS+=("nodejs npm")
 fi
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
@@ -83,6 +90,17 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing the project into .venv"
   .venv/bin/pip install -q -e '.[dev]' || die "pip install -e '.[dev]' failed"
   touch "$stamp"
+fi
+
+# Ubuntu: Playwright's Chromium (and the libraries it needs) when there is no /usr/bin/chromium.
+# Only the browser tests use it, so failing here (no access to Playwright's downloads) warns.
+if [ "$os_id" = ubuntu ] && [ ! -x /usr/bin/chromium ]; then
+  echo "setup: installing Chromium for the browser tests (Playwright's build: Ubuntu has no deb)"
+  if ! out="$(.venv/bin/python -m playwright install --with-deps chromium 2>&1)"; then
+    echo "setup: WARNING: could not install Playwright's Chromium ($(echo "$out" | tail -n 1));" \
+      "the demo does not need it, the browser tests do:" \
+      ".venv/bin/python -m playwright install --with-deps chromium" >&2
+  fi
 fi
 
 if [ -f package-lock.json ]; then
