@@ -6,12 +6,15 @@ contain the key, the stream secret or the camera password.
 
 from __future__ import annotations
 
+import shlex
 import stat
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+import psutil
 import pytest
 import yaml
 
@@ -25,7 +28,7 @@ from tests.support.portal import (
     seed_company,
     sql,
 )
-from tests.support.procs import VENV_BIN, free_port
+from tests.support.procs import REPO, VENV_BIN, Proc, free_port, wait_for_http, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -193,3 +196,46 @@ def test_bad_answers_exit_2_before_any_probe(site: Site, tmp_path: Path) -> None
     assert "cameras[0].rtsp_url: must be an rtsp:// or rtsps:// URL" in result.out
     assert "portal:" not in result.out  # nothing was contacted
     assert not out.exists()
+
+
+def test_agent_runs_from_the_enrolled_config_as_the_unit_starts_it(
+    site: Site, tmp_path: Path
+) -> None:
+    out = tmp_path / "pod.yaml"
+    assert enroll(site, out, "--advertise-address", "127.0.0.1").code == 0
+    # only what a test machine needs on top: a free port and a private HLS directory
+    port = free_port()
+    raw = yaml.safe_load(out.read_text())
+    hls = str(tmp_path / "hls")
+    raw.update(listen_host="127.0.0.1", listen_port=port, hls_dir=hls)
+    out.write_text(yaml.safe_dump(raw))
+    unit = (REPO / "packaging" / "systemd" / "platebridge-pod.service").read_text()
+    exec_start = next(ln for ln in unit.splitlines() if ln.startswith("ExecStart="))
+    argv = shlex.split(exec_start.removeprefix("ExecStart="))
+    argv[0] = str(VENV_BIN / "platebridge-pod")  # the installer's /opt/platebridge/venv
+    argv[argv.index("/etc/platebridge/pod.yaml")] = str(out)
+    try:
+        with Proc(argv, log_path=tmp_path / "agent.log", cwd=tmp_path) as agent:
+            health = f"http://127.0.0.1:{port}/health"
+            wait_for_http(health, timeout=30, proc=agent.popen)
+            wait_until(
+                lambda: httpx.get(health).json()["cameras"][0]["status"] == "active",
+                timeout=30,
+                what="camera active",
+            )
+            query = "SELECT ip_address, stream_port FROM pods WHERE pod_id = :pod_id"
+            wait_until(  # the agent's own heartbeats reach the portal (enroll sent port 8000)
+                lambda: sql(site.db_url, query, pod_id=site.seeded.pod_id) == [("127.0.0.1", port)],
+                timeout=30,
+                what="heartbeat with the agent's port",
+            )
+            assert agent.stop(timeout=20) == 0  # SIGTERM, as systemd's KillMode=mixed sends it
+    finally:
+        left = [
+            p for p in psutil.process_iter(["cmdline"]) if hls in " ".join(p.info["cmdline"] or [])
+        ]
+        for proc in left:  # never leave an ffmpeg behind, even when failing
+            proc.kill()
+    assert not left, "the agent left ffmpeg processes behind"
+    output = (tmp_path / "agent.log").read_text()
+    assert CAM_PASSWORD not in output and site.seeded.api_key not in output
