@@ -3,12 +3,21 @@
 422: ``{"error": "validation_error", "detail": [{"field": "cameras.0.camera_id", "message": …}]}``
 others: ``{"error": "<code>", "detail": "<message>"}``. No HTML, no traceback, no echoed input
 (pydantic's ``input`` is dropped so a rejected key or password never comes back).
+
+An exception no handler takes is answered 500 by :class:`CatchUnexpected` (the innermost
+middleware) and never reaches the ASGI server, which would log a full traceback per request:
+:class:`TracebackLimiter` logs at most one traceback per exception site per
+:data:`TRACEBACK_INTERVAL` seconds and counts the others, so a storm of bad requests cannot
+become a storm of tracebacks.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+import time
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,6 +25,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from platebridge.core.errors import (
     FieldError,
@@ -25,6 +36,9 @@ from platebridge.core.errors import (
 )
 
 log = logging.getLogger("platebridge.portal")
+
+#: Seconds between two full tracebacks logged for one exception site.
+TRACEBACK_INTERVAL = 60.0
 
 
 class ApiError(PlateBridgeError):
@@ -57,7 +71,93 @@ def error_response(
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
+class TracebackLimiter:
+    """Log unexpected exceptions: type, route and the stack (frames only — exception texts may
+    carry driver messages with data), at most once per ``interval`` per site (exception type
+    and innermost frame); the ones in between are counted and the count goes with the next
+    traceback of that site. At most ``max_sites`` sites are remembered (oldest dropped)."""
+
+    def __init__(
+        self,
+        interval: float = TRACEBACK_INTERVAL,
+        *,
+        max_sites: int = 256,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.interval = interval
+        self.max_sites = max_sites
+        self._clock = clock
+        self._sites: OrderedDict[tuple[str, str, int], list[float]] = OrderedDict()
+
+    @staticmethod
+    def site(exc: BaseException) -> tuple[str, str, int]:
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if tb is None:
+            return (type(exc).__name__, "", 0)
+        return (type(exc).__name__, tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+
+    def log(self, exc: BaseException, method: str, path: str) -> bool:
+        """Log ``exc`` (True) or only count it (False)."""
+        site, now = self.site(exc), self._clock()
+        seen = self._sites.get(site)
+        if seen is not None and now - seen[0] < self.interval:
+            seen[1] += 1
+            return False
+        suppressed = int(seen[1]) if seen is not None else 0
+        self._sites.pop(site, None)
+        while len(self._sites) >= self.max_sites:
+            self._sites.popitem(last=False)
+        self._sites[site] = [now, 0]
+        stack = "".join(traceback.format_tb(exc.__traceback__))
+        log.error(
+            "unhandled %s on %s %s (%d more at this site since its last traceback)\n"
+            "Traceback (most recent call last):\n%s%s",
+            type(exc).__name__,
+            method,
+            path,
+            suppressed,
+            stack,
+            type(exc).__name__,
+        )
+        return True
+
+
+class CatchUnexpected:
+    """Innermost middleware: an exception that no exception handler took becomes the 500
+    error body here, logged through the app's :class:`TracebackLimiter`."""
+
+    def __init__(self, app: ASGIApp, limiter: TracebackLimiter) -> None:
+        self.app = app
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked_send)
+        except Exception as exc:
+            self.limiter.log(exc, scope.get("method", ""), scope.get("path", ""))
+            if not started:  # else the response is cut short, as the server would do
+                await error_response(500, "internal_error", "internal server error")(
+                    scope, receive, send
+                )
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    limiter = app.state.traceback_limiter = TracebackLimiter()
+    # Appended, not add_middleware (which puts it outermost): inside the security headers.
+    app.user_middleware.append(Middleware(CatchUnexpected, limiter=limiter))
+
     @app.exception_handler(PlateBridgeError)
     async def _api_error(_request: Request, exc: PlateBridgeError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.response_headers())
@@ -78,6 +178,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # Log the type and route only: exception texts may carry driver messages with data.
-        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        # Only for exceptions of the outer middlewares (CatchUnexpected takes the others).
+        limiter.log(exc, request.method, request.url.path)
         return error_response(500, "internal_error", "internal server error")

@@ -10,11 +10,16 @@ Sliding-window counters of *failures* (a success never counts):
   it. A source with a clean record (the real user on their phone) can still sign in, so an
   attacker cannot lock the legitimate user out; a distributed attacker gets one guess per
   address per window.
+* **malformed sign-ins** (a body that is not a login: pathological JSON, a field error) count
+  as failures of the source (per IP only: they name no account) and are checked the same way
+  before the body is read.
 * **heartbeat, per source IP** — more than ``heartbeat_per_ip`` refused API keys within
   ``heartbeat_window`` → 429 for every heartbeat from that address (checked *before* the key,
   so a throttled address learns nothing about any key). Refused keys on the tunnel endpoint
   (``WS /api/pod/tunnel``) count in the same window and are refused the same way before the
-  upgrade: a key guesser cannot double the budget by alternating the two endpoints.
+  upgrade: a key guesser cannot double the budget by alternating the two endpoints. A
+  malformed body sent with a key-shaped but unknown key is answered ``invalid_api_key`` and
+  counts the same.
 
 Every 429 carries ``Retry-After`` (whole seconds until the oldest counted failure expires).
 Memory is bounded: each key keeps at most ``limit`` timestamps and a limiter keeps at most
@@ -158,6 +163,16 @@ class Throttle:
         self.login_ip.add(src)
         self.login_account.add(account)
         self.login_pair.add(self._pair(account, src))
+
+    def check_login_source(self, source: str | None) -> None:
+        """Raise 429 if this source must wait (before its body is read: no account yet)."""
+        wait = self.login_ip.retry_after(source or "unknown")
+        if wait is not None:
+            raise too_many(wait, "sign-ins")
+
+    def login_refused(self, source: str | None) -> None:
+        """A sign-in refused before any account was named (a malformed body)."""
+        self.login_ip.add(source or "unknown")
 
     def login_succeeded(self, account: str, source: str | None) -> None:
         # The per-IP and per-account counts stay: an attacker could otherwise clear them by

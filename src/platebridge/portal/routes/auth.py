@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from platebridge.portal import json_body
 from platebridge.portal.credentials import client_ip
 from platebridge.portal.deps import (
     CurrentUser,
@@ -17,11 +22,47 @@ from platebridge.portal.deps import (
     public,
     set_session_cookie,
 )
+from platebridge.portal.errors import ApiError
+from platebridge.portal.limits import read_body_capped
 from platebridge.portal.schemas import LoginResult, LogoutResult, Me
 from platebridge.portal.services import auth
 from platebridge.portal.throttle import get_throttle
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+#: Largest login body read (an e-mail of 320 and a password of 1024 characters fit many times).
+MAX_LOGIN_BODY = 16 * 1024
+_BODY_REFUSALS = frozenset({400, 413, 415, 422})
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+class ScreenedLoginRoute(APIRoute):
+    """The login route, guarded before FastAPI parses its body: the source's sign-in throttle
+    is checked (429 before any parsing), the body is capped and screened
+    (:func:`json_body.check`), and a body refused for any reason — pathological, not JSON, a
+    field error — counts as a failed sign-in of the source. Wrong passwords are counted by
+    ``services.auth.login`` itself."""
+
+    def get_route_handler(self) -> Handler:
+        handler = super().get_route_handler()
+
+        async def screened(request: Request) -> Response:
+            throttle, source = get_throttle(request), client_ip(request)
+            throttle.check_login_source(source)
+            try:
+                body = await read_body_capped(request, MAX_LOGIN_BODY)
+                json_body.check(body)
+                request._body = body  # FastAPI parses the body read here
+                return await handler(request)
+            except (RequestValidationError, StarletteHTTPException):
+                throttle.login_refused(source)
+                raise
+            except ApiError as exc:
+                if exc.status in _BODY_REFUSALS:
+                    throttle.login_refused(source)
+                raise
+
+        return screened
 
 
 class LoginRequest(BaseModel):
@@ -30,7 +71,6 @@ class LoginRequest(BaseModel):
     password: str = Field(min_length=1, max_length=1024)
 
 
-@router.post("/login", response_model=LoginResult)
 @public
 async def login(
     body: LoginRequest, request: Request, response: Response, db: Db, settings: Settings
@@ -50,6 +90,15 @@ async def login(
         "token_type": "bearer",
         "expires_in": settings.session_ttl,
     }
+
+
+router.add_api_route(
+    "/login",
+    login,
+    methods=["POST"],
+    response_model=LoginResult,
+    route_class_override=ScreenedLoginRoute,
+)
 
 
 @router.post("/logout", response_model=LogoutResult)

@@ -4,7 +4,9 @@ The busiest route (every POD, every interval), so it is served lean: a :class:`P
 (no dependency injection, no response-model round trip), the body validated straight from
 JSON bytes, the unchanged case as one statement on the database driver
 (``services.heartbeat.fast_heartbeat``). Errors are the same ``ApiError`` / pydantic errors
-as everywhere, rendered by the app's handlers.
+as everywhere, rendered by the app's handlers. A body refused with a key-shaped but unknown
+key is answered ``invalid_api_key`` (the key is looked up before the body's error is told)
+and so counts toward the source's throttle like any refused key (``portal/json_body.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from platebridge.core.heartbeat import (
     HeartbeatResponse,
     wants_tunnel,
 )
+from platebridge.portal import json_body
 from platebridge.portal.credentials import client_ip
 from platebridge.portal.db import Database
 from platebridge.portal.deps import bearer_token, is_public_endpoint, public
@@ -88,6 +91,7 @@ async def heartbeat(request: Request) -> Response:
 
 
 def _parse(body: bytes) -> HeartbeatRequest:
+    json_body.check(body)  # deep nesting, huge numbers, not UTF-8: 400 before any parser
     try:  # the common case: plain JSON, validated from bytes in one pass
         return HeartbeatRequest.model_validate_json(body)
     except ValueError:
