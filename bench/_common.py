@@ -23,17 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
-import yaml
 
-from tests.support.procs import VENV_BIN, Proc, free_port, wait_for_http, wait_until
+from tests.support.agent import Agent
+from tests.support.portal import portal_process
+from tests.support.procs import Proc
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
 WRK_REPORT = BENCH / "wrk_report.lua"
 RESULTS = BENCH / "results"
-PORTAL = str(VENV_BIN / "platebridge-portal")
 
 
 # --- machine -----------------------------------------------------------------------------------
@@ -236,23 +235,15 @@ class Portal:
 def run_portal(
     db_url: str, env: Mapping[str, str] | None = None, extra_args: Sequence[str] = ()
 ) -> Iterator[Portal]:
-    """``platebridge-portal serve`` on a free loopback port (log level warning)."""
-    port = free_port()
+    """The tests' portal process (``tests.support.portal``) with loopback pod networks."""
     log_dir = Path(tempfile.mkdtemp(prefix="pb-bench-portal-"))
-    full_env = {"PLATEBRIDGE_DATABASE_URL": db_url, "PLATEBRIDGE_POD_NETWORKS": "127.0.0.0/8"}
-    full_env.update(env or {})
-    argv = [PORTAL, "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    proc = Proc([*argv, *extra_args], log_path=log_dir / "portal.log", env=full_env, cwd=log_dir)
-    base = f"http://127.0.0.1:{port}"
+    full_env = {"PLATEBRIDGE_POD_NETWORKS": "127.0.0.0/8", **(env or {})}
     try:
-        try:
-            wait_for_http(f"{base}/health", timeout=60, proc=proc.popen)
-        except (TimeoutError, RuntimeError) as exc:
-            raise RuntimeError(f"portal did not start: {exc}\n{proc.output()[-3000:]}") from None
-        yield Portal(base, proc)
+        with portal_process(
+            db_url, full_env, log_dir=log_dir, extra_args=extra_args, timeout=60
+        ) as portal:
+            yield Portal(portal.url, portal.proc)
     finally:
-        proc.stop()
-        proc.kill_group()
         shutil.rmtree(log_dir, ignore_errors=True)
 
 
@@ -329,24 +320,13 @@ def run_wrk(
 
 
 def start_pod_agent(tmp: Path, config: Mapping[str, Any]) -> tuple[Proc, str]:
-    """Write ``config`` as the agent's YAML, start ``platebridge-pod run`` and wait until every
-    camera in its ``/health`` is active. Returns the process and the agent's base URL."""
-    (tmp / "pod.yaml").write_text(yaml.safe_dump(dict(config)))
-    agent = Proc(
-        [str(VENV_BIN / "platebridge-pod"), "run", "--config", str(tmp / "pod.yaml")],
-        log_path=tmp / "agent.log",
-    )
-    base = f"http://127.0.0.1:{config['listen_port']}"
-
-    def all_active() -> bool:
-        cams = httpx.get(base + "/health", timeout=5).json()["cameras"]
-        return bool(cams) and all(c["status"] == "active" for c in cams)
-
+    """The tests' POD agent (``tests.support.agent``) with ``config``, once every camera in its
+    ``/health`` is active. Returns the process and the agent's base URL."""
+    agent = Agent(tmp, config, wait=False)
     try:
-        wait_for_http(base + "/health", timeout=30, proc=agent.popen)
-        wait_until(all_active, timeout=60, what="all cameras active")
+        agent.wait_health(timeout=30)
+        agent.wait_all_active(timeout=60)
     except BaseException:
-        agent.stop(timeout=15)  # the caller never got it: no orphan agent or ffmpeg
-        agent.kill_group()
+        agent.close()  # the caller never got it: no orphan agent or ffmpeg
         raise
-    return agent, base
+    return agent.proc, agent.base

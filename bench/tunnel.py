@@ -29,16 +29,9 @@ from typing import Any
 
 import httpx
 
-from tests.support.camera import TestCamera
-from tests.support.portal import login, new_sqlite_url, run_portal, seed_company
+from tests.support.portal import login, new_sqlite_url
 from tests.support.procs import wait_until
-from tests.tunnel.support import (
-    SECRET_KEY,
-    AgentProc,
-    agent_config,
-    stream_token,
-    wait_tunnel,
-)
+from tests.tunnel.support import stream_token, tunnel_world, wait_tunnel
 
 SEGMENT = "seg_1.ts"
 SEGMENT_BYTES = 1024 * 1024
@@ -101,39 +94,31 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="pb-bench-tunnel-"))
     db_url = new_sqlite_url(tmp)
-    env = {"PLATEBRIDGE_SECRET_KEY": SECRET_KEY, "PLATEBRIDGE_POD_NETWORKS": "127.0.0.0/8"}
+    env = {"PLATEBRIDGE_POD_NETWORKS": "127.0.0.0/8"}
     results: dict[str, dict[str, list[float]]] = {
         m: {"latency_ms": [], "mib_s": []} for m in ("proxy", "tunnel")
     }
-    with run_portal(db_url, env, log_dir=tmp) as base:
-        tenant = seed_company(db_url)
-        camera = TestCamera(tmp)
-        camera.start()
-        config = agent_config(tmp, tenant, camera.url, portal_url=base)
-        agent = AgentProc(tmp, config)
-        try:
-            auth = login(base, tenant.email, tenant.password)
-            wait_tunnel(base, auth, tenant.pod_id, timeout=40)
-            token = stream_token(base, tenant)
-            cam_dir = Path(config["hls_dir"]) / "gate-camera-1"
-            wait_until(cam_dir.is_dir, timeout=20, what="camera directory")
-            (cam_dir / SEGMENT).write_bytes(os.urandom(SEGMENT_BYTES))
-            q = f"camera_id=gate-camera-1&token={token}"
-            playlist = f"{base}/api/pod/proxy-stream/{tenant.pod_id}?{q}"
-            segment = f"{base}/api/pod/proxy-stream/{tenant.pod_id}/segment/{SEGMENT}?{q}"
-            for _ in range(args.rounds):
-                for mode in ("proxy", "tunnel"):
-                    r = httpx.patch(
-                        f"{base}/api/pods/{tenant.pod_id}",
-                        headers=auth,
-                        json={"stream_mode": mode},
-                    )
-                    r.raise_for_status()
-                    results[mode]["latency_ms"] += latency(playlist, args.requests)
-                    results[mode]["mib_s"].append(throughput(segment, args.viewers, args.duration))
-        finally:
-            agent.close()
-            camera.stop()
+    with tunnel_world(tmp, db_url, env, mode=None) as world:
+        base, tenant, config = world.base, world.tenant, world.config
+        auth = login(base, tenant.email, tenant.password)
+        wait_tunnel(base, auth, tenant.pod_id, timeout=40)
+        token = stream_token(base, tenant)
+        cam_dir = Path(config["hls_dir"]) / "gate-camera-1"
+        wait_until(cam_dir.is_dir, timeout=20, what="camera directory")
+        (cam_dir / SEGMENT).write_bytes(os.urandom(SEGMENT_BYTES))
+        q = f"camera_id=gate-camera-1&token={token}"
+        playlist = f"{base}/api/pod/proxy-stream/{tenant.pod_id}?{q}"
+        segment = f"{base}/api/pod/proxy-stream/{tenant.pod_id}/segment/{SEGMENT}?{q}"
+        for _ in range(args.rounds):
+            for mode in ("proxy", "tunnel"):
+                r = httpx.patch(
+                    f"{base}/api/pods/{tenant.pod_id}",
+                    headers=auth,
+                    json={"stream_mode": mode},
+                )
+                r.raise_for_status()
+                results[mode]["latency_ms"] += latency(playlist, args.requests)
+                results[mode]["mib_s"].append(throughput(segment, args.viewers, args.duration))
 
     summary: dict[str, Any] = {}
     for mode, data in results.items():

@@ -11,7 +11,7 @@ import pytest
 from platebridge.pod.config import PodConfig, parse_config
 from platebridge.pod.http import create_app
 from platebridge.pod.supervisor import CameraState
-from tests.pod.conftest import POD_ID, SECRET, token
+from tests.support.builders import POD_ID, SECRET, stream_token
 
 SEGMENT = b"\x47" + b"\x00" * 187
 
@@ -49,7 +49,7 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def test_playlist_and_segment(client: httpx.AsyncClient) -> None:
-    tok = token()
+    tok = stream_token()
     r = await client.get("/stream", params={"token": tok})
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/vnd.apple.mpegurl"
@@ -65,11 +65,11 @@ async def test_playlist_and_segment(client: httpx.AsyncClient) -> None:
         ({"token": ""}, 401, "token_missing"),
         ({"token": "x" * 5000}, 401, "token_malformed"),
         ({"token": "abc.def"}, 401, "token_bad_signature"),
-        ({"token": token(secret="wrong-secret-0123456789")}, 401, "token_bad_signature"),
-        ({"token": token(exp_in=-1)}, 401, "token_expired"),
-        ({"token": token(pod_id="another-pod")}, 403, "wrong_pod"),
-        ({"token": token("ghost")}, 404, "unknown_camera"),
-        ({"token": token("side")}, 503, "not_ready"),
+        ({"token": stream_token(secret="wrong-secret-0123456789")}, 401, "token_bad_signature"),
+        ({"token": stream_token(exp_in=-1)}, 401, "token_expired"),
+        ({"token": stream_token(pod_id="another-pod")}, 403, "wrong_pod"),
+        ({"token": stream_token("ghost")}, 404, "unknown_camera"),
+        ({"token": stream_token("side")}, 503, "not_ready"),
     ],
 )
 async def test_stream_errors(
@@ -82,7 +82,7 @@ async def test_stream_errors(
 
 
 async def test_503_carries_retry_after_and_status(client: httpx.AsyncClient) -> None:
-    r = await client.get("/stream", params={"token": token("side")})
+    r = await client.get("/stream", params={"token": stream_token("side")})
     assert r.headers["retry-after"] == "1"
     assert "starting" in r.json()["detail"]
 
@@ -90,14 +90,14 @@ async def test_503_carries_retry_after_and_status(client: httpx.AsyncClient) -> 
 @pytest.mark.parametrize(
     ("path", "tok", "status"),
     [
-        ("/stream/gate-camera-1/seg_5.ts", token("side"), 403),
-        ("/stream/ghost/seg_5.ts", token("ghost"), 404),
-        ("/stream/gate-camera-1/seg_6.ts", token(), 404),
-        ("/stream/gate-camera-1/index.m3u8", token(), 404),
-        ("/stream/gate-camera-1/..%2Fsecret.txt", token(), 404),
-        ("/stream/gate-camera-1/%2E%2E%2F%2E%2E%2Fsecret.txt", token(), 404),
-        ("/stream/..%2Fsecret.txt/seg_5.ts", token(), 404),
-        ("/stream/gate-camera-1/seg_5.ts", token(exp_in=-1), 401),
+        ("/stream/gate-camera-1/seg_5.ts", stream_token("side"), 403),
+        ("/stream/ghost/seg_5.ts", stream_token("ghost"), 404),
+        ("/stream/gate-camera-1/seg_6.ts", stream_token(), 404),
+        ("/stream/gate-camera-1/index.m3u8", stream_token(), 404),
+        ("/stream/gate-camera-1/..%2Fsecret.txt", stream_token(), 404),
+        ("/stream/gate-camera-1/%2E%2E%2F%2E%2E%2Fsecret.txt", stream_token(), 404),
+        ("/stream/..%2Fsecret.txt/seg_5.ts", stream_token(), 404),
+        ("/stream/gate-camera-1/seg_5.ts", stream_token(exp_in=-1), 401),
     ],
 )
 async def test_segment_checks(client: httpx.AsyncClient, path: str, tok: str, status: int) -> None:
@@ -127,11 +127,11 @@ async def test_unknown_route_and_method_are_json(client: httpx.AsyncClient) -> N
 
 async def test_cors_for_configured_origin_only(client: httpx.AsyncClient) -> None:
     ok = await client.get(
-        "/stream", params={"token": token()}, headers={"Origin": "https://portal.example"}
+        "/stream", params={"token": stream_token()}, headers={"Origin": "https://portal.example"}
     )
     assert ok.headers["access-control-allow-origin"] == "https://portal.example"
     other = await client.get(
-        "/stream", params={"token": token()}, headers={"Origin": "https://evil.example"}
+        "/stream", params={"token": stream_token()}, headers={"Origin": "https://evil.example"}
     )
     assert "access-control-allow-origin" not in other.headers
     pre = await client.options(

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.pod.conftest import base_config, pids_with, token
+from tests.support.builders import pod_config, stream_token
 from tests.support.camera import TestCamera, camera_available
-from tests.support.procs import wait_until
+from tests.support.procs import pids_with, wait_until
 
 pytestmark = [
     pytest.mark.e2e,
@@ -26,11 +26,11 @@ def test_camera_outage_recovers_and_portal_outage_never_stops_streaming(
 ) -> None:
     with TestCamera(tmp_path, user="admin", password=CAM_PASSWORD) as cam:
         url = cam.url.replace(CAM_PASSWORD, "${CAM_PASSWORD}")
-        agent = agent_factory(base_config(tmp_path, url), env={"CAM_PASSWORD": CAM_PASSWORD})
+        agent = agent_factory(pod_config(tmp_path, url), env={"CAM_PASSWORD": CAM_PASSWORD})
         agent.wait_status("active")
 
         # portal down: the agent keeps serving and keeps retrying the heartbeat
-        assert agent.get("/stream", token=token()).status_code == 200
+        assert agent.get("/stream", token=stream_token()).status_code == 200
         wait_until(
             lambda: agent.proc.output().count("portal unreachable") >= 3,
             what="three failed heartbeat attempts",
@@ -41,14 +41,14 @@ def test_camera_outage_recovers_and_portal_outage_never_stops_streaming(
         failed = agent.wait_status("error")
         assert failed["error"]
         assert CAM_PASSWORD not in failed["error"]
-        r = agent.get("/stream", token=token())
+        r = agent.get("/stream", token=stream_token())
         assert (r.status_code, r.json()["error"]) == (503, "not_ready")
 
         # camera back on the same port: active again, same agent process
         cam.start()
         agent.wait_status("active", timeout=45)
         assert agent.proc.popen.poll() is None
-        assert agent.get("/stream", token=token()).status_code == 200
+        assert agent.get("/stream", token=stream_token()).status_code == 200
 
     assert CAM_PASSWORD not in agent.proc.output()
     assert agent.stop() == 0
@@ -58,7 +58,7 @@ def test_camera_outage_recovers_and_portal_outage_never_stops_streaming(
 def test_sigkill_of_agent_takes_ffmpeg_down(
     rtsp_camera: TestCamera, tmp_path: Path, agent_factory: Any
 ) -> None:
-    agent = agent_factory(base_config(tmp_path, rtsp_camera.url))
+    agent = agent_factory(pod_config(tmp_path, rtsp_camera.url))
     agent.wait_status("active")
     assert pids_with(agent.hls_dir)
     agent.proc.signal(signal.SIGKILL)
@@ -67,7 +67,7 @@ def test_sigkill_of_agent_takes_ffmpeg_down(
 
 
 def test_sigint_stops_cleanly(rtsp_camera: TestCamera, tmp_path: Path, agent_factory: Any) -> None:
-    agent = agent_factory(base_config(tmp_path, rtsp_camera.url))
+    agent = agent_factory(pod_config(tmp_path, rtsp_camera.url))
     agent.wait_status("active")
     agent.proc.signal(signal.SIGINT)
     assert agent.proc.popen.wait(20) == 0
@@ -78,7 +78,7 @@ def test_stalled_ffmpeg_is_detected_and_replaced(
     rtsp_camera: TestCamera, tmp_path: Path, agent_factory: Any
 ) -> None:
     """Freeze ffmpeg (SIGSTOP): alive but no new segments → the supervisor replaces it."""
-    agent = agent_factory(base_config(tmp_path, rtsp_camera.url))
+    agent = agent_factory(pod_config(tmp_path, rtsp_camera.url))
     agent.wait_status("active")
     (frozen,) = pids_with(agent.hls_dir)
     os.kill(frozen, signal.SIGSTOP)

@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.pod.conftest import base_config, token
+from tests.support.builders import pod_config, stream_token
 from tests.support.camera import TestCamera
-from tests.support.portal import PORTAL, login, migrate, new_sqlite_url, portal_env, seed_company
-from tests.support.procs import Proc, free_port, wait_for_http, wait_until
+from tests.support.portal import login, migrate, new_sqlite_url, portal_process, seed_company
+from tests.support.procs import free_port, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -24,26 +24,21 @@ def test_portal_returns_and_next_heartbeat_registers_pod(
     migrate(db_url)
     seeded = seed_company(db_url, pod_id="main-gate-pod")
     port = free_port()
-    config = base_config(
-        tmp_path,
-        rtsp_camera.url,
-        portal_url=f"http://127.0.0.1:{port}",
-        api_key=seeded.api_key,
-        stream_token_secret=seeded.stream_token_secret,
+    config = pod_config(
+        tmp_path, rtsp_camera.url, tenant=seeded, portal_url=f"http://127.0.0.1:{port}"
     )
     agent = agent_factory(config)
     agent.wait_status("active")
     wait_until(
         lambda: agent.proc.output().count("portal unreachable") >= 2, what="failed heartbeats"
     )
-    assert agent.get("/stream", token=token(secret=seeded.stream_token_secret)).status_code == 200
+    tok = stream_token(secret=seeded.stream_token_secret)
+    assert agent.get("/stream", token=tok).status_code == 200
 
     portal_dir = tmp_path / "portal"
     portal_dir.mkdir()
-    argv = [PORTAL, "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    with Proc(argv, log_path=portal_dir / "portal.log", env=portal_env(db_url), cwd=portal_dir):
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(base + "/health", timeout=30)
+    with portal_process(db_url, port=port, log_dir=portal_dir) as portal:
+        base = portal.url
         user = login(base, seeded.email, seeded.password)
 
         def registered() -> list[dict[str, Any]]:

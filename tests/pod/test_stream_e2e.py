@@ -11,9 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.pod.conftest import SECRET, Agent, base_config, pids_with, token
+from tests.support.agent import Agent, pod_cli
+from tests.support.builders import SECRET, pod_config, stream_token
 from tests.support.camera import TestCamera
-from tests.support.procs import wait_until
+from tests.support.procs import pids_with, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def agent(rtsp_camera: TestCamera, tmp_path_factory: pytest.TempPathFactory) -> Any:
     tmp = tmp_path_factory.mktemp("agent")
-    config = base_config(
+    config = pod_config(
         tmp,
         rtsp_camera.url,
         cameras=[{"camera_id": "side-gate", "name": "Side Gate", "rtsp_url": rtsp_camera.url}],
@@ -48,7 +49,7 @@ def test_segments_appear_on_disk(agent: Agent) -> None:
 
 
 def test_playlist_and_segments_play_with_token(agent: Agent) -> None:
-    tok = token()
+    tok = stream_token()
     r = agent.get("/stream", token=tok)
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("application/vnd.apple.mpegurl")
@@ -64,7 +65,7 @@ def test_playlist_and_segments_play_with_token(agent: Agent) -> None:
 
 
 def test_standard_hls_client_decodes_frames(agent: Agent) -> None:
-    url = f"{agent.base}/stream?token={token()}"
+    url = f"{agent.base}/stream?token={stream_token()}"
     out = subprocess.run(
         ["ffmpeg", "-nostdin", "-v", "error", "-i", url, "-frames:v", "20", "-f", "framemd5", "-"],
         capture_output=True,
@@ -77,13 +78,13 @@ def test_standard_hls_client_decodes_frames(agent: Agent) -> None:
 
 
 def test_second_camera_served_under_its_own_token(agent: Agent) -> None:
-    r = agent.get("/stream", token=token("side-gate"))
+    r = agent.get("/stream", token=stream_token("side-gate"))
     assert r.status_code == 200
     assert "stream/side-gate/seg_" in r.text
     # a side-gate token cannot fetch gate-camera-1 segments
-    name = re.search(r"seg_\d+\.ts", agent.get("/stream", token=token()).text)
+    name = re.search(r"seg_\d+\.ts", agent.get("/stream", token=stream_token()).text)
     assert name
-    r = agent.get(f"/stream/gate-camera-1/{name.group(0)}", token=token("side-gate"))
+    r = agent.get(f"/stream/gate-camera-1/{name.group(0)}", token=stream_token("side-gate"))
     assert (r.status_code, r.json()["error"]) == (403, "wrong_camera")
 
 
@@ -93,10 +94,10 @@ def test_second_camera_served_under_its_own_token(agent: Agent) -> None:
         (None, 401, "token_missing"),
         ("not-a-token", 401, "token_malformed"),
         ("a.b.c", 401, "token_malformed"),
-        (token(secret="another-secret-0123456789"), 401, "token_bad_signature"),
-        (token(exp_in=-5), 401, "token_expired"),
-        (token(pod_id="other-pod"), 403, "wrong_pod"),
-        (token("no-such-camera"), 404, "unknown_camera"),
+        (stream_token(secret="another-secret-0123456789"), 401, "token_bad_signature"),
+        (stream_token(exp_in=-5), 401, "token_expired"),
+        (stream_token(pod_id="other-pod"), 403, "wrong_pod"),
+        (stream_token("no-such-camera"), 404, "unknown_camera"),
     ],
 )
 def test_stream_rejections(agent: Agent, tok: str | None, status: int, error: str) -> None:
@@ -122,23 +123,23 @@ def test_stream_rejections(agent: Agent, tok: str | None, status: int, error: st
     ],
 )
 def test_traversal_and_unknown_segments_are_404(agent: Agent, path: str) -> None:
-    r = httpx.get(agent.base + path, params={"token": token()}, timeout=5)
+    r = httpx.get(agent.base + path, params={"token": stream_token()}, timeout=5)
     assert r.status_code == 404
     assert r.json()["error"] in {"not_found", "unknown_camera"}
     assert "pod_id" not in r.text
 
 
 def test_segment_needs_token(agent: Agent) -> None:
-    name = re.search(r"seg_\d+\.ts", agent.get("/stream", token=token()).text)
+    name = re.search(r"seg_\d+\.ts", agent.get("/stream", token=stream_token()).text)
     assert name
     r = agent.get(f"/stream/gate-camera-1/{name.group(0)}")
     assert (r.status_code, r.json()["error"]) == (401, "token_missing")
-    r = agent.get(f"/stream/gate-camera-1/{name.group(0)}", token=token(pod_id="x"))
+    r = agent.get(f"/stream/gate-camera-1/{name.group(0)}", token=stream_token(pod_id="x"))
     assert r.status_code == 403
 
 
 def test_snapshot_is_jpeg(agent: Agent) -> None:
-    r = agent.get("/snapshot", token=token())
+    r = agent.get("/snapshot", token=stream_token())
     assert r.status_code == 200
     assert r.headers["content-type"] == "image/jpeg"
     assert r.content[:2] == b"\xff\xd8" and r.content[-2:] == b"\xff\xd9"
@@ -156,15 +157,7 @@ def test_health_has_no_secrets(agent: Agent, rtsp_camera: TestCamera) -> None:
 
 
 def test_check_command_reports_each_item(agent: Agent) -> None:
-    from tests.support.procs import VENV_BIN
-
-    out = subprocess.run(
-        [str(VENV_BIN / "platebridge-pod"), "check", "--config", str(agent.config_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    out = pod_cli("check", "--config", str(agent.config_path))
     lines = out.stdout.splitlines()
     assert out.returncode == 1  # the portal is down in this module
     assert lines[0].startswith("OK   config:")

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.pod.conftest import base_config
+from tests.support.builders import pod_config
 from tests.support.procs import free_port
 
 pytestmark = [
@@ -28,7 +28,7 @@ def test_https_when_cert_and_key_configured(tmp_path: Path, agent_factory: Any) 
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
     dead_camera = f"rtsp://127.0.0.1:{free_port()}/stream"
-    config = base_config(tmp_path, dead_camera, tls_cert=str(cert), tls_key=str(key))
+    config = pod_config(tmp_path, dead_camera, tls_cert=str(cert), tls_key=str(key))
     agent = agent_factory(config)  # waits for https /health, verifying the certificate
     assert agent.base.startswith("https://")
     assert agent.health()["pod_id"] == "main-gate-pod"

@@ -1,4 +1,5 @@
-"""Portal test fixtures: one real portal process per backend for the session."""
+"""Portal test fixtures, per backend for the session: ``portal`` (a real portal process) and
+``app_portal`` (the app in-process, for the fast lane). ``tenant`` needs neither."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from tests.support import inprocess
+from tests.support.inprocess import AppPortal
 from tests.support.portal import SeededCompany, login, run_portal, seed_company
 
 
@@ -32,13 +35,19 @@ def portal(db_url: str) -> Iterator[Portal]:
         yield Portal(url=url, db_url=db_url)
 
 
+@pytest.fixture(scope="session")
+def app_portal(db_url: str) -> Iterator[AppPortal]:
+    with inprocess.app_portal(db_url) as app:
+        yield app
+
+
 @pytest.fixture
-def tenant(portal: Portal) -> SeededCompany:
+def tenant(db_url: str) -> SeededCompany:
     """A fresh company (own site, admin, pod ``main-gate-pod`` and its key) for one test."""
-    return portal.company()
+    return seed_company(db_url)
 
 
 @pytest.fixture(scope="module")
-def pristine_tenant(portal: Portal) -> SeededCompany:
+def pristine_tenant(db_url: str) -> SeededCompany:
     """A company shared by a module's tests that must all leave it untouched."""
-    return portal.company()
+    return seed_company(db_url)

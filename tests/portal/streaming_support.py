@@ -11,13 +11,11 @@ import asyncio
 import contextlib
 import json
 import socket
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,53 +23,20 @@ import httpx
 
 from platebridge.core.tokens import b64url_decode
 from tests.portal.relay_upstreams import LoopThread
-from tests.support.portal import PORTAL, SeededCompany, cli_json, login, portal_env
-from tests.support.procs import Proc, free_port, wait_for_http
+from tests.support.portal import PortalProc, SeededCompany, cli_json
+from tests.support.portal import portal_process as support_portal_process
 
 LOOPBACK_NETWORKS = "127.0.0.0/8"
 TS_PACKET = b"\x47" + b"\x00" * 187
 
 
-@dataclass
-class PortalProc:
-    url: str
-    db_url: str
-    proc: Proc
-    _logins: dict[str, dict[str, str]] = field(default_factory=dict)
-
-    def login(self, email: str, password: str) -> dict[str, str]:
-        if email not in self._logins:
-            self._logins[email] = login(self.url, email, password)
-        return self._logins[email]
-
-    def output(self) -> str:
-        return self.proc.output()
-
-
-@contextlib.contextmanager
 def portal_process(
     db_url: str, env: Mapping[str, str] | None = None, *, log_level: str = "warning"
-) -> Iterator[PortalProc]:
-    """``platebridge-portal serve`` with ``env`` (e.g. short stream timeouts) on a free port."""
-    port = free_port()
-    log_dir = Path(tempfile.mkdtemp(prefix="pb-stream-portal-"))
+) -> contextlib.AbstractContextManager[PortalProc]:
+    """The support portal process with loopback pod networks (the fake PODs listen on
+    127.0.0.1), ``env`` on top (e.g. short stream timeouts)."""
     full_env = {"PLATEBRIDGE_POD_NETWORKS": LOOPBACK_NETWORKS, **(env or {})}
-    proc = Proc(
-        [PORTAL, "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", log_level],
-        log_path=log_dir / "portal.log",
-        env=portal_env(db_url, full_env),
-        cwd=log_dir,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        try:
-            wait_for_http(f"{url}/health", timeout=30, proc=proc.popen)
-        except (TimeoutError, RuntimeError) as exc:
-            raise RuntimeError(f"portal did not start: {exc}\n{proc.output()[-3000:]}") from None
-        yield PortalProc(url=url, db_url=db_url, proc=proc)
-    finally:
-        proc.stop()
-        proc.kill_group()
+    return support_portal_process(db_url, full_env, log_level=log_level)
 
 
 def heartbeat(

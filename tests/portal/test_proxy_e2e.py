@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.pod.conftest import Agent, base_config
 from tests.portal.streaming_support import (
     PortalProc,
     add_viewer,
@@ -21,6 +20,8 @@ from tests.portal.streaming_support import (
     portal_process,
     stream_token,
 )
+from tests.support.agent import Agent
+from tests.support.builders import pod_config
 from tests.support.camera import TestCamera, rtsp_camera  # noqa: F401  (fixture)
 from tests.support.portal import SeededCompany, cli_json, new_sqlite_url, seed_company
 from tests.support.procs import wait_until
@@ -49,14 +50,8 @@ def agent(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Agent]:
     tmp = tmp_path_factory.mktemp("agent")
-    config = base_config(
-        tmp,
-        rtsp_camera.url,
-        pod_id=tenant.pod_id,
-        portal_url=portal.url,
-        api_key=tenant.api_key,
-        stream_token_secret=tenant.stream_token_secret,
-        cors_origins=[portal.url],
+    config = pod_config(
+        tmp, rtsp_camera.url, tenant=tenant, portal_url=portal.url, cors_origins=[portal.url]
     )
     agent = Agent(tmp, config)
     try:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from platebridge.core.tokens import StreamClaims, sign_stream_token, verify_stream_token
+from platebridge.core.tokens import verify_stream_token
 from tests.portal.streaming_support import (
     PortalProc,
     add_viewer,
@@ -21,6 +21,7 @@ from tests.portal.streaming_support import (
     portal_process,
     stream_token,
 )
+from tests.support import builders
 from tests.support.portal import SeededCompany, age_pods, cli_json, seed_company
 
 pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
@@ -225,19 +226,21 @@ def test_proxy_token_authorisation(portal: PortalProc, tenant: SeededCompany) ->
     assert get("side-gate", good).json()["error"] == "invalid_stream_token"  # other camera
     me = httpx.get(f"{portal.url}/api/auth/me", headers=session).json()
     user_id = str(me.get("user_id") or me.get("id"))
-    forged = sign_stream_token(
-        StreamClaims(user_id, tenant.pod_id, CAMERA, int(time.time()) + 60), "wrong-secret"
+    forged = builders.stream_token(
+        CAMERA, pod_id=tenant.pod_id, user_id=user_id, exp_in=60, secret="wrong-secret"
     )
     assert get(CAMERA, forged).status_code == 401
-    stranger = sign_stream_token(
-        StreamClaims(str(uuid.uuid4()), tenant.pod_id, CAMERA, int(time.time()) + 60),
-        tenant.stream_token_secret,
+    stranger = builders.stream_token(
+        CAMERA,
+        pod_id=tenant.pod_id,
+        user_id=str(uuid.uuid4()),
+        exp_in=60,
+        secret=tenant.stream_token_secret,
     )
     assert get(CAMERA, stranger).status_code == 401
     assert get(CAMERA, "garbage").status_code == 401
-    expired = sign_stream_token(
-        StreamClaims(user_id, tenant.pod_id, CAMERA, int(time.time()) - 1),
-        tenant.stream_token_secret,
+    expired = builders.stream_token(
+        CAMERA, pod_id=tenant.pod_id, user_id=user_id, exp_in=-1, secret=tenant.stream_token_secret
     )
     r = get(CAMERA, expired)
     assert r.status_code == 401 and r.json()["error"] == "stream_token_expired"

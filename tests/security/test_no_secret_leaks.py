@@ -12,10 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.pod.conftest import Agent
+from tests.support.agent import Agent
+from tests.support.builders import pod_config
 from tests.support.camera import TestCamera
-from tests.support.portal import PORTAL, new_sqlite_url, portal_env, seed_company
-from tests.support.procs import Proc, free_port, wait_for_http, wait_until
+from tests.support.portal import new_sqlite_url, seed_company, start_portal
+from tests.support.procs import wait_until
+from tests.support.secrets import assert_no_secrets
 
 pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
 
@@ -27,44 +29,29 @@ UNREDACTED = re.compile(r"(?:token|api_key|secret|password)=([A-Za-z0-9_\-.]{16,
 
 def test_secrets_never_in_logs_or_foreign_responses(tmp_path: Path) -> None:
     db = new_sqlite_url(tmp_path)
-    port = free_port()
-    env = portal_env(db, {"PLATEBRIDGE_POD_NETWORKS": "127.0.0.0/8"})
-    portal = Proc(
-        [PORTAL, "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "debug"],
-        log_path=tmp_path / "portal.log",
-        env=env,
-        cwd=tmp_path,
+    portal = start_portal(
+        db, {"PLATEBRIDGE_POD_NETWORKS": "127.0.0.0/8"}, log_dir=tmp_path, log_level="debug"
     )
-    base = f"http://127.0.0.1:{port}"
+    base = portal.url
     agent: Agent | None = None
     camera = TestCamera(tmp_path, user="camuser", password=RTSP_PASSWORD, fps=10)
     responses: list[httpx.Response] = []
     try:
         camera.start()
-        wait_for_http(f"{base}/health", timeout=30, proc=portal.popen)
         co = seed_company(db)
         wrong = camera.url.replace(RTSP_PASSWORD, WRONG_RTSP_PASSWORD)  # 401: ffmpeg logs it
         agent_dir = tmp_path / "agent"
         agent_dir.mkdir()
-        agent = Agent(
+        config = pod_config(
             agent_dir,
-            {
-                "pod_id": co.pod_id,
-                "portal_url": base,
-                "api_key": co.api_key,
-                "stream_token_secret": co.stream_token_secret,
-                "camera_id": "gate-camera-1",
-                "camera_rtsp_url": camera.url,
-                "cameras": [{"camera_id": "wrong-pass", "name": "Wrong", "rtsp_url": wrong}],
-                "listen_host": "127.0.0.1",
-                "listen_port": free_port(),
-                "advertise_address": "127.0.0.1",
-                "heartbeat_interval": 1,
-                "hls_dir": str(agent_dir / "hls"),
-                "rtsp_timeout": 1,
-                "log_level": "debug",
-            },
+            camera.url,
+            tenant=co,
+            portal_url=base,
+            cameras=[{"camera_id": "wrong-pass", "name": "Wrong", "rtsp_url": wrong}],
+            rtsp_timeout=1,
+            log_level="debug",
         )
+        agent = Agent(agent_dir, config)
         with httpx.Client(base_url=base, timeout=15) as c:
             responses.append(c.post("/api/auth/login", json={"email": co.email, "password": "x"}))
             responses.append(
@@ -120,7 +107,6 @@ def test_secrets_never_in_logs_or_foreign_responses(tmp_path: Path) -> None:
             agent.close()
         camera.stop()
         portal.stop()
-        portal.kill_group()
 
     secrets = {
         "api key": co.api_key,
@@ -138,10 +124,7 @@ def test_secrets_never_in_logs_or_foreign_responses(tmp_path: Path) -> None:
     }
     assert "DEBUG" in logs["agent"] or "debug" in logs["agent"].lower()
     assert "GET /api/pod/proxy-stream" in logs["portal"]  # the access log is on: it was tested
-    for name, text in logs.items():
-        for what, value in secrets.items():
-            assert value not in text, f"{what} in the {name} log"
-        assert not UNREDACTED.findall(text), (name, UNREDACTED.findall(text)[:3])
+    assert_no_secrets(logs, secrets, patterns=[UNREDACTED])
     never_in_responses = ("api key", "stream secret", "password", "rtsp password")
     assert any(r.status_code == 200 and "proxy-stream" in str(r.url) for r in responses)
     for r in responses:

@@ -16,10 +16,8 @@ import httpx
 import pytest
 
 from platebridge.core.tokens import (
-    StreamClaims,
     TokenError,
     b64url_decode,
-    sign_stream_token,
     verify_stream_token,
 )
 from tests.portal.relay_upstreams import LoopThread
@@ -30,6 +28,7 @@ from tests.portal.streaming_support import (
     portal_process,
     stream_token,
 )
+from tests.support import builders
 from tests.support.portal import cli_json, new_sqlite_url, seed_company
 
 pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
@@ -53,9 +52,13 @@ def setup() -> Iterator[tuple[PortalProc, FakePod]]:
 def _forge(template: str, secret: str) -> str:
     """A token with ``template``'s claims (fresh ``iat``) signed with ``secret``."""
     c = json.loads(b64url_decode(template.split(".")[0]))
-    now = int(time.time())
-    claims = StreamClaims(c["user_id"], c["pod_id"], c["camera_id"], exp=now + 600, iat=now)
-    return sign_stream_token(claims, secret)
+    return builders.stream_token(
+        c["camera_id"],
+        pod_id=c["pod_id"],
+        user_id=c["user_id"],
+        secret=secret,
+        iat=int(time.time()),
+    )
 
 
 def _proxy(p: PortalProc, pod_id: str, token: str) -> httpx.Response:

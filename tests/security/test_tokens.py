@@ -12,9 +12,9 @@ import pytest
 from platebridge.core.tokens import TokenError, verify_stream_token
 from platebridge.pod.http import create_app
 from platebridge.pod.supervisor import CameraState
-from tests.pod.conftest import POD_ID, SECRET, token
 from tests.pod.test_http_routes import SEGMENT, make_config
 from tests.security.token_attacks import Attack, attacks
+from tests.support.builders import POD_ID, SECRET, stream_token
 
 OTHER_SECRET = "another-pods-stream-secret-0123456789"
 ATTACKS = attacks(SECRET, OTHER_SECRET, "user-1", POD_ID, "gate-camera-1")
@@ -64,13 +64,13 @@ async def test_pod_refuses(pod: httpx.AsyncClient, attack: Attack) -> None:
 
 
 async def test_pod_scope_checks(pod: httpx.AsyncClient) -> None:
-    assert (await pod.get("/stream", params={"token": token()})).status_code == 200
+    assert (await pod.get("/stream", params={"token": stream_token()})).status_code == 200
     # Valid signature, another pod: 403 wrong_pod.
-    r = await pod.get("/stream", params={"token": token(pod_id="other-pod")})
+    r = await pod.get("/stream", params={"token": stream_token(pod_id="other-pod")})
     assert (r.status_code, r.json()["error"]) == (403, "wrong_pod")
     # A token for camera "side" cannot fetch gate-camera-1's segments.
-    r = await pod.get("/stream/gate-camera-1/seg_5.ts", params={"token": token("side")})
+    r = await pod.get("/stream/gate-camera-1/seg_5.ts", params={"token": stream_token("side")})
     assert (r.status_code, r.json()["error"]) == (403, "wrong_camera")
     # A token for a camera this POD does not have.
-    r = await pod.get("/stream", params={"token": token("zz-other-cam")})
+    r = await pod.get("/stream", params={"token": stream_token("zz-other-cam")})
     assert (r.status_code, r.json()["error"]) == (404, "unknown_camera")

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.portal import login
+from tests.support.portal import in_session, login
 
 
 @dataclass
@@ -65,29 +65,27 @@ class Company:
         ]
 
 
-async def _seed(db_url: str, tag: str, ip: str) -> Company:
-    from platebridge.portal.db import Database
+def seed(db_url: str, tag: str, ip: str) -> Company:
+    """A company tagged ``tag`` (admin, viewer, its own pod and the shared ``main-gate-pod``)."""
     from platebridge.portal.services import admin
-    from platebridge.portal.settings import normalize_database_url
 
-    db = Database(normalize_database_url(db_url))
     suffix = uuid.uuid4().hex[:6]
     password = f"pw-{tag}-{uuid.uuid4().hex[:10]}"
-    try:
-        async with db.write() as s:
-            company = await admin.create_company(s, f"{tag.title()} Company {suffix}")
-            community = await admin.create_community(s, str(company.id), f"{tag} community")
-            site = await admin.create_site(s, str(community.id), f"{tag.title()} Site {suffix}")
-            adm = await admin.create_user(
-                s, str(company.id), f"{tag}-admin-{suffix}@example.test", password, "admin"
-            )
-            viewer = await admin.create_user(
-                s, str(company.id), f"{tag}-viewer-{suffix}@example.test", password, "viewer"
-            )
-            pod = await admin.create_pod(
-                s, str(site.id), f"{tag}-pod-{suffix}", f"{tag.title()} Gate POD {suffix}"
-            )
-            shared = await admin.create_pod(s, str(site.id), "main-gate-pod", None)
+
+    async def create(s: Any) -> Company:
+        company = await admin.create_company(s, f"{tag.title()} Company {suffix}")
+        community = await admin.create_community(s, str(company.id), f"{tag} community")
+        site = await admin.create_site(s, str(community.id), f"{tag.title()} Site {suffix}")
+        adm = await admin.create_user(
+            s, str(company.id), f"{tag}-admin-{suffix}@example.test", password, "admin"
+        )
+        viewer = await admin.create_user(
+            s, str(company.id), f"{tag}-viewer-{suffix}@example.test", password, "viewer"
+        )
+        pod = await admin.create_pod(
+            s, str(site.id), f"{tag}-pod-{suffix}", f"{tag.title()} Gate POD {suffix}"
+        )
+        shared = await admin.create_pod(s, str(site.id), "main-gate-pod", None)
         return Company(
             tag=tag,
             company_id=str(company.id),
@@ -110,12 +108,9 @@ async def _seed(db_url: str, tag: str, ip: str) -> Company:
             stream_secret=pod.stream_token_secret,
             shared_api_key=shared.api_key,
         )
-    finally:
-        await db.dispose()
 
-
-def seed(db_url: str, tag: str, ip: str) -> Company:
-    return asyncio.run(_seed(db_url, tag, ip))
+    company: Company = asyncio.run(in_session(db_url, create))
+    return company
 
 
 def heartbeat_body(co: Company, pod_id: str, ip: str) -> dict[str, Any]:

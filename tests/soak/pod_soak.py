@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from tests.faults.procstat import usage
-from tests.pod.conftest import Agent, base_config, pids_with
+from tests.support.agent import Agent
+from tests.support.builders import pod_config
 from tests.support.camera import TestCamera
+from tests.support.procs import pids_with
 
 #: Segments a camera directory may hold: hls_list_size (6) + delete_segments' 2 extra + the
 #: segment being written + the playlist and its temp file, with slack for one deletion lag.
@@ -54,7 +56,7 @@ def run(a: argparse.Namespace) -> SoakResult:
     camera = TestCamera(tmp, fps=10)
     camera.start()
     ids = [f"cam-{i}" for i in range(a.cameras)]
-    config = base_config(tmp, camera.url, camera_id=ids[0], hls_list_size=6)
+    config = pod_config(tmp, camera.url, camera_id=ids[0], hls_list_size=6)
     config["cameras"] = [{"camera_id": c, "name": c, "rtsp_url": camera.url} for c in ids[1:]]
     agent = Agent(tmp, config)
     started = time.monotonic()

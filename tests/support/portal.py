@@ -1,10 +1,15 @@
-"""Run the real portal for tests: databases, a ``platebridge-portal serve`` process, seeding.
+"""Run the real portal for tests: databases, the ``platebridge-portal serve`` process (the one
+place that starts it), the CLI, seeding.
 
 Reusable by any test package::
 
     with run_portal(db_url) as base_url:          # migrates, serves, waits for /health
         seeded = seed_company(db_url)             # company, community, site, admin, pod + key
         httpx.post(f"{base_url}/api/pod/heartbeat", headers=seeded.pod_auth, json=...)
+
+``portal_process`` yields a :class:`PortalProc` instead (URL, log, login cache, pid);
+``start_portal`` leaves stopping to the caller (a node killed mid-test). The portal app without
+a process: ``tests/support/inprocess.py``.
 
 ``db_url`` is what users put in ``PLATEBRIDGE_DATABASE_URL`` (``sqlite:///…`` or
 ``postgresql://…``); the ``db_url`` fixture in ``tests/conftest.py`` provides one per backend.
@@ -19,7 +24,7 @@ import os
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,6 +102,86 @@ def portal_env(db_url: str, env: Mapping[str, str] | None = None) -> dict[str, s
     return out
 
 
+@dataclass
+class PortalProc:
+    """A running ``platebridge-portal serve``: its URL, database, process and log."""
+
+    url: str
+    db_url: str
+    proc: Proc
+    _logins: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def log_path(self) -> Path:
+        return self.proc.log_path
+
+    def output(self) -> str:
+        return self.proc.output()
+
+    def login(self, email: str, password: str) -> dict[str, str]:
+        """The user's auth header (one login per user: argon2 is deliberately slow)."""
+        if email not in self._logins:
+            self._logins[email] = login(self.url, email, password)
+        return self._logins[email]
+
+    def stop(self) -> int | None:
+        """SIGTERM (then SIGKILL), and make sure nothing of its process group survives."""
+        code = self.proc.stop()
+        self.proc.kill_group()
+        return code
+
+
+def start_portal(
+    db_url: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    log_dir: Path | None = None,
+    log_level: str = "warning",
+    extra_args: Sequence[str] = (),
+    timeout: float = 30.0,
+) -> PortalProc:
+    """Start ``platebridge-portal serve`` (settings via ``env``, the database from ``db_url``)
+    on ``port`` or a free one, wait for ``/health``; the caller stops it (or use
+    :func:`portal_process`). The log goes to ``log_dir/portal.log``."""
+    port = port or free_port(host)
+    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="pb-portal-"))
+    argv = [PORTAL, "serve", "--host", host, "--port", str(port), "--log-level", log_level]
+    proc = Proc(
+        [*argv, *extra_args],
+        log_path=log_dir / "portal.log",
+        env=portal_env(db_url, env),
+        cwd=log_dir,
+    )
+    portal = PortalProc(url=f"http://{host}:{port}", db_url=db_url, proc=proc)
+    try:
+        wait_for_http(f"{portal.url}/health", timeout=timeout, proc=proc.popen)
+    except (TimeoutError, RuntimeError) as exc:
+        portal.stop()
+        raise RuntimeError(f"portal did not start: {exc}\n{proc.output()[-3000:]}") from None
+    except BaseException:
+        portal.stop()
+        raise
+    return portal
+
+
+@contextlib.contextmanager
+def portal_process(
+    db_url: str, env: Mapping[str, str] | None = None, **options: Any
+) -> Iterator[PortalProc]:
+    """:func:`start_portal` for the ``with`` block; stopped at its end, whatever happens."""
+    portal = start_portal(db_url, env, **options)
+    try:
+        yield portal
+    finally:
+        portal.stop()
+
+
 @contextlib.contextmanager
 def run_portal(
     db_url: str,
@@ -105,25 +190,9 @@ def run_portal(
     host: str = "127.0.0.1",
     log_dir: Path | None = None,
 ) -> Iterator[str]:
-    """Start ``platebridge-portal serve`` on a free port; yield its base URL; stop it."""
-    port = free_port(host)
-    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="pb-portal-"))
-    proc = Proc(
-        [PORTAL, "serve", "--host", host, "--port", str(port), "--log-level", "warning"],
-        log_path=log_dir / "portal.log",
-        env=portal_env(db_url, env),
-        cwd=log_dir,
-    )
-    base = f"http://{host}:{port}"
-    try:
-        try:
-            wait_for_http(f"{base}/health", timeout=30, proc=proc.popen)
-        except (TimeoutError, RuntimeError) as exc:
-            raise RuntimeError(f"portal did not start: {exc}\n{proc.output()[-3000:]}") from None
-        yield base
-    finally:
-        proc.stop()
-        proc.kill_group()
+    """:func:`portal_process` when only the base URL matters."""
+    with portal_process(db_url, env, host=host, log_dir=log_dir) as portal:
+        yield portal.url
 
 
 def cli(
@@ -266,7 +335,9 @@ def age_pods(db_url: str, company_id: str, seconds: float) -> None:
     asyncio.run(_age_pods(db_url, company_id, seconds))
 
 
-async def _admin(db_url: str, fn: Any) -> Any:
+async def in_session(db_url: str, fn: Any) -> Any:
+    """``await fn(session)`` in one write transaction on ``db_url`` (seeding with the domain
+    functions of ``portal.services``)."""
     from platebridge.portal.db import Database
     from platebridge.portal.settings import normalize_database_url
 
@@ -285,7 +356,7 @@ def enrollment_key(db_url: str, site_id: str) -> str:
     async def fn(s: Any) -> str:
         return (await admin.issue_enrollment_key(s, site_id))[1].api_key
 
-    result: str = asyncio.run(_admin(db_url, fn))
+    result: str = asyncio.run(in_session(db_url, fn))
     return result
 
 
@@ -297,7 +368,7 @@ def rotate_pod_key(db_url: str, company_id: str, pod_id: str) -> str:
         pod = await admin.find_pod(s, pod_id, company_id)
         return (await admin.rotate_pod_key(s, pod)).api_key
 
-    result: str = asyncio.run(_admin(db_url, fn))
+    result: str = asyncio.run(in_session(db_url, fn))
     return result
 
 
@@ -308,5 +379,5 @@ def create_site(db_url: str, community_id: str, name: str) -> str:
     async def fn(s: Any) -> str:
         return str((await admin.create_site(s, community_id, name)).id)
 
-    result: str = asyncio.run(_admin(db_url, fn))
+    result: str = asyncio.run(in_session(db_url, fn))
     return result

@@ -53,6 +53,22 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.2, what: st
     raise TimeoutError(f"{what} not reached within {timeout}s")
 
 
+def pids_with(fragment: str) -> list[int]:
+    """Live processes whose command line contains ``fragment`` (e.g. a test's unique hls dir)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().split(") ", 1)[1][0]
+        except OSError:
+            continue
+        if fragment in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
 class Proc:
     """A child process in its own process group, with its output in a log file."""
 

@@ -1,5 +1,6 @@
-"""Helpers for the tunnel tests: a network namespace, a TCP load balancer, a POD agent process,
-a scripted HLS player and the portal's signed internal stats endpoint."""
+"""Helpers for the tunnel tests: a network namespace, a TCP load balancer, the tunnel POD config
+and a portal + camera + agent world (processes from ``tests/support``), a scripted HLS player
+and the portal's signed internal stats endpoint."""
 
 from __future__ import annotations
 
@@ -11,14 +12,13 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from platebridge.portal.tunnel.hub import (
     SIGNATURE_HEADER,
@@ -27,9 +27,11 @@ from platebridge.portal.tunnel.hub import (
     forward_signature,
 )
 from platebridge.portal.tunnel.routes import STATS_PATH
+from tests.support.agent import Agent
+from tests.support.builders import pod_config
 from tests.support.camera import TestCamera
-from tests.support.portal import SeededCompany, cli, login
-from tests.support.procs import VENV_BIN, Proc, free_port, wait_until
+from tests.support.portal import SeededCompany, cli, login, run_portal, seed_company
+from tests.support.procs import wait_until
 
 SECRET_KEY = "tunnel-test-secret-key-0123456789abcdef"
 
@@ -113,54 +115,64 @@ def ffmpeg_decode(url: str, frames: int = 15, timeout: float = 60) -> int:
 
 
 def agent_config(tmp: Path, tenant: SeededCompany, rtsp_url: str, **over: Any) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "pod_id": tenant.pod_id,
-        "portal_url": "http://127.0.0.1:1",
-        "api_key": tenant.api_key,
-        "stream_token_secret": tenant.stream_token_secret,
-        "camera_id": "gate-camera-1",
-        "camera_name": "Gate",
-        "camera_rtsp_url": rtsp_url,
-        "listen_host": "127.0.0.1",
-        "listen_port": free_port(),
-        "advertise_address": "127.0.0.1",
-        "heartbeat_interval": 1,
+    """The support POD config with the tunnel on (fast reconnects and pings) and an HLS directory
+    of its own (several agents may share ``tmp``)."""
+    tunnel: dict[str, Any] = {
         "hls_dir": str(tmp / f"hls-{uuid.uuid4().hex[:6]}"),
-        "hls_segment_seconds": 1,
-        "rtsp_timeout": 3,
         "tunnel": True,
         "tunnel_backoff_max": 2,
         "tunnel_ping_interval": 2,
     }
-    config.update(over)
-    return config
+    return pod_config(tmp, rtsp_url, tenant=tenant, **(tunnel | over))
 
 
-class AgentProc:
-    """``platebridge-pod run`` (optionally inside a network namespace)."""
+TUNNEL_ENV = {"PLATEBRIDGE_SECRET_KEY": SECRET_KEY}  # signs forwarded requests and stats
 
-    def __init__(self, tmp: Path, config: dict[str, Any], prefix: Sequence[str] = ()) -> None:
-        self.config = config
-        path = tmp / f"pod-{uuid.uuid4().hex[:6]}.yaml"
-        path.write_text(yaml.safe_dump(config))
-        argv = [*prefix, str(VENV_BIN / "platebridge-pod"), "run", "--config", str(path)]
-        self.proc = Proc(argv, log_path=tmp / f"agent-{uuid.uuid4().hex[:6]}.log")
 
-    def output(self) -> str:
-        return self.proc.output()
+@dataclass
+class TunnelWorld:
+    base: str
+    db_url: str
+    tenant: SeededCompany
+    camera: TestCamera
+    config: dict[str, Any]
+    agent: Agent
 
-    def fd_count(self) -> int:
-        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+    @property
+    def pod_health(self) -> str:
+        return f"http://127.0.0.1:{self.config['listen_port']}/health"
 
-    def close(self) -> None:
-        self.proc.stop(timeout=15)
-        self.proc.kill_group()
-        hls = str(self.config["hls_dir"])
-        for entry in Path("/proc").iterdir():  # never leave an ffmpeg behind
-            if entry.name.isdigit():
-                with contextlib.suppress(OSError):
-                    if hls.encode() in (entry / "cmdline").read_bytes():
-                        os.kill(int(entry.name), 9)
+
+@contextlib.contextmanager
+def tunnel_world(
+    tmp: Path,
+    db_url: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    mode: str | None = "tunnel",
+    without: Sequence[str] = (),
+    **config: Any,
+) -> Iterator[TunnelWorld]:
+    """A portal (``TUNNEL_ENV`` + ``env``), a seeded company whose pod is set to ``mode``, a
+    test camera and a POD agent (``agent_config`` + ``config``, minus the keys in ``without``)
+    pointed at the portal; everything stopped at the end."""
+    with run_portal(db_url, TUNNEL_ENV | dict(env or {}), log_dir=tmp) as base:
+        tenant = seed_company(db_url)
+        if mode is not None:
+            set_mode(db_url, tenant, mode)
+        camera = TestCamera(tmp)
+        camera.start()
+        agent: Agent | None = None
+        try:
+            cfg = agent_config(tmp, tenant, camera.url, portal_url=base, **config)
+            for key in without:
+                del cfg[key]
+            agent = Agent(tmp, cfg)
+            yield TunnelWorld(base, db_url, tenant, camera, cfg, agent)
+        finally:
+            if agent is not None:
+                agent.close()
+            camera.stop()
 
 
 # --- a TCP load balancer ----------------------------------------------------------------------

@@ -25,19 +25,21 @@ import httpx
 import pytest
 
 from tests.conftest import require_postgres
+from tests.support.agent import Agent
 from tests.support.camera import TestCamera, camera_available
 from tests.support.portal import (
+    PortalProc,
     create_pg_database,
     drop_pg_database,
     login,
     migrate,
     run_portal,
     seed_company,
+    start_portal,
 )
-from tests.support.procs import Proc, wait_until
+from tests.support.procs import free_port, wait_until
 from tests.tunnel.support import (
     SECRET_KEY,
-    AgentProc,
     Balancer,
     Player,
     agent_config,
@@ -90,23 +92,13 @@ def _env(node_url: str) -> dict[str, str]:
     }
 
 
-def _serve(db_url: str, tmp: Path, name: str) -> tuple[Proc, str]:
-    """A portal process we can SIGKILL (run_portal's process, started by hand)."""
-    from tests.support.portal import PORTAL
-    from tests.support.procs import free_port, wait_for_http
-
+def _serve(db_url: str, tmp: Path, name: str) -> tuple[PortalProc, str]:
+    """A portal node we can SIGKILL; its node URL is its own address."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log_dir = tmp / name
     log_dir.mkdir()
-    proc = Proc(
-        [PORTAL, "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        log_path=log_dir / "portal.log",
-        env={"PLATEBRIDGE_DATABASE_URL": db_url, **_env(base)},
-        cwd=log_dir,
-    )
-    wait_for_http(f"{base}/health", timeout=30, proc=proc.popen)
-    return proc, base
+    return start_portal(db_url, _env(base), port=port, log_dir=log_dir), base
 
 
 def test_two_portals_viewer_on_the_other_and_failover(tmp_path: Path, pg_url: str) -> None:
@@ -120,7 +112,7 @@ def test_two_portals_viewer_on_the_other_and_failover(tmp_path: Path, pg_url: st
     )
     camera = TestCamera(tmp_path)
     camera.start()
-    agent = AgentProc(tmp_path, agent_config(tmp_path, tenant, camera.url, portal_url=balancer.url))
+    agent = Agent(tmp_path, agent_config(tmp_path, tenant, camera.url, portal_url=balancer.url))
     player: Player | None = None
     try:
         auth = login(b, tenant.email, tenant.password)
@@ -133,7 +125,7 @@ def test_two_portals_viewer_on_the_other_and_failover(tmp_path: Path, pg_url: st
         player.start()
         wait_until(lambda: len(player.ok) >= 2, timeout=20, what="player playing via B")
         killed = time.monotonic()
-        a_proc.signal(signal.SIGKILL)
+        a_proc.proc.signal(signal.SIGKILL)
         recovered = wait_until(lambda: player.ok_after(killed + 0.5), timeout=30, what="recovery")
         assert recovered - killed < 20, recovered - killed
         assert portal_stats(b)["tunnels"] == 1  # the POD reconnected to the survivor
@@ -148,9 +140,8 @@ def test_two_portals_viewer_on_the_other_and_failover(tmp_path: Path, pg_url: st
         agent.close()
         camera.stop()
         balancer.close()
-        for proc in (a_proc, b_proc):
-            proc.stop()
-            proc.kill_group()
+        for node in (a_proc, b_proc):
+            node.stop()
 
 
 def test_tunnel_drop_mid_segment_recovers_without_leaks(tmp_path: Path) -> None:
@@ -166,7 +157,7 @@ def test_tunnel_drop_mid_segment_recovers_without_leaks(tmp_path: Path) -> None:
         camera = TestCamera(tmp_path, width=640, height=480)
         camera.start()
         config = agent_config(tmp_path, tenant, camera.url, portal_url=balancer.url)
-        agent = AgentProc(tmp_path, config)
+        agent = Agent(tmp_path, config)
         pod_health = f"http://127.0.0.1:{config['listen_port']}/health"
         player: Player | None = None
         try:

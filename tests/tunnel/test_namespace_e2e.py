@@ -18,11 +18,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.camera import TestCamera, camera_available
+from tests.support.agent import Agent
+from tests.support.camera import camera_available
 from tests.support.portal import login, new_sqlite_url, run_portal, seed_company
 from tests.tunnel.support import (
     SECRET_KEY,
-    AgentProc,
     NsCamera,
     agent_config,
     ffmpeg_decode,
@@ -30,6 +30,7 @@ from tests.tunnel.support import (
     proxy_url,
     set_mode,
     stream_token,
+    tunnel_world,
     wait_tunnel,
 )
 
@@ -99,7 +100,8 @@ def test_pod_behind_nat_plays_through_the_tunnel(tmp_path: Path) -> None:
                     advertise_address=ns.pod_ip,
                     portal_url=base,
                 )
-                agent = AgentProc(tmp_path, config, prefix=ns.prefix)
+                # inside the namespace: its /health is not reachable from here
+                agent = Agent(tmp_path, config, prefix=ns.prefix, wait=False)
                 # the portal really cannot open a connection to the POD
                 with pytest.raises(httpx.ConnectTimeout):
                     httpx.get(f"http://{ns.pod_ip}:{config['listen_port']}/health", timeout=1)
@@ -116,13 +118,5 @@ def test_pod_behind_nat_plays_through_the_tunnel(tmp_path: Path) -> None:
 
 def _fallback(tmp_path: Path, db_url: str) -> None:
     """No namespaces: a POD on loopback whose address the SSRF guard refuses (proxy → 409)."""
-    with run_portal(db_url, _portal_env("10.0.0.0/8"), log_dir=tmp_path) as base:
-        tenant = seed_company(db_url)
-        camera = TestCamera(tmp_path)
-        camera.start()
-        agent = AgentProc(tmp_path, agent_config(tmp_path, tenant, camera.url, portal_url=base))
-        try:
-            _play_both_ways(base, db_url, tenant, proxy_status=409)
-        finally:
-            agent.close()
-            camera.stop()
+    with tunnel_world(tmp_path, db_url, _portal_env("10.0.0.0/8"), mode=None) as w:
+        _play_both_ways(w.base, db_url, w.tenant, proxy_status=409)

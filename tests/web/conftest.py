@@ -14,11 +14,12 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from tests.pod.conftest import Agent
 from tests.support import portal as support
+from tests.support.agent import Agent
+from tests.support.builders import pod_config as support_pod_config
 from tests.support.camera import TestCamera, camera_available
 from tests.support.portal import SeededCompany, new_sqlite_url, run_portal
-from tests.support.procs import free_port, wait_until
+from tests.support.procs import wait_until
 
 # e2e: every test here is marked by the root conftest (tests/web is an e2e directory).
 
@@ -39,28 +40,15 @@ T = TypeVar("T")
 
 
 def pod_config(tmp: Path, seeded: SeededCompany, portal_url: str, rtsp_url: str) -> dict[str, Any]:
-    return {
-        "pod_id": seeded.pod_id,
-        "portal_url": portal_url,
-        "api_key": seeded.api_key,
-        "stream_token_secret": seeded.stream_token_secret,
-        "cameras": [
-            {
-                "camera_id": "gate-camera-1",
-                "name": "Main Gate Camera",
-                "rtsp_url": rtsp_url,
-                "position": "main entrance",
-            }
-        ],
-        "listen_host": "127.0.0.1",
-        "listen_port": free_port(),
-        "advertise_address": "127.0.0.1",
-        "heartbeat_interval": 2,
-        "hls_dir": str(tmp / "hls"),
-        "hls_segment_seconds": 1,
-        "rtsp_timeout": 3,
-        "cors_origins": [portal_url],
-    }
+    """The support POD config for the browser: heartbeats every 2 s, CORS for the portal."""
+    return support_pod_config(
+        tmp,
+        rtsp_url,
+        tenant=seeded,
+        portal_url=portal_url,
+        heartbeat_interval=2,
+        cors_origins=[portal_url],
+    )
 
 
 def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -142,7 +142,7 @@ def test_second_company_sees_none_of_it(world: World, page: Page) -> None:
 
 
 def test_stopped_pod_shows_offline(world: World, page: Page) -> None:
-    from tests.pod.conftest import Agent
+    from tests.support.agent import Agent
     from tests.web.conftest import pod_config
 
     c = seed_company(world.db_url, "Company C", pod_id="side-gate-pod")
