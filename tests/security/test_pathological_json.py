@@ -22,6 +22,8 @@ pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards 
 HEARTBEAT = "/api/pod/heartbeat"
 LOGIN = "/api/auth/login"
 FORM_LOGIN = "/login"
+#: Routes that need a user but whose body FastAPI parses before the user is checked.
+SIGNED_IN_BODIES = (("POST", "/api/pod/stream-token"), ("PATCH", "/api/pods/main-gate-pod"))
 #: Key-shaped (``pbk_`` + 43 urlsafe characters) but unknown: passes the shape check.
 FAKE_KEY = "pbk_" + "Q" * 43
 JSON = "application/json"
@@ -114,12 +116,17 @@ def client_from(source: str) -> httpx.Client:
 
 
 def _post(
-    c: httpx.Client, url: str, body: bytes, ctype: str, auth: str | None = None
+    c: httpx.Client,
+    url: str,
+    body: bytes,
+    ctype: str,
+    auth: str | None = None,
+    method: str = "POST",
 ) -> httpx.Response:
     headers = {"Content-Type": ctype}
     if auth:
         headers["Authorization"] = f"Bearer {auth}"
-    return c.post(url, content=body, headers=headers)
+    return c.request(method, url, content=body, headers=headers)
 
 
 def assert_json_4xx(r: httpx.Response, what: str) -> None:
@@ -144,6 +151,9 @@ def test_every_pre_auth_endpoint_answers_4xx(portal: Portal) -> None:
                 r = _post(c, portal.url + target, body, ctype, auth)
                 assert_json_4xx(r, f"{name} -> {target} ({'key' if auth else 'no key'})")
                 assert real_key not in r.text
+            for method, path in SIGNED_IN_BODIES:  # no user: 4xx, parsed or not
+                r = _post(c, portal.url + path, body, ctype, FAKE_KEY, method)
+                assert_json_4xx(r, f"{name} -> {method} {path}")
             r = _post(c, portal.url + FORM_LOGIN, body, ctype)
             assert 400 <= r.status_code < 500, f"{name} -> {FORM_LOGIN}: {r.status_code}"
     assert portal.tracebacks() == 0, portal.log.read_text(errors="replace")[-4000:]
@@ -171,4 +181,13 @@ def test_malformed_bodies_count_toward_the_source_throttle(portal: Portal) -> No
         assert all(400 <= r.status_code < 500 for r in statuses)
         assert statuses[-1].status_code == 429, statuses[-1].text
         assert statuses[-1].json()["error"] == "too_many_requests"
+    with client_from("127.0.6.4") as form_guesser:  # the HTML form: refused forms count too
+        statuses = [
+            _post(form_guesser, portal.url + FORM_LOGIN, bad[i % len(bad)], ctype)
+            for i in range(100)
+            for ctype in (JSON, FORM)
+        ]
+        assert all(400 <= r.status_code < 500 for r in statuses)
+        assert statuses[-1].status_code == 429 and "retry-after" in statuses[-1].headers
+        assert "too many failed sign-ins" in statuses[-1].text
     assert portal.tracebacks() == 0, portal.log.read_text(errors="replace")[-4000:]

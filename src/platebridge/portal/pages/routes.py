@@ -65,11 +65,21 @@ async def login_form(request: Request, next: str = "/cameras") -> Response:
 @router.post("/login")
 @public
 async def login_submit(request: Request, db: Db, settings: Settings, ip: ClientIp) -> Response:
+    # Refused forms (expired, fields missing) count as failed sign-ins of the source, which is
+    # checked before the form is read, as for the JSON login.
+    throttle = get_throttle(request)
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE)
+    try:
+        throttle.check_login_source(ip)
+    except ApiError as exc:
+        response = _login_page(request, cookie or new_login_csrf(), exc.status, error=exc.message)
+        response.headers.update(exc.response_headers() or {})
+        return response
     form = await form_fields(request)
     target = safe_next(form.get("next"))
     email = form.get("email", "").strip()[:320]
-    cookie = request.cookies.get(LOGIN_CSRF_COOKIE)
     if not cookie or not tokens_match(cookie, form.get("csrf_token")):
+        throttle.login_refused(ip)
         return _login_page(
             request,
             new_login_csrf(),
@@ -80,6 +90,7 @@ async def login_submit(request: Request, db: Db, settings: Settings, ip: ClientI
         )
     password = form.get("password", "")
     if not email or not password or len(password) > 1024:
+        throttle.login_refused(ip)
         return _login_page(
             request, cookie, 422, error="Enter your e-mail and password.", email=email, next=target
         )
@@ -90,7 +101,7 @@ async def login_submit(request: Request, db: Db, settings: Settings, ip: ClientI
                 email,
                 password,
                 settings.session_ttl,
-                throttle=get_throttle(request),
+                throttle=throttle,
                 source=ip,
             )
     except ApiError as exc:
