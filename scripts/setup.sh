@@ -13,7 +13,7 @@ GROUPS_WHY=(
   "Python 3 and venv (the project's virtualenv in .venv)"
   "ffmpeg/ffprobe (the POD's RTSP->HLS remux, test cameras)"
   "GStreamer RTSP server (the demo's and the tests' RTSP cameras)"
-  "Chromium (the browser tests and screenshots)"
+  "Chromium and the library Playwright's driver needs (the browser tests and screenshots)"
   "ip, nft, ps, openssl, curl (network fault tests, process checks, TLS tests, fresh-machine check)"
   "nginx and wrk (the benchmarks)"
 )
@@ -21,7 +21,7 @@ GROUPS_PKGS=(
   "python3 python3-venv python3-pip"
   "ffmpeg"
   "gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gir1.2-gst-rtsp-server-1.0 python3-gi"
-  "chromium"
+  "chromium libatomic1"
   "iproute2 nftables procps openssl curl ca-certificates"
   "nginx-light wrk"
 )
@@ -35,7 +35,8 @@ fi
 # runs in no container or chroot and gives no /usr/bin/chromium; there Playwright's own build is
 # used instead (below, after the venv).
 if [ "$os_id" = ubuntu ]; then
-  unset 'GROUPS_WHY[3]' 'GROUPS_PKGS[3]'
+  GROUPS_WHY[3]="the library Playwright's driver needs (the browser tests)"
+  GROUPS_PKGS[3]="libatomic1"
 fi
 # Node.js + npm (front-end packages) only when no node/npm is on PATH already (e.g. /usr/local/bin).
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
