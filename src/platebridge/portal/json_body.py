@@ -35,14 +35,16 @@ _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 
 def _classes() -> bytes:
     """A ``bytes.translate`` table: raw control characters -> NUL, digits -> ``0``,
-    ``e``/``E`` -> ``e``, ``+`` kept, everything else -> space."""
+    ``e``/``E`` -> ``e``, ``[``/``{`` -> ``[``, ``N``/``I`` -> ``N`` (``NaN``, ``Infinity``),
+    everything else -> space (``+`` is deleted: ``1e+400`` reads ``0e000``)."""
     table = bytearray(b" " * 256)
     for byte in range(0x20):
         if byte not in b"\t\n\r":
             table[byte] = 0
     table[ord("0") : ord("9") + 1] = b"0" * 10
     table[ord("e")] = table[ord("E")] = ord("e")
-    table[ord("+")] = ord("+")
+    table[ord("[")] = table[ord("{")] = ord("[")
+    table[ord("N")] = table[ord("I")] = ord("N")
     return bytes(table)
 
 
@@ -52,7 +54,7 @@ _CLASSES = _classes()
 _DIGIT_RUN = b"0" * (MAX_DIGITS + 1)
 #: A mantissa has at most MAX_DIGITS integer digits, so an infinite float needs an exponent of
 #: three digits or more.
-_BIG_EXPONENTS = (b"e000", b"e+000")
+_BIG_EXPONENT = b"e000"
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
 _SQUARE = bytes.maketrans(b"{}", b"[]")
 _MAYBE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -76,16 +78,16 @@ def check(body: bytes) -> None:
             body.decode("utf-8")
         except UnicodeDecodeError:
             raise invalid_json("not valid UTF-8") from None
-    classes = body.translate(_CLASSES)
+    classes = body.translate(_CLASSES, b"+")
     if b"\0" in classes:
         raise invalid_json("raw control character (UTF-16 or UTF-32 text?)")
     escaped = b"\\" in body
     if escaped and _MAYBE_SURROGATE.search(body):
         _check_surrogates(body)
-    deep = body.count(b"[") + body.count(b"{") > MAX_DEPTH
+    deep = classes.count(b"[") > MAX_DEPTH  # cannot nest deeper than it has openers
     long_digits = _DIGIT_RUN in classes
-    big_exponent = any(e in classes for e in _BIG_EXPONENTS)
-    non_finite = b"NaN" in body or b"Infinity" in body
+    big_exponent = _BIG_EXPONENT in classes
+    non_finite = b"N" in classes and (b"NaN" in body or b"Infinity" in body)
     if not (deep or long_digits or big_exponent or non_finite):
         return  # the common case
     if escaped:  # a run of backslashes pairs up left to right; then \" is an escape
