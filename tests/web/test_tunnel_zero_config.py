@@ -24,8 +24,8 @@ import pytest
 from playwright.sync_api import Page
 
 from tests.conftest import require_postgres
-from tests.pod.conftest import Agent
 from tests.support import portal as support
+from tests.support.agent import Agent
 from tests.support.camera import TestCamera, camera_available
 from tests.support.portal import SeededCompany, cli, login, new_sqlite_url, run_portal
 from tests.support.procs import wait_until
@@ -61,7 +61,7 @@ document.addEventListener('timeupdate', (e) => {
 
 
 @dataclass
-class TunnelWorld:
+class ZeroConfigWorld:
     url: str
     db_url: str
     tenant: SeededCompany
@@ -69,11 +69,11 @@ class TunnelWorld:
     agent: Agent
 
 
-def _set_mode(world: TunnelWorld, mode: str) -> None:
+def _set_mode(world: ZeroConfigWorld, mode: str) -> None:
     cli(world.db_url, "pod", "set-mode", "--pod-id", world.tenant.pod_id, "--mode", mode)
 
 
-def _tunnel_connected(world: TunnelWorld) -> bool:
+def _tunnel_connected(world: ZeroConfigWorld) -> bool:
     return bool(pod_row(world.url, world.admin, world.tenant.pod_id)["tunnel_connected"])
 
 
@@ -93,7 +93,9 @@ def database(
 
 
 @pytest.fixture(scope="module")
-def tunnel_world(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TunnelWorld]:
+def zero_config_world(
+    database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ZeroConfigWorld]:
     if not camera_available() or not Path(CHROMIUM).exists():
         pytest.skip("needs GStreamer's RTSP server, ffmpeg and /usr/bin/chromium")
     tmp = tmp_path_factory.mktemp("tunnel-web")
@@ -118,7 +120,7 @@ def tunnel_world(database: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             agent.wait_status("active")
             wait_registered(url, tenant)
             admin = login(url, tenant.email, tenant.password)
-            world = TunnelWorld(url, db_url, tenant, admin, agent)
+            world = ZeroConfigWorld(url, db_url, tenant, admin, agent)
             # The portal cannot reach the POD: the proxy refuses its address, no tunnel is open.
             r = httpx.get(
                 f"{url}/api/pod/proxy-stream/{tenant.pod_id}",
@@ -131,13 +133,13 @@ def tunnel_world(database: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             assert agent.health()["tunnel"]["state"] == "off"
             yield world
         except BaseException:
-            print(agent.proc.output()[-3000:])
+            print(agent.output()[-3000:])
             raise
         finally:
             agent.close()
 
 
-def _viewer(world: TunnelWorld) -> tuple[str, str]:
+def _viewer(world: ZeroConfigWorld) -> tuple[str, str]:
     """A fresh viewer per test: the audit trail's viewing window is per viewer."""
     email = f"viewer-{uuid.uuid4().hex[:8]}@example.test"
     password = f"pw-{uuid.uuid4().hex[:12]}"
@@ -149,7 +151,7 @@ def _viewer(world: TunnelWorld) -> tuple[str, str]:
     return email, password
 
 
-def _audit(world: TunnelWorld, email: str, since: str) -> list[dict[str, Any]]:
+def _audit(world: ZeroConfigWorld, email: str, since: str) -> list[dict[str, Any]]:
     r = httpx.get(
         f"{world.url}/api/audit",
         headers=world.admin,
@@ -163,9 +165,9 @@ def _audit(world: TunnelWorld, email: str, since: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("mode", ["tunnel", "auto"])
 def test_zero_config_pod_plays_through_the_tunnel(
-    tunnel_world: TunnelWorld, page: Page, mode: str
+    zero_config_world: ZeroConfigWorld, page: Page, mode: str
 ) -> None:
-    world = tunnel_world
+    world = zero_config_world
     email, password = _viewer(world)
     since = datetime.now(UTC).isoformat()
     _set_mode(world, mode)
