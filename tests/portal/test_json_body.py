@@ -33,7 +33,7 @@ HEARTBEAT = {
 def refused(body: bytes) -> str:
     with pytest.raises(ApiError) as caught:
         check(body)
-    assert caught.value.status == 400 and caught.value.code == "invalid_json"
+    assert caught.value.status == 422 and caught.value.code == "invalid_json"
     return caught.value.message
 
 
@@ -145,7 +145,7 @@ def test_tolerant_parser_refuses_what_json_loads_would_guess_or_invent() -> None
     for body in ('{"pod_id": "x"}'.encode("utf-16"), b'{"pod_id": "x", "n": NaN} # c'):
         with pytest.raises(ApiError) as caught:
             parse_json_body(body)
-        assert caught.value.status == 400
+        assert caught.value.code == "invalid_json"
 
 
 def test_comment_stripper_handles_unterminated_strings() -> None:

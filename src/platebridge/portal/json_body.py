@@ -5,7 +5,7 @@ parsed by pydantic and, on the heartbeat's tolerant path, by :func:`json.loads`.
 per nesting level (Python's raises ``RecursionError``: a 500), turn digit runs into ``int``
 (refused over 4300 digits) and take ``NaN``/``Infinity``/``1e999``; :func:`json.loads` also
 guesses UTF-16/32 from the bytes. :func:`check` refuses all of that first with
-``400 invalid_json``.
+``422 invalid_json`` (422 as for every body the portal cannot read as its JSON).
 
 Cost: the common body passes on whole-body tests done by C code (one ``bytes.translate``,
 substring searches, byte counts) in a few microseconds; only a body that trips one of them
@@ -65,11 +65,11 @@ _NUMBER_WITH_EXPONENT = re.compile(rb"-?[0-9.]*[eE][+-]?[0-9]+")
 
 
 def invalid_json(detail: str) -> ApiError:
-    return ApiError(400, "invalid_json", f"request body refused: {detail}")
+    return ApiError(422, "invalid_json", f"request body refused: {detail}")
 
 
 def check(body: bytes) -> None:
-    """Raise ``400 invalid_json`` if ``body`` could make a JSON parser recurse deeper than
+    """Raise ``422 invalid_json`` if ``body`` could make a JSON parser recurse deeper than
     :data:`MAX_DEPTH`, build a huge or non-finite number, or read anything but UTF-8."""
     if body.startswith(_BOMS):
         raise invalid_json("byte order mark; send UTF-8 without a BOM")

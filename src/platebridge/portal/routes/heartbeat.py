@@ -91,7 +91,7 @@ async def heartbeat(request: Request) -> Response:
 
 
 def _parse(body: bytes) -> HeartbeatRequest:
-    json_body.check(body)  # deep nesting, huge numbers, not UTF-8: 400 before any parser
+    json_body.check(body)  # deep nesting, huge numbers, not UTF-8: 422 before any parser
     try:  # the common case: plain JSON, validated from bytes in one pass
         return HeartbeatRequest.model_validate_json(body)
     except ValueError:

@@ -80,9 +80,9 @@ def _loads(body: bytes) -> Any:
 
 def parse_json_body(body: bytes) -> Any:
     """Parse JSON regardless of Content-Type (the spec's curl sends form-encoded headers);
-    tolerate ``#`` comments as in the spec's payload. Raises 422 naming ``body``, or 400
+    tolerate ``#`` comments as in the spec's payload. Raises 422 (``validation_error``, or
     ``invalid_json`` from :func:`json_body.check`, which screens every text handed to the
-    parser (the body, then the body without its comments: a comment can hide brackets)."""
+    parser: the body, then the body without its comments, as a comment can hide brackets)."""
     json_body.check(body)
     try:
         return _loads(body)
