@@ -101,3 +101,13 @@ def test_output_hides_nothing_under_broad_line_splitting(chunks: list[str], eol:
                 value = value.strip('"')
                 if "://" in value or value.startswith(("/", "\\")):
                     assert value in produced
+
+
+@pytest.mark.parametrize(
+    "tag",
+    ['#EXTINF:2,URI="/abs', "#EXTINF:2,/abs/seg.ts", "#EXTINF:2,x=//evil.example/a"],
+)
+def test_url_shaped_piece_of_a_plain_tag_is_refused(tag: str) -> None:
+    """Found by the broad-splitting property: a URL hidden in an ``#EXTINF`` title."""
+    with pytest.raises(PlaylistError):
+        rewrite_playlist(f"#EXTM3U\n{tag}\nseg.ts\n", uri_for=lambda u: "/p/1")

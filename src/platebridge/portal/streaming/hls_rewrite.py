@@ -96,6 +96,12 @@ def _looks_like_url(value: str) -> bool:
     return "://" in value or value.startswith(("/", "\\"))
 
 
+def _plain_value_fetchable(value: str) -> bool:
+    """A plain tag's value (an ``#EXTINF`` title too) that holds anything URL-shaped in any
+    of its comma / ``=`` separated pieces: refused, since it cannot be rewritten."""
+    return "://" in value or any(_looks_like_url(piece) for piece in re.split(r"[,=]", value))
+
+
 def _rewrite_attributes(tag: str, attributes: str, uri_for: Callable[[str], str] | None) -> str:
     """The checked (and, with ``uri_for``, rewritten) attribute list of ``tag``."""
     out: list[str] = []
@@ -154,7 +160,7 @@ def _rewrite_line(line: str, uri_for: Callable[[str], str]) -> str:
     if tag in ATTRIBUTE_TAGS and sep:
         _rewrite_attributes(tag, attributes.rstrip(), None)
         return line
-    if tag.rstrip() in PLAIN_TAGS and not _looks_like_url(attributes) and "://" not in attributes:
+    if tag.rstrip() in PLAIN_TAGS and not _plain_value_fetchable(attributes):
         return line
     raise PlaylistError(f"tag {tag[:40]!a} is not one the portal passes on")
 
