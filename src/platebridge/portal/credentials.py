@@ -1,7 +1,8 @@
 """What a request presents: its bearer token, its login session token, its peer address.
 
 Plain functions of the request with no imports from the rest of the portal, so ``deps`` (which
-wraps them in typed aliases) and the streaming package can both use them without a cycle.
+wraps them in typed aliases: ``SessionToken``, ``ClientIp``) and the lean heartbeat route can
+use them without a cycle.
 """
 
 from __future__ import annotations
