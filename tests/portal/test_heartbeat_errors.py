@@ -7,21 +7,22 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.portal.conftest import Portal
 from tests.portal.test_heartbeat import camera_payload
+from tests.support.inprocess import AppPortal
 from tests.support.portal import SeededCompany, rotate_pod_key
 
-pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
+# Fast lane: the portal app in-process (tests/support/inprocess.py) on SQLite and PostgreSQL.
 
 HB = "/api/pod/heartbeat"
 
 
-def post(portal: Portal, headers: dict[str, str], **kwargs: object) -> httpx.Response:
-    return httpx.post(f"{portal.url}{HB}", headers=headers, **kwargs)  # type: ignore[arg-type]
+def post(app_portal: AppPortal, headers: dict[str, str], **kwargs: object) -> httpx.Response:
+    return app_portal.client.post(HB, headers=headers, **kwargs)  # type: ignore[arg-type]
 
 
-def pod_row(portal: Portal, t: SeededCompany) -> dict[str, object]:
-    pods = httpx.get(f"{portal.url}/api/pods", headers=portal.login(t)).json()["pods"]
+def pod_row(app_portal: AppPortal, t: SeededCompany) -> dict[str, object]:
+    user = app_portal.login(t.email, t.password)
+    pods = app_portal.client.get("/api/pods", headers=user).json()["pods"]
     return next(p for p in pods if p["pod_id"] == t.pod_id)
 
 
@@ -34,47 +35,47 @@ def assert_error(r: httpx.Response, status: int, code: str) -> dict[str, object]
     return body
 
 
-def test_missing_key_401(portal: Portal, tenant: SeededCompany) -> None:
-    r = post(portal, {}, json=camera_payload("cam-a"))
+def test_missing_key_401(app_portal: AppPortal, tenant: SeededCompany) -> None:
+    r = post(app_portal, {}, json=camera_payload("cam-a"))
     assert_error(r, 401, "missing_api_key")
-    r = post(portal, {"Authorization": "Basic Zm9vOmJhcg=="}, json=camera_payload("cam-a"))
+    r = post(app_portal, {"Authorization": "Basic Zm9vOmJhcg=="}, json=camera_payload("cam-a"))
     assert_error(r, 401, "missing_api_key")
 
 
-def test_unknown_key_401_not_echoed(portal: Portal, tenant: SeededCompany) -> None:
+def test_unknown_key_401_not_echoed(app_portal: AppPortal, tenant: SeededCompany) -> None:
     bogus = "pbk_" + "x" * 43
-    r = post(portal, {"Authorization": f"Bearer {bogus}"}, json=camera_payload("cam-a"))
+    r = post(app_portal, {"Authorization": f"Bearer {bogus}"}, json=camera_payload("cam-a"))
     assert_error(r, 401, "invalid_api_key")
     assert "xxxx" not in r.text
     # Unknown key with an invalid body: still 401 (authentication first).
-    r = post(portal, {"Authorization": f"Bearer {bogus}"}, json={"pod_id": ""})
+    r = post(app_portal, {"Authorization": f"Bearer {bogus}"}, json={"pod_id": ""})
     assert_error(r, 401, "invalid_api_key")
-    r = post(portal, {"Authorization": "Bearer not-a-pod-key"}, json=camera_payload("cam-a"))
+    r = post(app_portal, {"Authorization": "Bearer not-a-pod-key"}, json=camera_payload("cam-a"))
     assert_error(r, 401, "invalid_api_key")
-    assert pod_row(portal, tenant)["last_heartbeat"] is None
+    assert pod_row(app_portal, tenant)["last_heartbeat"] is None
 
 
-def test_revoked_key_401(portal: Portal, tenant: SeededCompany) -> None:
-    assert post(portal, tenant.pod_auth, json=camera_payload("cam-a")).status_code == 200
-    rotated = rotate_pod_key(portal.db_url, tenant.company_id, tenant.pod_id)
-    r = post(portal, tenant.pod_auth, json=camera_payload("cam-a"))  # same body: fast path too
+def test_revoked_key_401(app_portal: AppPortal, tenant: SeededCompany) -> None:
+    assert post(app_portal, tenant.pod_auth, json=camera_payload("cam-a")).status_code == 200
+    rotated = rotate_pod_key(app_portal.db_url, tenant.company_id, tenant.pod_id)
+    r = post(app_portal, tenant.pod_auth, json=camera_payload("cam-a"))  # same body: fast path too
     assert_error(r, 401, "invalid_api_key")
-    r = post(portal, {"Authorization": f"Bearer {rotated}"}, json=camera_payload("cam-a"))
+    r = post(app_portal, {"Authorization": f"Bearer {rotated}"}, json=camera_payload("cam-a"))
     assert r.status_code == 200
 
 
-def test_wrong_pod_403(portal: Portal, tenant: SeededCompany) -> None:
+def test_wrong_pod_403(app_portal: AppPortal, tenant: SeededCompany) -> None:
     payload = camera_payload("cam-a")
     payload["pod_id"] = "some-other-pod"
-    r = post(portal, tenant.pod_auth, json=payload)
+    r = post(app_portal, tenant.pod_auth, json=payload)
     assert_error(r, 403, "pod_mismatch")
-    assert pod_row(portal, tenant)["last_heartbeat"] is None
+    assert pod_row(app_portal, tenant)["last_heartbeat"] is None
 
 
-def test_body_over_64k_413(portal: Portal, tenant: SeededCompany) -> None:
+def test_body_over_64k_413(app_portal: AppPortal, tenant: SeededCompany) -> None:
     big = camera_payload("cam-a")
     big["padding"] = "x" * (64 * 1024)
-    r = post(portal, tenant.pod_auth, json=big)
+    r = post(app_portal, tenant.pod_auth, json=big)
     assert_error(r, 413, "payload_too_large")
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: the stream itself is capped
@@ -83,9 +84,9 @@ def test_body_over_64k_413(portal: Portal, tenant: SeededCompany) -> None:
             yield b"x" * 1024
         yield b'"}'
 
-    r = post(portal, tenant.pod_auth, content=chunks())
+    r = post(app_portal, tenant.pod_auth, content=chunks())
     assert_error(r, 413, "payload_too_large")
-    assert pod_row(portal, tenant)["last_heartbeat"] is None
+    assert pod_row(app_portal, tenant)["last_heartbeat"] is None
 
 
 def _fields(r: httpx.Response) -> set[str]:
@@ -120,31 +121,31 @@ def _fields(r: httpx.Response) -> set[str]:
     ],
 )
 def test_invalid_fields_422_name_the_field(
-    portal: Portal, pristine_tenant: SeededCompany, mutate: object, field: str
+    app_portal: AppPortal, pristine_tenant: SeededCompany, mutate: object, field: str
 ) -> None:
     tenant = pristine_tenant
     payload = camera_payload("cam-ok", "cam-bad")
     mutate(payload)  # type: ignore[operator]
-    r = post(portal, tenant.pod_auth, json=payload)
+    r = post(app_portal, tenant.pod_auth, json=payload)
     assert field in _fields(r)
     # Nothing half-written: neither the pod nor the valid first camera.
-    assert pod_row(portal, tenant)["last_heartbeat"] is None
-    assert httpx.get(f"{portal.url}/api/cameras", headers=portal.login(tenant)).json() == {
-        "cameras": []
-    }
+    assert pod_row(app_portal, tenant)["last_heartbeat"] is None
+    assert app_portal.client.get(
+        "/api/cameras", headers=app_portal.login(tenant.email, tenant.password)
+    ).json() == {"cameras": []}
 
 
-def test_not_json_422(portal: Portal, tenant: SeededCompany) -> None:
+def test_not_json_422(app_portal: AppPortal, tenant: SeededCompany) -> None:
     for body in (b"{not json", b"[1, 2]", b""):
-        r = post(portal, tenant.pod_auth, content=body)
+        r = post(app_portal, tenant.pod_auth, content=body)
         assert r.status_code == 422, r.text
         assert r.json()["error"] == "validation_error"
 
 
-def test_secrets_never_in_errors(portal: Portal, tenant: SeededCompany) -> None:
+def test_secrets_never_in_errors(app_portal: AppPortal, tenant: SeededCompany) -> None:
     payload = camera_payload("cam-a")
     payload["cameras"][0]["rtsp_url"] = "rtsp://admin:topsecret@1.2.3.4/" + "a" * 3000  # type: ignore[index]
-    r = post(portal, tenant.pod_auth, json=payload)
+    r = post(app_portal, tenant.pod_auth, json=payload)
     assert "cameras.0.rtsp_url" in _fields(r)
     assert "topsecret" not in r.text
     assert tenant.api_key not in r.text
