@@ -14,9 +14,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from platebridge.portal import json_body
 from platebridge.portal.credentials import client_ip
 from platebridge.portal.deps import (
+    ClientIp,
     CurrentUser,
     Db,
     Settings,
+    Throttled,
     clear_session_cookie,
     csrf_exempt,
     public,
@@ -73,7 +75,12 @@ class LoginRequest(BaseModel):
 
 @public
 async def login(
-    body: LoginRequest, request: Request, response: Response, db: Db, settings: Settings
+    body: LoginRequest,
+    response: Response,
+    db: Db,
+    settings: Settings,
+    throttle: Throttled,
+    source: ClientIp,
 ) -> dict[str, Any]:
     async with db.write() as session:
         result = await auth.login(
@@ -81,8 +88,8 @@ async def login(
             body.email,
             body.password,
             settings.session_ttl,
-            throttle=get_throttle(request),
-            source=client_ip(request),
+            throttle=throttle,
+            source=source,
         )
     set_session_cookie(response, result.token, settings)
     return {
