@@ -78,7 +78,7 @@ def test_same_pod_concurrently(portal: Portal, tenant: SeededCompany) -> None:
 
 
 def test_many_pods_and_one_new_pod_concurrently(portal: Portal, tenant: SeededCompany) -> None:
-    key = enroll_key(portal, tenant.site_id)
+    key = enroll_key(portal.db_url, tenant.site_id)
     jobs = []
     for i in range(N):
         payload = camera_payload("cam-1", "cam-2")

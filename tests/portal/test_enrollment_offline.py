@@ -11,12 +11,12 @@ from tests.support.portal import SeededCompany, age_pods, create_site, enrollmen
 HB = "/api/pod/heartbeat"
 
 
-def enroll_key(app_portal: AppPortal, site_id: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {enrollment_key(app_portal.db_url, site_id)}"}
+def enroll_key(db_url: str, site_id: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {enrollment_key(db_url, site_id)}"}
 
 
 def test_enrollment_key_registers_unknown_pod(app_portal: AppPortal, tenant: SeededCompany) -> None:
-    key = enroll_key(app_portal, tenant.site_id)
+    key = enroll_key(app_portal.db_url, tenant.site_id)
     payload = camera_payload("cam-1")
     payload["pod_id"] = "north-gate-pod"
     r = app_portal.client.post(HB, headers=key, json=payload)
@@ -43,7 +43,8 @@ def test_enrollment_key_registers_unknown_pod(app_portal: AppPortal, tenant: See
 def test_enrollment_key_refuses_pod_of_another_site(
     app_portal: AppPortal, tenant: SeededCompany
 ) -> None:
-    key = enroll_key(app_portal, create_site(app_portal.db_url, tenant.community_id, "Back Gate"))
+    site_id = create_site(app_portal.db_url, tenant.community_id, "Back Gate")
+    key = enroll_key(app_portal.db_url, site_id)
     r = app_portal.client.post(HB, headers=key, json=camera_payload("cam-1"))
     assert r.status_code == 403, r.text
     assert r.json()["error"] == "pod_in_other_site"
