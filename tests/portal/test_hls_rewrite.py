@@ -288,10 +288,10 @@ def test_roundtrip_preserves_non_uri_lines(body: list[str], eol: str) -> None:
 
 def test_the_pod_agents_playlist_is_understood() -> None:
     """The POD agent's own rewriting (``stream/{camera}/{segment}?token=…``) fits ours."""
-    from platebridge.core.tokens import StreamClaims, sign_stream_token
     from platebridge.pod.playlist import rewrite_playlist as pod_rewrite
+    from tests.support.builders import stream_token
 
-    token = sign_stream_token(StreamClaims("u1", "main-gate-pod", "gate-camera-1", 2**40), "s" * 32)
+    token = stream_token("gate-camera-1", pod_id="main-gate-pod", user_id="u1", secret="s" * 32)
     ffmpeg_text = (
         "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:41\n"
         "#EXTINF:2.000000,\nseg_41.ts\n#EXTINF:2.000000,\nseg_42.ts\n"
