@@ -108,8 +108,10 @@ command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing on the host: ${need[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" \
-    >/dev/null || die "cannot install ${need[*]} on the host"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    "${need[@]}" >/dev/null; }; then
+    die "cannot install ${need[*]} on the host"
+  fi
 fi
 curl -sfI -m 10 "$MIRROR/dists/$SUITE/Release" >/dev/null \
   || die "the mirror $MIRROR does not answer for $SUITE (set MIRROR=...)"
@@ -137,6 +139,7 @@ unmount_all() {
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
   done
 }
+# shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
   local code=$?
   if [ -n "$DEMO_PID" ] && kill -0 "$DEMO_PID" 2>/dev/null; then
@@ -165,15 +168,17 @@ trap 'exit 130' INT TERM
 mkdir -p "$WORK"
 unmount_all
 if [ -d "$ROOT" ]; then
-  [ -z "$(findmnt -rn -o TARGET | grep -F "$ROOT")" ] || die "something is still mounted in $ROOT"
+  ! findmnt -rn -o TARGET | grep -qF "$ROOT" || die "something is still mounted in $ROOT"
   log "removing the previous rootfs $ROOT"
   rm -rf --one-file-system "$ROOT"
 fi
 rm -f "$DEMO_LOG"
 START=$SECONDS  # the times are the check's own, not the removal of an old rootfs
 
+# shellcheck disable=SC2054  # debootstrap's lists are comma-separated
 DB_ARGS=(--variant=minbase --include=ca-certificates,git,sudo)
 if [ "$TARGET" = ubuntu2404 ]; then
+  # shellcheck disable=SC2054
   DB_ARGS+=(--components=main,universe)
   if [ -r /usr/share/keyrings/ubuntu-archive-keyring.gpg ]; then
     DB_ARGS+=(--keyring=/usr/share/keyrings/ubuntu-archive-keyring.gpg)
@@ -284,7 +289,7 @@ log "the demo is running ($(elapsed $T_UP) after setup)"
 
 PB_EMAIL="$(sed -n 's/^  E-mail: *//p' "$DEMO_LOG" | tail -n 1)"
 PB_PASSWORD="$(sed -n 's/^  Password: *//p' "$DEMO_LOG" | tail -n 1)"
-[ -n "$PB_EMAIL" ] && [ -n "$PB_PASSWORD" ] || die "the demo printed no login"
+if [ -z "$PB_EMAIL" ] || [ -z "$PB_PASSWORD" ]; then die "the demo printed no login"; fi
 cat >"$ROOT/tmp/fresh-probe.sh" <<'PROBE'
 set -euo pipefail
 P="http://127.0.0.1:$PORTAL_PORT"

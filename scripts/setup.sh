@@ -29,6 +29,7 @@ os_id="" os_version=""
 if [ -r /etc/os-release ]; then
   # shellcheck disable=SC1091
   os_id="$(. /etc/os-release && echo "${ID:-}")"
+  # shellcheck disable=SC1091
   os_version="$(. /etc/os-release && echo "${VERSION_ID:-}")"
 fi
 # Chromium: on Ubuntu the apt package is only a wrapper that installs the snap (and snapd), which
@@ -98,7 +99,8 @@ fi
 if [ "$os_id" = ubuntu ] && [ ! -x /usr/bin/chromium ]; then
   echo "setup: installing Chromium for the browser tests (Playwright's build: Ubuntu has no deb)"
   if ! out="$(.venv/bin/python -m playwright install --with-deps chromium 2>&1)"; then
-    echo "setup: WARNING: could not install Playwright's Chromium ($(echo "$out" | tail -n 1));" \
+    reason="$(grep -m 1 -E 'Error|ERROR|Failed|failed' <<<"$out" || tail -n 1 <<<"$out")"
+    echo "setup: WARNING: could not install Playwright's Chromium (${reason# *});" \
       "the demo does not need it, the browser tests do:" \
       ".venv/bin/python -m playwright install --with-deps chromium" >&2
   fi
