@@ -22,6 +22,7 @@ from platebridge.pod.config import load_config
 from tests.support.camera import TestCamera, camera_available
 from tests.support.portal import (
     SeededCompany,
+    enrollment_key,
     new_sqlite_url,
     rotate_pod_key,
     run_portal,
@@ -146,6 +147,21 @@ def test_key_of_another_pod_names_pod_id(site: Site, tmp_path: Path) -> None:
     assert result.code == 3, result.out
     assert "the key belongs to another pod than 'some-other-pod'" in result.out
     assert not out.exists()
+
+
+def test_site_enrollment_key_registers_the_pod_and_says_what_is_left(
+    site: Site, tmp_path: Path
+) -> None:
+    out = tmp_path / "pod.yaml"
+    key = enrollment_key(site.db_url, site.seeded.site_id)
+    result = enroll(site, out, "--pod-id", "enrolled-pod", key=key)
+    assert result.code == 0, result.out
+    assert "NOTE: the portal registered this pod now" in result.out
+    assert "pod rotate-secret --pod-id enrolled-pod" in result.out
+    result.assert_no_secrets(site, key)
+    assert load_config(out).pod_id == "enrolled-pod"
+    rows = sql(site.db_url, "SELECT site_id FROM pods WHERE pod_id = 'enrolled-pod'")
+    assert [str(r[0]).replace("-", "") for r in rows] == [site.seeded.site_id.replace("-", "")]
 
 
 def test_unreachable_portal_writes_nothing(site: Site, tmp_path: Path) -> None:
