@@ -6,6 +6,7 @@ contain the key, the stream secret or the camera password.
 
 from __future__ import annotations
 
+import os
 import shlex
 import stat
 import subprocess
@@ -68,8 +69,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         yield Site(base, db_url, seed_company(db_url), camera)
 
 
-def enroll(site: Site, out: Path, *args: str, key: str | None = None, cam: str = "") -> Result:
-    argv = [str(VENV_BIN / "platebridge-pod"), "enroll", "--output", str(out)]
+def enroll(
+    site: Site,
+    out: Path,
+    *args: str,
+    key: str | None = None,
+    cam: str = "",
+    prefix: tuple[str, ...] = (),
+) -> Result:
+    argv = [*prefix, str(VENV_BIN / "platebridge-pod"), "enroll", "--output", str(out)]
     argv += ["--key", key or site.seeded.api_key, "--pod-id", site.seeded.pod_id]
     argv += ["--stream-secret", site.seeded.stream_token_secret]
     argv += ["--camera", cam or f"gate-camera-1:Main Gate={site.camera.url}"]
@@ -203,6 +211,16 @@ def test_unreachable_camera_writes_nothing(site: Site, tmp_path: Path) -> None:
     assert "Connection refused" in result.out
     result.assert_no_secrets(site)
     assert not out.exists()
+
+
+def test_unwritable_directory_is_refused_before_any_check(site: Site) -> None:
+    # "/" is not writable for an unprivileged user: the technician who forgot sudo
+    nobody = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+    result = enroll(site, Path("/pod-enroll-test.yaml"), prefix=nobody if os.geteuid() == 0 else ())
+    assert result.code == 5, result.out
+    assert "cannot write in / (run as root?)" in result.out
+    assert "camera" not in result.out and "portal:" not in result.out  # nothing was probed
+    assert not Path("/pod-enroll-test.yaml").exists()
 
 
 def test_bad_answers_exit_2_before_any_probe(site: Site, tmp_path: Path) -> None:

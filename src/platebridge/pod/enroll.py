@@ -287,11 +287,13 @@ async def probe_camera(config: PodConfig, index: int) -> CheckLine:
 
 
 def check_output(path: Path, force: bool) -> None:
-    """Refuse early (before any probe) when the file exists or its directory does not."""
+    """Refuse early (before any probe) when the file exists or cannot be written."""
     if path.exists() and not force:
         raise EnrollError(EXIT_USAGE, f"{path} exists: pass --force to replace it")
     if not path.parent.is_dir():
         raise EnrollError(EXIT_WRITE, f"directory {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise EnrollError(EXIT_WRITE, f"cannot write in {path.parent} (run as root?)")
 
 
 def write_atomically(path: Path, text: str, force: bool) -> None:
