@@ -15,8 +15,8 @@
 #   REPO    the checkout to clone (default: this one); its committed HEAD is what is tested
 # Environment: FRESH_WORK (/var/tmp/platebridge-fresh), FRESH_TIMEOUT (2400 s for the demo to
 # come up), MIRROR (Debian: the host's apt mirror; Ubuntu: http://archive.ubuntu.com/ubuntu),
-# FRESH_PORTAL_PORT, FRESH_POD_PORT, FRESH_CAMERA_PORTS (18080, 18000, 18554,18555: the chroot
-# shares the host's network, so not the demo's defaults).
+# FRESH_PORTAL_PORT, FRESH_POD_PORT, FRESH_CAMERA_PORTS (default: the first free ports from 18080,
+# 18000 and 18554: the chroot shares the host's network, so not the demo's defaults).
 set -euo pipefail
 # The whole script is one block, read before it runs: editing the file mid-run cannot derail it.
 {
@@ -45,9 +45,6 @@ REPO="$(cd "${REPO:-$(dirname "$0")/..}" && git rev-parse --show-toplevel)" \
   || die "not a git checkout: ${REPO:-$(dirname "$0")/..}"
 COMMIT="$(git -C "$REPO" rev-parse --short HEAD)"  # until the clone says which
 
-PORTAL_PORT="${FRESH_PORTAL_PORT:-18080}"
-POD_PORT="${FRESH_POD_PORT:-18000}"
-CAMERA_PORTS="${FRESH_CAMERA_PORTS:-18554,18555}"
 TIMEOUT="${FRESH_TIMEOUT:-2400}"
 WORK="${FRESH_WORK:-/var/tmp/platebridge-fresh}/$TARGET"
 ROOT="$WORK/rootfs"
@@ -86,9 +83,9 @@ case "$TARGET" in
   debian12)
     SUITE=bookworm
     MIRROR="${MIRROR:-$(host_mirror bookworm)}"
-    MIRROR="${MIRROR:-http://deb.debian.org/debian}"
+    [ -n "$MIRROR" ] || die "no Debian bookworm mirror in the host's apt sources: set MIRROR=URL"
     SECURITY="$(host_mirror bookworm-security)"
-    SECURITY="${SECURITY:-http://deb.debian.org/debian-security}"
+    SECURITY="${SECURITY:-${MIRROR%/debian}/debian-security}"
     SOURCES="deb $MIRROR bookworm main
 deb $MIRROR bookworm-updates main
 deb $SECURITY bookworm-security main"
@@ -115,12 +112,6 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 curl -sfI -m 10 "$MIRROR/dists/$SUITE/Release" >/dev/null \
   || die "the mirror $MIRROR does not answer for $SUITE (set MIRROR=...)"
-
-for p in "$PORTAL_PORT" "$POD_PORT" ${CAMERA_PORTS//,/ }; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-    die "port $p is in use on this machine (the chroot shares its network): set FRESH_*_PORT"
-  fi
-done
 
 # --- clean-up: always, in every way the check can end -----------------------------------------
 
@@ -256,26 +247,71 @@ log "cloned $REPO at $COMMIT into $HOME_DIR/platebridge (user $USER_NAME)"
 in_chroot_env=(/usr/bin/env -i "HOME=$HOME_DIR" "USER=$USER_NAME" "LOGNAME=$USER_NAME"
   "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" LANG=C.UTF-8 TERM=dumb
   ${TLS_ENV[@]+"${TLS_ENV[@]}"})
-T1=$SECONDS
-log "running 'bash scripts/demo.sh' in the chroot (log: $DEMO_LOG)"
-# No job control here, so the background job is no group leader: setsid makes it one (its pid is
-# the group id), which is what a terminal's Ctrl-C reaches.
-setsid chroot --userspec="$USER_NAME:$USER_NAME" "$ROOT" "${in_chroot_env[@]}" \
-  "PORTAL_PORT=$PORTAL_PORT" "POD_PORT=$POD_PORT" "CAMERA_PORTS=$CAMERA_PORTS" \
-  /bin/bash -c 'cd ~/platebridge && exec bash scripts/demo.sh' </dev/null >"$DEMO_LOG" 2>&1 &
-DEMO_PID=$!
+# The chroot shares the host's network: ports that are free now, from FRESH_* or else the first
+# free ones from 18080 (portal), 18000 (POD), 18554 (cameras).
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_from() {
+  local p=$1
+  while port_busy "$p" || [[ " $taken " == *" $p "* ]]; do p=$((p + 1)); done
+  echo "$p"
+}
+pick_ports() {
+  taken=""
+  if [ -n "${FRESH_PORTAL_PORT:-}${FRESH_POD_PORT:-}${FRESH_CAMERA_PORTS:-}" ]; then
+    PORTAL_PORT="${FRESH_PORTAL_PORT:-18080}" POD_PORT="${FRESH_POD_PORT:-18000}"
+    CAMERA_PORTS="${FRESH_CAMERA_PORTS:-18554,18555}"
+    local p
+    for p in "$PORTAL_PORT" "$POD_PORT" ${CAMERA_PORTS//,/ }; do
+      if port_busy "$p"; then die "port $p (FRESH_*) is in use on this machine"; fi
+    done
+  else
+    PORTAL_PORT="$(free_from 18080)"
+    taken+=" $PORTAL_PORT"
+    POD_PORT="$(free_from 18000)"
+    taken+=" $POD_PORT"
+    local c1 c2
+    c1="$(free_from 18554)"
+    taken+=" $c1"
+    c2="$(free_from $((c1 + 1)))"
+    CAMERA_PORTS="$c1,$c2"
+  fi
+}
 
-T_SETUP="" T_UP=""
+# No job control here, so a background job is no group leader: setsid makes it one (its pid is
+# the group id), which is what a terminal's Ctrl-C reaches.
+start_demo() {
+  pick_ports
+  log "running 'bash scripts/demo.sh' in the chroot, ports $PORTAL_PORT (portal)," \
+    "$POD_PORT (POD), $CAMERA_PORTS (cameras) (log: $DEMO_LOG)"
+  setsid chroot --userspec="$USER_NAME:$USER_NAME" "$ROOT" "${in_chroot_env[@]}" \
+    "PORTAL_PORT=$PORTAL_PORT" "POD_PORT=$POD_PORT" "CAMERA_PORTS=$CAMERA_PORTS" \
+    /bin/bash -c 'cd ~/platebridge && exec bash scripts/demo.sh' </dev/null >>"$DEMO_LOG" 2>&1 &
+  DEMO_PID=$!
+}
+
+T1=$SECONDS
+T_SETUP="" T_UP="" T_RESTART="" attempt=1
+start_demo
 while :; do
   if [ -z "$T_SETUP" ] && grep -qs '^demo: ' "$DEMO_LOG"; then
     T_SETUP=$((SECONDS - T1))
     log "setup.sh done in $(elapsed $T_SETUP); the demo is starting"
   fi
   if grep -qs '^PlateBridge demo is running\.$' "$DEMO_LOG"; then
-    T_UP=$((SECONDS - T1 - ${T_SETUP:-0}))
+    T_UP=$((SECONDS - ${T_RESTART:-$((T1 + ${T_SETUP:-0}))}))  # the last attempt's
     break
   fi
   if ! kill -0 "$DEMO_PID" 2>/dev/null; then
+    wait "$DEMO_PID" || true
+    # Another program took a port during setup: the demo says so; run it again (setup.sh is
+    # then a no-op, which is worth seeing too).
+    if [ "$attempt" -lt 3 ] && grep -qs '^demo: port [0-9]* is in use' "$DEMO_LOG"; then
+      attempt=$((attempt + 1))
+      log "$(grep '^demo: port [0-9]* is in use' "$DEMO_LOG" | tail -n 1); again with other ports"
+      T_RESTART=$SECONDS
+      start_demo
+      continue
+    fi
     tail -n 30 "$DEMO_LOG" >&2
     die "the demo exited before it was running (see $DEMO_LOG)"
   fi
@@ -364,7 +400,7 @@ if [ "$KEEP" = 0 ]; then
 fi
 echo "fresh-machine-check: PASS $TARGET ($SUITE minbase + ca-certificates git sudo, user" \
   "$USER_NAME, commit $COMMIT): debootstrap $(elapsed $T_DEBOOTSTRAP), setup.sh" \
-  "$(elapsed "$T_SETUP"), demo up $(elapsed "$T_UP"), checks $(elapsed $T_CHECKS)," \
+  "$(elapsed "$T_SETUP"), demo up $(elapsed "$T_UP") (attempt $attempt), checks $(elapsed $T_CHECKS)," \
   "total $(elapsed $TOTAL); rootfs $SIZE; $(date -u +%Y-%m-%d)"
 exit 0
 }
