@@ -10,6 +10,7 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 from platebridge.portal.credentials import SESSION_COOKIE as SESSION_COOKIE
@@ -55,12 +56,12 @@ class LoginRequired(Exception):
     """A page was requested without a valid session; rendered as a redirect to /login."""
 
 
-def get_db(request: Request) -> Database:
+def get_db(request: HTTPConnection) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-def get_settings(request: Request) -> PortalSettings:
+def get_settings(request: HTTPConnection) -> PortalSettings:
     settings: PortalSettings = request.app.state.settings
     return settings
 
@@ -117,20 +118,21 @@ def current_user(request: Request) -> User:
 
 # FastAPI runs plain ``def`` dependencies in its thread pool (a thread hop per dependency per
 # request, the largest single cost of a heartbeat in bench/heartbeat.py's profile); these async
-# twins run inline on the event loop.
+# twins run inline on the event loop. Those that take an ``HTTPConnection`` serve WebSocket
+# routes too (the live view, ``routes/live.py``).
 async def _current_user_dep(request: Request) -> User:
     return current_user(request)
 
 
-async def _db_dep(request: Request) -> Database:
+async def _db_dep(request: HTTPConnection) -> Database:
     return get_db(request)
 
 
-async def _settings_dep(request: Request) -> PortalSettings:
+async def _settings_dep(request: HTTPConnection) -> PortalSettings:
     return get_settings(request)
 
 
-async def _streaming_dep(request: Request) -> StreamingState:
+async def _streaming_dep(request: HTTPConnection) -> StreamingState:
     state: StreamingState = request.app.state.streaming
     return state
 
@@ -144,11 +146,11 @@ async def _throttle_dep(request: Request) -> Throttle:
     return app_throttle(request.app)
 
 
-async def _client_ip_dep(request: Request) -> str | None:
+async def _client_ip_dep(request: HTTPConnection) -> str | None:
     return client_ip(request)
 
 
-async def _session_token_dep(request: Request) -> str | None:
+async def _session_token_dep(request: HTTPConnection) -> str | None:
     return session_token(request)
 
 

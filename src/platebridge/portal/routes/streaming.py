@@ -24,6 +24,7 @@ from platebridge.portal.deps import (
 )
 from platebridge.portal.errors import ApiError
 from platebridge.portal.routes import audit as audit_routes
+from platebridge.portal.routes.live import install_live
 from platebridge.portal.schemas import StreamToken
 from platebridge.portal.streaming.audit_events import record_stream_started
 from platebridge.portal.streaming.authorize import authorize_stream
@@ -151,4 +152,5 @@ def install_streaming(app: FastAPI) -> None:
     """Add the streaming and audit routes and the JSON answer for POD failures."""
     app.include_router(router)
     app.include_router(audit_routes.router)
+    install_live(app)  # WS /api/pod/live/{pod_id}: the fMP4 live view
     app.add_exception_handler(UpstreamError, upstream_error_handler)

@@ -145,6 +145,15 @@ class _Response(Protocol):
     async def aclose(self) -> None: ...
 
 
+#: An upstream response whose body is read by the caller (:meth:`PodRelay.open_live`).
+UpstreamBody = _Response
+
+
+def read_error(exc: BaseException) -> UpstreamError:
+    """The viewer-facing error for a failure while reading an upstream body."""
+    return _transport_error(exc)
+
+
 def _media_type(response: _Response) -> str:
     value: str = response.headers.get("content-type", "")
     return value.split(";", 1)[0].strip().lower()
@@ -452,6 +461,32 @@ class PodRelay:
             if len(body) > self.max_playlist_bytes:
                 raise too_large
         return bytes(body)
+
+    async def open_live(self, url: str) -> UpstreamBody:
+        """Open the POD's endless live body at ``url`` (``200 video/mp4`` checked) for the
+        caller to read (:func:`read_error` maps a failure mid-body) and close."""
+        log_url = _LogUrl(url)
+        try:
+            response = await self._open_media(url, log_url, frozenset({"video/mp4"}))
+        except UpstreamError as exc:
+            logger.warning("POD live relay failed: %s (%s) for %s", exc.error, exc.status, log_url)
+            raise
+        return response
+
+    async def _open_media(self, url: str, log_url: _LogUrl, types: frozenset[str]) -> _Response:
+        request = self._request(url)
+        try:
+            response = await _within(
+                self.head_timeout, self._open(request, log_url), leftover=_close_response
+            )
+        except TimeoutError:
+            raise _transport_error(TimeoutError()) from None
+        if _media_type(response) not in types:
+            await response.aclose()
+            raise UpstreamError(
+                502, "upstream_bad_live", "the POD answered with something else than live video"
+            )
+        return response
 
     async def stream_segment(self, url: str) -> BodyStream:
         """Open the segment at ``url`` and return a response streaming it through.

@@ -9,6 +9,7 @@ from platebridge.portal.models import Pod
 from platebridge.portal.services import audit
 from platebridge.portal.settings import PortalSettings
 from platebridge.portal.streaming.access_cache import AccessCache
+from platebridge.portal.streaming.live import LiveRelays
 from platebridge.portal.streaming.relay import PodRelay, UpstreamError
 from platebridge.portal.streaming.select import (
     ReachabilityCache,
@@ -39,6 +40,8 @@ class StreamingState:
     reachability: ReachabilityCache = field(default_factory=ReachabilityCache)
     #: Recent viewer authorisations (``stream_auth_cache_seconds``; off when 0).
     access_cache: AccessCache = field(default_factory=lambda: AccessCache(0))
+    #: The live fMP4 upstreams, one per watched camera (``streaming/live.py``).
+    live: LiveRelays = field(default_factory=LiveRelays)
 
     @classmethod
     def create(cls, settings: PortalSettings, hub: TunnelHub | None = None) -> StreamingState:
@@ -60,6 +63,7 @@ class StreamingState:
         )
 
     async def aclose(self) -> None:
+        await self.live.aclose()
         await self.relay.aclose()
         if self.tunnel_relay is not None:
             await self.tunnel_relay.aclose()
