@@ -321,3 +321,29 @@ def test_viewing_is_audited_with_its_method(world: World) -> None:
     assert r.status_code == 200, r.text
     events = [e for e in r.json()["events"] if e["camera_id"] == CAMERA]
     assert [e["method"] for e in events] == ["proxy"]
+
+
+def test_live_urls_from_the_token_and_the_listing_open_the_stream(world: World) -> None:
+    portal, pod_id = world.portal, world.tenant.pod_id
+    data = stream_token(portal.url, world.auth, pod_id, CAMERA).json()
+    assert data["live_url"].startswith(f"/api/pod/live/{pod_id}?camera_id={CAMERA}&token=")
+    ws_base = portal.url.replace("http://", "ws://")
+    with open_ws(ws_base + data["live_url"]) as ws:  # the token alone authorises it
+        assert start_of_stream(ws)[1] == INIT
+    cams = httpx.get(f"{portal.url}/api/cameras", headers=world.auth).json()["cameras"]
+    (cam,) = [c for c in cams if c["pod_id"] == pod_id]
+    assert cam["live_url"] == f"/api/pod/live/{pod_id}?camera_id={CAMERA}"  # session-authorised
+    with open_ws(ws_base + cam["live_url"], world.auth) as ws:
+        assert start_of_stream(ws)[1] == INIT
+    assert refusal(ws_base + cam["live_url"])[0] == 401
+
+
+def test_the_session_cookie_counts_only_from_this_site(world: World) -> None:
+    url = world.portal.ws_url(world.tenant.pod_id)
+    cookie = {"Cookie": f"pb_session={world.auth['Authorization'].split()[1]}"}
+    own = world.portal.url
+    with open_ws(url, {**cookie, "Origin": own}) as ws:
+        assert start_of_stream(ws)[1] == INIT
+    # A page elsewhere cannot ride on the viewer's cookie (no CORS for WebSockets).
+    status, body = refusal(url, {**cookie, "Origin": "https://evil.example"})
+    assert (status, body["error"]) == (401, "unauthorized")

@@ -59,7 +59,7 @@ def test_token_contract(portal: PortalProc, tenant: SeededCompany) -> None:
     assert r.headers["cache-control"] == "no-store"
     data = r.json()
     assert set(data) == {
-        "token", "expires_at", "expires_in", "stream_mode", "proxy_url", "direct_url",
+        "token", "expires_at", "expires_in", "stream_mode", "proxy_url", "direct_url", "live_url",
     }  # fmt: skip
     claims = verify_stream_token(data["token"], tenant.stream_token_secret)
     me = httpx.get(f"{portal.url}/api/auth/me", headers=auth(portal, tenant)).json()
@@ -77,6 +77,9 @@ def test_token_contract(portal: PortalProc, tenant: SeededCompany) -> None:
         f"/api/pod/proxy-stream/{tenant.pod_id}?camera_id={CAMERA}&token={data['token']}"
     )
     assert data["direct_url"] == f"http://10.0.0.5:8000/stream?token={data['token']}"
+    assert data["live_url"] == (
+        f"/api/pod/live/{tenant.pod_id}?camera_id={CAMERA}&token={data['token']}"
+    )
 
 
 def test_other_company_gets_the_same_404_as_nothing(portal: PortalProc) -> None:
@@ -131,6 +134,7 @@ def test_refused_address_is_409_with_reason_in_proxy_mode_only(
     data = stream_token(portal.url, session, tenant.pod_id, CAMERA).json()
     assert data["stream_mode"] == "direct"
     assert data["direct_url"] == f"http://192.168.1.100:8000/stream?token={data['token']}"
+    assert data["live_url"] == f"ws://192.168.1.100:8000/live/{CAMERA}/ws?token={data['token']}"
 
 
 def test_pods_list_shows_network(portal: PortalProc, tenant: SeededCompany) -> None:
@@ -177,12 +181,17 @@ def test_cli_set_mode_and_direct_urls_in_camera_list(
         assert url.startswith("http://10.0.0.5:8000/stream?token=")
         claims = verify_stream_token(url.split("token=", 1)[1], tenant.stream_token_secret)
         assert claims.camera_id == cam["id"]
+        token = url.split("token=", 1)[1]  # the same token on the POD's live WebSocket
+        assert cam["live_url"] == f"ws://10.0.0.5:8000/live/{cam['id']}/ws?token={token}"
     cli_json(
         portal.db_url, "pod", "set-mode", "--pod-id", tenant.pod_id, "--mode", "proxy",
         "--company", tenant.company_id,
     )  # fmt: skip
     cams = httpx.get(f"{portal.url}/api/cameras", headers=auth(portal, tenant)).json()["cameras"]
     assert all(c["direct_url"] is None and c["stream_mode"] == "proxy" for c in cams)
+    assert {c["live_url"] for c in cams} == {
+        f"/api/pod/live/{tenant.pod_id}?camera_id={c}" for c in (CAMERA, "side-gate")
+    }
 
 
 async def _clear_secret(db_url: str, company_id: str) -> None:

@@ -30,6 +30,7 @@ def test_stream_token_names_its_body() -> None:
             "stream_mode",
             "proxy_url",
             "direct_url",
+            "live_url",
         }
     )
     assert schema["properties"]["stream_mode"]["enum"] == ["proxy", "direct", "tunnel"]

@@ -15,11 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from platebridge.portal.models import Camera, Pod, Site, User, utcnow
 from platebridge.portal.scoping import scoped_cameras, scoped_pods
 from platebridge.portal.status import camera_streamable, effective_pod_status
+from platebridge.portal.streaming.live import live_path
 from platebridge.portal.streaming.select import proxy_refusal
 from platebridge.portal.streaming.ssrf import AddressRefused, IPNetwork, network_kind
 
-#: Signs a direct-mode URL for one camera (``None``: no direct URL for it).
-DirectUrlSigner = Callable[[Camera, Pod], str | None]
+#: Signs a direct-mode camera's URLs: ``(direct_url, live_url)`` (``None``: none for it).
+DirectUrlSigner = Callable[[Camera, Pod], tuple[str, str | None] | None]
 
 
 def _network(ip: str | None) -> str | None:
@@ -99,7 +100,8 @@ async def list_cameras(
     site: str | None = None,
     direct_url_for: DirectUrlSigner | None = None,
 ) -> list[dict[str, Any]]:
-    """``direct_url_for``: in direct mode, add a tokened ``direct_url`` (see services.streaming)."""
+    """``direct_url_for``: in direct mode, add a tokened ``direct_url`` and ``live_url`` (the
+    POD's WebSocket); other modes' ``live_url`` is the portal's live path (session-authorised)."""
     stmt = scoped_cameras(user)
     if status is not None:
         stmt = stmt.where(Camera.status == status)
@@ -155,6 +157,9 @@ async def list_cameras(
             "streamable": streamable,
             "stream_mode": stream_mode,
             "direct_url": None,
+            "live_url": None
+            if stream_mode == "direct"
+            else live_path(wire_pod_id, camera_id, None),
             "error": error,
             "site": site_name,
             "site_id": pod_info[2],
@@ -171,8 +176,9 @@ async def list_cameras(
             for cam, pod, _ in (await session.execute(full)).tuples()
         }
         for key, item in to_sign.items():  # in listing order (the audit trail's order)
-            if key in objs:
-                item["direct_url"] = direct_url_for(*objs[key])
+            urls = direct_url_for(*objs[key]) if key in objs else None
+            if urls is not None:
+                item["direct_url"], item["live_url"] = urls
     return out
 
 

@@ -53,6 +53,9 @@ class CameraItem(TypedDict):
     streamable: bool
     stream_mode: StreamMode
     direct_url: str | None
+    #: The live fMP4 WebSocket (docs/live.md): the portal's path, or in direct mode the POD's
+    #: ``ws(s)://…/live/{camera}/ws?token=…``; ``null`` when there is none.
+    live_url: str | None
     error: str | None
     site: str
     site_id: str
@@ -116,3 +119,6 @@ class StreamToken(TypedDict):
     stream_mode: AuditMethod
     proxy_url: str
     direct_url: str | None
+    #: The live fMP4 WebSocket with the token: the portal's path (``stream_mode`` proxy or
+    #: tunnel), or the POD's ``ws(s)://…/live/{camera}/ws?token=…`` in direct mode.
+    live_url: str | None

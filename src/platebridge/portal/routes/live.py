@@ -11,6 +11,8 @@ an HTTP request); like the HLS routes it is ``@public`` and authorises itself.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIWebSocketRoute
@@ -18,6 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket
 
 from platebridge.core.errors import PlateBridgeError
+from platebridge.portal.credentials import bearer_token
 from platebridge.portal.deps import ClientIp, Db, SessionToken, Settings, Streaming, public
 from platebridge.portal.errors import field_errors, validation_response
 from platebridge.portal.streaming.audit_events import record_stream_started
@@ -36,6 +39,23 @@ def _too_long(name: str, limit: int) -> RequestValidationError:
     return RequestValidationError(
         [{"loc": ("query", name), "msg": f"at most {limit} characters", "type": "too_long"}]
     )
+
+
+def _same_origin_login(websocket: WebSocket, login: str | None) -> str | None:
+    """The login token, unless it is the cookie on a cross-site handshake.
+
+    Browsers send cookies with a WebSocket handshake whatever page opened it and there is no
+    CORS for WebSockets, so a cookie only counts when ``Origin`` is this site (a bearer header
+    cannot be set by a page, and a stream token is explicit).
+    """
+    if login is None or bearer_token(websocket) is not None:
+        return login
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return login  # not a browser
+    if urlsplit(origin).netloc.lower() == websocket.headers.get("host", "").lower():
+        return login
+    return None
 
 
 async def _deny(websocket: WebSocket, response: JSONResponse) -> None:
@@ -84,6 +104,7 @@ async def live_endpoint(
     camera_id: str | None = None,
     token: str | None = None,
 ) -> None:
+    login = _same_origin_login(websocket, login)
     try:
         stream = await _authorised(db, settings, state, login, pod_id, camera_id, token)
     except PlateBridgeError as exc:

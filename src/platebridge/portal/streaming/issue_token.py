@@ -15,9 +15,10 @@ from platebridge.portal.scoping import get_camera_for_user
 from platebridge.portal.services import audit
 from platebridge.portal.settings import PortalSettings
 from platebridge.portal.streaming.authorize import require_online
+from platebridge.portal.streaming.live import live_path
 from platebridge.portal.streaming.select import pod_base
 from platebridge.portal.streaming.state import StreamingState
-from platebridge.portal.streaming.tokens import direct_url, sign_viewer_token
+from platebridge.portal.streaming.tokens import direct_live_url, direct_url, sign_viewer_token
 
 
 def proxy_path(pod_id: str, camera_id: str, token: str | None) -> str:
@@ -67,4 +68,9 @@ async def issue_stream_token(
         "stream_mode": mode,
         "proxy_url": proxy_path(pod.pod_id, camera.camera_id, token),
         "direct_url": direct_url(camera, pod, token),
+        "live_url": (
+            direct_live_url(camera, pod, token)
+            if mode == "direct"
+            else live_path(pod.pod_id, camera.camera_id, token)
+        ),
     }

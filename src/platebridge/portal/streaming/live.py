@@ -22,6 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx
 
@@ -47,6 +48,15 @@ CLOSE_NORMAL = 1000
 LiveKey = tuple[uuid.UUID, str]
 #: Opens the POD's live body; returns it with the method used (proxy / VPN / tunnel).
 Opener = Callable[[], Awaitable[tuple[UpstreamBody, Method]]]
+
+
+def live_path(pod_id: str, camera_id: str, token: str | None) -> str:
+    """The portal's live WebSocket path for a camera (same origin), with the viewer token
+    when there is one (without: the session cookie authorises it)."""
+    query = f"camera_id={quote(camera_id, safe='')}"
+    if token is not None:
+        query += f"&token={quote(token, safe='')}"
+    return f"/api/pod/live/{quote(pod_id, safe='')}?{query}"
 
 
 def mime_for(codecs: str) -> str:

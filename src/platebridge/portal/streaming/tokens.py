@@ -12,7 +12,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from platebridge.core.tokens import StreamClaims, sign_stream_token
 from platebridge.portal.errors import ApiError
@@ -74,17 +74,33 @@ def direct_url(camera: Camera, pod: Pod, token: str) -> str | None:
     return f"{camera.stream_url}?token={quote(token, safe='')}"
 
 
+def direct_live_url(camera: Camera, pod: Pod, token: str) -> str | None:
+    """``ws(s)://POD/live/{camera}/ws?token=…``: the browser's live WebSocket to the POD (direct
+    mode), on the host and port of the camera's ``stream_url``."""
+    if not pod.ip_address or not camera.stream_url:
+        return None
+    parts = urlsplit(camera.stream_url)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    camera_path = quote(camera.camera_id, safe="")
+    return f"{scheme}://{parts.netloc}/live/{camera_path}/ws?token={quote(token, safe='')}"
+
+
+#: A direct-mode camera's tokened URLs: (HLS ``direct_url``, live ``live_url``).
+DirectUrls = tuple[str, str | None]
+
+
 def direct_url_signer(
     user: User, settings: PortalSettings, issued: list[tuple[str, str]]
-) -> Callable[[Camera, Pod], str | None]:
-    """For the camera list: a tokened direct URL for cameras of direct-mode pods.
+) -> Callable[[Camera, Pod], DirectUrls | None]:
+    """For the camera list: tokened direct URLs (HLS and live) for cameras of direct-mode pods.
 
-    Returns ``sign(camera, pod) -> url | None``; every token issued is appended to ``issued``
-    as ``(pod_id, camera_id)`` so the caller can record it in the audit trail.
+    Returns ``sign(camera, pod) -> (direct_url, live_url) | None``; every token issued is
+    appended to ``issued`` as ``(pod_id, camera_id)`` so the caller can record it in the audit
+    trail.
     """
     now = time.time()
 
-    def sign(camera: Camera, pod: Pod) -> str | None:
+    def sign(camera: Camera, pod: Pod) -> DirectUrls | None:
         if pod.stream_mode != "direct" or camera.status == "inactive":
             return None
         try:
@@ -92,8 +108,9 @@ def direct_url_signer(
         except ApiError:
             return None
         url = direct_url(camera, pod, token)
-        if url is not None:
-            issued.append((pod.pod_id, camera.camera_id))
-        return url
+        if url is None:
+            return None
+        issued.append((pod.pod_id, camera.camera_id))
+        return url, direct_live_url(camera, pod, token)
 
     return sign
