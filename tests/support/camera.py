@@ -2,13 +2,20 @@
 
 ``TestCamera`` starts on a free loopback port, can be stopped and started again on the same
 port (outage tests), and always cleans up its process. ``rtsp_camera`` is a ready fixture.
+
+``PROFILES`` are cameras like the ones at real gates (../shared/cameras.md): codec and profile,
+keyframe interval, audio, digest auth. They are 640x360 so tests stay cheap on two cores;
+``profile.at_1080p()`` is the benchmark's full-size variant (1920x1080, 25 fps, 4 Mbit/s).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
+import signal
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,6 +28,47 @@ CAMERA_SCRIPT = REPO / "tools" / "rtsp_test_camera.py"
 
 def camera_available() -> bool:
     return Path(SYSTEM_PYTHON).exists() and shutil.which("ffmpeg") is not None
+
+
+@dataclass(frozen=True)
+class CameraProfile:
+    """What the camera sends (tools/rtsp_test_camera.py's options)."""
+
+    codec: str = "h264"  # h264 | h265
+    h264_profile: str = "main"  # baseline | main | high (H.264 only)
+    width: int = 640
+    height: int = 360
+    fps: int = 25
+    bitrate_kbps: int = 600
+    gop_s: float = 2.0  # keyframe interval in seconds, no scene-cut keyframes
+    audio: str = "none"  # none | pcma | pcmu | aac
+    auth: str = "basic"  # basic | digest (used when the camera has a user)
+    clock: bool = False  # the wall clock burned into each picture (tools/clock_code.py)
+    pattern: str = "ball"
+
+    def at_1080p(self, bitrate_kbps: int = 4000) -> CameraProfile:
+        return dataclasses.replace(self, width=1920, height=1080, fps=25, bitrate_kbps=bitrate_kbps)
+
+    def args(self) -> list[str]:
+        argv = ["--codec", self.codec, "--gop", f"{self.gop_s:g}", "--audio", self.audio]
+        if self.codec == "h264":
+            argv += ["--profile", self.h264_profile]
+        argv += ["--auth", self.auth]
+        return argv + (["--clock"] if self.clock else [])
+
+
+PROFILES: dict[str, CameraProfile] = {
+    "h264-main-gop2": CameraProfile(),
+    "h264-high-gop1": CameraProfile(h264_profile="high", gop_s=1.0),
+    "h264-high-gop4": CameraProfile(h264_profile="high", gop_s=4.0),
+    "h264-high-gop10": CameraProfile(h264_profile="high", gop_s=10.0),
+    "h265": CameraProfile(codec="h265", gop_s=2.0),
+    "h264-g711a": CameraProfile(audio="pcma"),
+    "h264-g711u": CameraProfile(audio="pcmu"),
+    "h264-aac": CameraProfile(audio="aac"),
+    "digest": CameraProfile(auth="digest"),
+    "clock": CameraProfile(h264_profile="high", clock=True),
+}
 
 
 class TestCamera:
@@ -37,9 +85,22 @@ class TestCamera:
         user: str | None = None,
         password: str | None = None,
         port: int | None = None,
+        profile: CameraProfile | None = None,
+        dropout: tuple[float, float] | None = None,
     ) -> None:
+        """Without ``profile``: today's small 1 s-GOP baseline H.264 pattern at 300 kbit/s.
+        With it, the profile's picture size, fps, bitrate and pattern win. ``dropout``:
+        (every_s, for_s) — the camera disconnects everyone and answers 404 for for_s."""
         self.port = port or free_port()
         self.log_dir = log_dir
+        self.profile, self.dropout = profile, dropout
+        if profile is not None:
+            pattern, width, height, fps = (
+                profile.pattern,
+                profile.width,
+                profile.height,
+                profile.fps,
+            )
         self.pattern, self.width, self.height, self.fps = pattern, width, height, fps
         self.user, self.password = user, password
         self.proc: Proc | None = None
@@ -53,10 +114,21 @@ class TestCamera:
     def argv(self) -> list[str]:
         argv = [SYSTEM_PYTHON, str(CAMERA_SCRIPT), "--port", str(self.port)]
         argv += ["--pattern", self.pattern, "--width", str(self.width)]
-        argv += ["--height", str(self.height), "--fps", str(self.fps), "--bitrate", "300"]
+        bitrate = self.profile.bitrate_kbps if self.profile else 300
+        argv += ["--height", str(self.height), "--fps", str(self.fps), "--bitrate", str(bitrate)]
+        if self.profile is not None:
+            argv += self.profile.args()
         if self.user:
             argv += ["--user", self.user, "--password", str(self.password)]
+        if self.dropout is not None:
+            argv += ["--dropout-every", f"{self.dropout[0]:g}"]
+            argv += ["--dropout-for", f"{self.dropout[1]:g}"]
         return argv
+
+    def toggle_dropout(self) -> None:
+        """Start or end a drop-out by hand (SIGUSR1): the process keeps running."""
+        assert self.proc is not None, "camera not running"
+        self.proc.signal(signal.SIGUSR1)
 
     def start(self, timeout: float = 15.0) -> None:
         """Start (again, on the same port) and wait for the READY line."""
