@@ -182,13 +182,14 @@ fi
 SCRIPT=()
 [ -e "/usr/share/debootstrap/scripts/$SUITE" ] || SCRIPT=(/usr/share/debootstrap/scripts/gutsy)
 
+: >"$WORK/debootstrap.log"
 T0=$SECONDS
 log "debootstrap $SUITE (${DB_ARGS[*]}) from $MIRROR into $ROOT (log: $WORK/debootstrap.log)"
 if [ "$KEEP" = 1 ]; then
   TARBALL="$WORK/debootstrap-$SUITE.tgz"
   if [ ! -f "$TARBALL" ]; then
     debootstrap "${DB_ARGS[@]}" --make-tarball="$TARBALL" "$SUITE" "$WORK/tarball-tmp" \
-      "$MIRROR" "${SCRIPT[@]}" >"$WORK/debootstrap.log" 2>&1 || die "debootstrap failed"
+      "$MIRROR" "${SCRIPT[@]}" >>"$WORK/debootstrap.log" 2>&1 || die "debootstrap failed"
     rm -rf --one-file-system "$WORK/tarball-tmp"
   fi
   DB_ARGS+=(--unpack-tarball="$TARBALL")
