@@ -41,8 +41,9 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-REPO="$(cd "${REPO:-$(dirname "$0")/..}" && git rev-parse --show-toplevel)" \
-  || die "not a git checkout: ${REPO:-$(dirname "$0")/..}"
+src="${REPO:-$(dirname "$0")/..}"
+REPO="$(cd "$src" 2>/dev/null && git rev-parse --show-toplevel 2>/dev/null)" \
+  || die "'$src' is neither debian12, ubuntu2404 nor a git checkout"
 COMMIT="$(git -C "$REPO" rev-parse --short HEAD)"  # until the clone says which
 
 TIMEOUT="${FRESH_TIMEOUT:-2400}"
