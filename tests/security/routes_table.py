@@ -6,18 +6,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, get_args
 
-from fastapi.routing import APIRoute
-from starlette.routing import Route
+from fastapi.routing import APIRoute, APIWebSocketRoute
+from starlette.routing import Route, WebSocketRoute
 
 from platebridge.portal.app import create_app
 from platebridge.portal.deps import AdminUser, admin_user
 from platebridge.portal.settings import PortalSettings
 
+#: The ``method`` of a WebSocket route (a GET with ``Upgrade``; answered 101 or refused).
+WEBSOCKET = "WS"
+
 
 @dataclass(frozen=True)
 class RouteInfo:
     path: str
-    method: str
+    method: str  # an HTTP method, or WEBSOCKET
     path_params: tuple[str, ...]
     query_params: tuple[str, ...]
     body_fields: tuple[str, ...]
@@ -70,10 +73,14 @@ def portal_routes() -> Iterator[RouteInfo]:
     app = create_app(PortalSettings(database_url="sqlite:///unused.db"))
     for route in _flat_routes(app.routes):
         original = getattr(route, "original_route", route)
-        if not isinstance(original, Route):
+        if isinstance(original, WebSocketRoute):
+            methods = [WEBSOCKET]
+        elif isinstance(original, Route):
+            methods = sorted((route.methods or set()) - {"HEAD", "OPTIONS"})
+        else:
             continue  # mounts (static files) have no identifiers
-        methods = sorted((route.methods or set()) - {"HEAD", "OPTIONS"})
-        dependant = getattr(route, "dependant", None) if isinstance(original, APIRoute) else None
+        typed = isinstance(original, APIRoute | APIWebSocketRoute)
+        dependant = getattr(route, "dependant", None) if typed else None
         for method in methods:
             yield RouteInfo(
                 path=str(route.path),

@@ -16,9 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect as ws_connect
 
 from tests.security.conftest import World
-from tests.security.routes_table import RouteInfo, portal_routes
+from tests.security.routes_table import WEBSOCKET, RouteInfo, portal_routes
 from tests.security.world import Company
 
 pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
@@ -98,6 +100,7 @@ def test_matrix_covers_the_known_tenant_routes() -> None:
     labels = {r.label for r in ROUTES if any(p in IDENTIFIERS for p in params_of(r))}
     assert "GET /api/pods/{pod_id}" in labels
     assert "GET /api/cameras" in labels
+    assert f"{WEBSOCKET} /api/pod/live/{{pod_id}}" in labels  # WebSocket routes too
     assert len(labels) >= 3
 
 
@@ -132,6 +135,25 @@ def cases(route: RouteInfo, a: Company, b: Company) -> Iterator[Case]:
                 yield Case(route, _values(route, a, b, set(combo)), combo)
 
 
+def handshake(url: str, query: dict[str, Any], auth: dict[str, str]) -> httpx.Response:
+    """A WebSocket route: a real upgrade. A refusal comes back as its HTTP answer; an accepted
+    socket as 101 with its first message (the live view's error: no POD answers here)."""
+    ws_url = str(httpx.URL(url.replace("http://", "ws://", 1), params=query))
+    try:
+        with ws_connect(ws_url, additional_headers=auth, open_timeout=15) as ws:
+            try:
+                first = ws.recv(timeout=15)
+            except ConnectionClosed:
+                first = ""
+    except InvalidStatus as exc:
+        r = exc.response
+        status, headers, content = r.status_code, r.headers, bytes(r.body or b"")
+    else:
+        status, headers = 101, ws.response.headers
+        content = first.encode() if isinstance(first, str) else first
+    return httpx.Response(status, headers=list(headers.raw_items()), content=content)
+
+
 def send(
     base: str, route: RouteInfo, values: dict[str, Any], auth: dict[str, str]
 ) -> httpx.Response:
@@ -141,6 +163,8 @@ def send(
             "{" + name + "}", httpx.URL("/" + str(values[name])).raw_path[1:].decode()
         )
     query = {k: v for k in route.query_params if (v := values.get(k)) is not None}
+    if route.method == WEBSOCKET:
+        return handshake(base + path, query, auth)
     body = {k: v for k in route.body_fields if (v := values.get(k)) is not None} or None
     form: dict[str, str] | None = None
     if route.label in FORM_LOOKUPS or route.label in FORM_FIXED:
