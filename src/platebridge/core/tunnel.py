@@ -27,8 +27,9 @@ stream), so one slow viewer of a large segment never blocks another stream's pla
 same connection. A POD that exceeds its credit breaks the protocol and is disconnected.
 
 **What can be asked.** Only ``GET`` of the POD's own stream endpoints (:func:`allowed_path`):
-``/stream``, ``/stream/{camera}/{segment}``, ``/snapshot`` and ``/health``. The POD enforces
-this itself, so even a compromised portal cannot use a tunnel to reach the POD's LAN.
+``/stream``, ``/stream/{camera}/{segment}``, ``/live/{camera}`` (the live fMP4 body, not its
+WebSocket), ``/snapshot`` and ``/health``. The POD enforces this itself, so even a compromised
+portal cannot use a tunnel to reach the POD's LAN.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ _ALLOWED_PATHS = (
     re.compile(rf"/stream/{_CAMERA}/{_SEGMENT}"),
     re.compile(r"/snapshot"),
     re.compile(r"/health"),
+    re.compile(rf"/live/{_CAMERA}"),  # the live fMP4 body (never /live/{camera}/ws)
 )
 _QUERY = re.compile(r"[A-Za-z0-9._~%&=+-]*")
 

@@ -96,6 +96,18 @@ class PodConfig(_Strict):
     hls_list_size: int = Field(default=6, ge=3, le=30)
     rtsp_timeout: float = Field(default=5, ge=1, le=60, description="Seconds of RTSP silence.")
     restart_backoff_max: float = Field(default=30, ge=1, le=600)
+    live_output: bool = Field(
+        default=True,
+        description="Second ffmpeg output: fragmented MP4 for the sub-second live view "
+        "(GET /live/...); false: HLS only.",
+    )
+    max_keyframe_interval: float = Field(
+        default=20,
+        ge=1,
+        le=60,
+        description="Longest keyframe interval (s) a camera may have: bounds the stall "
+        "watchdog and the start timeout until the camera's own interval is measured.",
+    )
     cors_origins: list[Annotated[str, StringConstraints(max_length=200)]] = Field(
         default_factory=list, max_length=20
     )

@@ -1,4 +1,5 @@
-"""HTTP layer of the agent: /health, token-protected /stream (HLS), /snapshot.
+"""HTTP layer of the agent: /health, token-protected /stream (HLS), /snapshot; /live is in
+:mod:`live_routes`.
 
 Thin by design: token checks are ``platebridge.core.tokens``, playlist rewriting is
 :mod:`playlist`, frames come from :mod:`snapshot`. Every error is ``{"error", "detail"}`` JSON
@@ -12,20 +13,20 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from platebridge.core.errors import PlateBridgeError, error_body
-from platebridge.core.tokens import StreamClaims, TokenError, verify_stream_token
 from platebridge.pod.config import PodConfig
-from platebridge.pod.ffmpeg import PLAYLIST_NAME, SEGMENT_NAME, camera_dir
+from platebridge.pod.context import ApiError, Context, PodContext
+from platebridge.pod.ffmpeg import SEGMENT_NAME, camera_dir
+from platebridge.pod.live_routes import router as live_router
 from platebridge.pod.playlist import newest_segment, rewrite_playlist
 from platebridge.pod.snapshot import SnapshotError, Snapshotter
 from platebridge.pod.supervisor import CameraState
@@ -34,9 +35,6 @@ log = logging.getLogger("platebridge.pod.http")
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_TYPE = "video/mp2t"
-
-
-ApiError = PlateBridgeError  # the POD raises the one error type of core
 
 
 def _json_error(
@@ -48,54 +46,6 @@ def _json_error(
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
 
 
-@dataclass(frozen=True)
-class PodContext:
-    """What the routes need, built once by :func:`create_app` (cameras: live, read-only)."""
-
-    config: PodConfig
-    cameras: Mapping[str, CameraState]
-    secret: str
-    started: float
-    snapshotter: Snapshotter
-    tunnel_status: Callable[[], dict[str, Any]] | None
-
-    def authorize(self, token: str | None) -> StreamClaims:
-        try:
-            claims = verify_stream_token(token, self.secret)
-        except TokenError as exc:
-            raise ApiError(401, f"token_{exc.reason}", exc.message) from None
-        if claims.pod_id != self.config.pod_id:
-            raise ApiError(403, "wrong_pod", "stream token was issued for another POD")
-        return claims
-
-    def known_camera(self, camera_id: str) -> CameraState:
-        state = self.cameras.get(camera_id)
-        if state is None:
-            raise ApiError(404, "unknown_camera", "this POD has no camera with that id")
-        return state
-
-    async def read_playlist(self, state: CameraState) -> str:
-        path = camera_dir(self.config, state.camera_id) / PLAYLIST_NAME
-        try:
-            text = await asyncio.to_thread(path.read_text, "utf-8")
-        except (OSError, UnicodeDecodeError):
-            text = ""
-        if newest_segment(text) is None:
-            raise ApiError(
-                503,
-                "not_ready",
-                f"camera has no video yet (status: {state.status})",
-                {"Retry-After": "1"},
-            )
-        return text
-
-
-def _context(request: Request) -> PodContext:
-    ctx: PodContext = request.app.state.pod
-    return ctx
-
-
-Context = Annotated[PodContext, Depends(_context)]
 router = APIRouter()
 
 
@@ -113,6 +63,8 @@ async def health(ctx: Context) -> dict[str, Any]:
                 "name": s.name,
                 "status": s.status,
                 "error": s.error,
+                "note": s.note,
+                "live_codecs": (s.live.codecs or None) if s.live is not None else None,
             }
             for s in ctx.cameras.values()
         ],
@@ -219,4 +171,5 @@ def create_app(
         )
     _install_error_handlers(app)
     app.include_router(router)
+    app.include_router(live_router)
     return app

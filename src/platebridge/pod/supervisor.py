@@ -1,8 +1,19 @@
 """One supervised ffmpeg per camera: restart with back-off, stall detection, redacted stderr.
 
-Status model: ``starting`` until the first segment of the agent's life, ``active`` while new
-segments keep arriving, ``error`` (with a redacted reason) from the first failure until a
-later run produces a segment again. Retries do not flip the status back to ``starting``.
+One ffmpeg (one RTSP session) writes HLS and, on stdout, the live fragmented MP4
+(:mod:`platebridge.pod.live`). Before a start the camera is probed (``ffprobe``) for its
+audio codec, which decides the audio options (:func:`platebridge.pod.ffmpeg.audio_plan`);
+a run that got video keeps its probe result for the next start.
+
+Status model: ``starting`` until the first video of the agent's life, ``active`` while video
+keeps arriving, ``error`` (with a redacted reason) from the first failure until a later run
+produces video again. Retries do not flip the status back to ``starting``.
+
+Stall watchdog, from real progress: live fragments arrive once per frame, so no fragment for
+``frame_stall`` seconds is a stall; HLS segments are cut only at keyframes, so the playlist
+may stay unchanged for one keyframe interval: no new segment for ``1.5 * interval + 2`` s (the
+camera's measured interval, or ``max_keyframe_interval`` until measured) is a stall. A 10 s
+GOP camera is therefore never restarted for being a 10 s GOP camera.
 """
 
 from __future__ import annotations
@@ -15,15 +26,25 @@ import os
 import shutil
 import signal
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from platebridge.core.redact import redact_text
 from platebridge.pod.backoff import Backoff
 from platebridge.pod.config import CameraConfig, PodConfig
-from platebridge.pod.ffmpeg import PLAYLIST_NAME, camera_dir, hls_argv
+from platebridge.pod.ffmpeg import (
+    PLAYLIST_NAME,
+    MediaInfo,
+    audio_plan,
+    camera_argv,
+    camera_dir,
+    media_probe_argv,
+    parse_media_probe,
+)
+from platebridge.pod.live import CameraLive
 from platebridge.pod.stderr_tail import StderrTail
 
 log = logging.getLogger("platebridge.pod.camera")
@@ -58,6 +79,11 @@ class CameraState:
     status: CameraStatus = "starting"
     error: str | None = None
     restarts: int = 0
+    #: What the last probe found, and a note about it (audio converted or dropped).
+    media: MediaInfo | None = None
+    note: str | None = None
+    #: The live output (None: ``live_output: false``, or a state not made by a supervisor).
+    live: CameraLive | None = field(default=None, repr=False, compare=False)
 
 
 class CameraSupervisor:
@@ -73,9 +99,15 @@ class CameraSupervisor:
         self.state = CameraState(camera.camera_id, camera.name)
         self.tail = StderrTail(config.secrets)
         self.backoff = Backoff(1.0, 2.0, config.restart_backoff_max)
-        seg = config.hls_segment_seconds
-        self.stall_timeout = max(4.0 * seg, 4.0)
-        self.start_timeout = config.rtsp_timeout * 2 + 10.0
+        #: Live fragments come once per frame: none for this long is a stall.
+        self.frame_stall = max(4.0 * config.hls_segment_seconds, 4.0)
+        # ffmpeg's stream copy starts at the first keyframe: allow one interval more.
+        self.start_timeout = config.rtsp_timeout * 2 + 10.0 + config.max_keyframe_interval
+        self.probe_timeout = config.rtsp_timeout * 2 + 5.0
+        self.live = CameraLive(camera.camera_id) if config.live_output else None
+        self.state.live = self.live
+        self._media: MediaInfo | None = None
+        self._segment_gaps: deque[float] = deque(maxlen=8)
         self._on_change = on_change
         self._stop = asyncio.Event()
         self._proc: asyncio.subprocess.Process | None = None
@@ -118,15 +150,63 @@ class CameraSupervisor:
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 
+    async def _probe(self) -> MediaInfo | None:
+        """The camera's streams (one short RTSP session before ffmpeg's); None on failure."""
+        argv = media_probe_argv(self.config.ffprobe_path, self.camera, self.config.rtsp_timeout)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
+        except OSError:
+            return None
+        talk = asyncio.ensure_future(proc.communicate())
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {talk, stop}, timeout=self.probe_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stop.cancel()
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+            talk.cancel()
+        if talk not in done:
+            return None
+        out, _ = talk.result()
+        media = parse_media_probe(out.decode(errors="replace")) if proc.returncode == 0 else None
+        return media if media is not None and media.video_codec else None
+
+    async def _prepare(self) -> MediaInfo | None:
+        if self._media is None:
+            self._media = await self._probe()
+            self.state.media = self._media
+            note = audio_plan(self._media)[1]
+            if note != self.state.note:
+                self.state.note = note
+                if note:
+                    log.info("camera %s: %s", self.camera.camera_id, note)
+        return self._media
+
     async def _run_once(self) -> tuple[str, float]:
         """Run ffmpeg until it exits, stalls or we stop; return (reason, seconds active)."""
         self._clean_dir()
         self.tail.clear()
+        media = await self._prepare()
+        if self._stop.is_set():
+            return "stopped", 0.0
+        live = self.live
         try:
             proc = await asyncio.create_subprocess_exec(
-                *hls_argv(self.config, self.camera),
+                *camera_argv(self.config, self.camera, media, live is not None),
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE if live else asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
                 preexec_fn=die_with_parent,
@@ -134,17 +214,27 @@ class CameraSupervisor:
         except OSError as exc:
             return f"cannot start ffmpeg: {exc.strerror or exc}", 0.0
         self._proc = proc
-        reader = asyncio.create_task(self._read_stderr(proc))
+        readers = [asyncio.create_task(self._read_stderr(proc))]
+        if live is not None:
+            assert proc.stdout is not None
+            live.begin_run()
+            readers.append(asyncio.create_task(live.pump(proc.stdout)))
+        reason, active_for = "stopped", 0.0
         try:
             reason, active_for = await self._watch(proc)
         finally:
             await self._terminate(proc)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(reader, 2.0)
-            reader.cancel()
+                await asyncio.wait_for(asyncio.gather(*readers), 2.0)
+            for task in readers:
+                task.cancel()
             self._proc = None
+            if live is not None:
+                live.end_run("camera_stopped" if self._stop.is_set() else "camera_error")
             # The stream is gone: remove the playlist so /stream answers 503, not stale video.
             shutil.rmtree(self.dir, ignore_errors=True)
+        if active_for <= 0:
+            self._media = None  # no video from this run: probe again before the next
         return reason, active_for
 
     async def _read_stderr(self, proc: asyncio.subprocess.Process) -> None:
@@ -160,11 +250,34 @@ class CameraSupervisor:
         except OSError:
             return None
 
+    def keyframe_interval(self) -> float | None:
+        """Measured: from the live fragments, else from the gaps between HLS segments."""
+        if self.live is not None and self.live.keyframe_interval is not None:
+            return self.live.keyframe_interval
+        return max(self._segment_gaps) if len(self._segment_gaps) >= 2 else None
+
+    def segment_stall(self) -> float:
+        interval = self.keyframe_interval() or self.config.max_keyframe_interval
+        return max(self.frame_stall, 1.5 * interval + 2.0)
+
+    def _frames(self) -> float | None:
+        live = self.live
+        return live.last_data if live is not None and live.error is None else None
+
+    def _stalled(self, now: float, segment_at: float, frame_at: float | None) -> str | None:
+        if frame_at is not None and now - frame_at > self.frame_stall:
+            return f"stalled: no video frame for {self.frame_stall:.0f} s"
+        limit = self.segment_stall()
+        if now - segment_at > limit:
+            return f"stalled: no new segment for {limit:.0f} s"
+        return None
+
     async def _watch(self, proc: asyncio.subprocess.Process) -> tuple[str, float]:
         started = time.monotonic()
         last_mtime: int | None = None
-        last_progress = started
+        segment_at: float | None = None
         active_since: float | None = None
+        self._segment_gaps.clear()
         while True:
             try:
                 code = await asyncio.wait_for(proc.wait(), POLL_SECONDS)
@@ -179,14 +292,20 @@ class CameraSupervisor:
                 return self._exit_reason(code), active_for
             mtime = self._mtime()
             if mtime is not None and mtime != last_mtime:
-                last_mtime, last_progress = mtime, now
-                if active_since is None:
+                if segment_at is not None:
+                    self._segment_gaps.append(now - segment_at)
+                last_mtime, segment_at = mtime, now
+            frame_at = self._frames()
+            if active_since is None:
+                if segment_at is not None or frame_at is not None:
                     active_since = now
                     self._set("active")
-            elif active_since is not None and now - last_progress > self.stall_timeout:
-                return f"stalled: no new segment for {self.stall_timeout:.0f} s", active_for
-            elif active_since is None and now - started > self.start_timeout:
-                return f"no video within {self.start_timeout:.0f} s", 0.0
+                elif now - started > self.start_timeout:
+                    return f"no video within {self.start_timeout:.0f} s", 0.0
+                continue
+            reason = self._stalled(now, segment_at or active_since, frame_at)
+            if reason is not None:
+                return reason, active_for
 
     def _exit_reason(self, code: int) -> str:
         last = self.tail.last()
