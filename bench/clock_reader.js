@@ -75,7 +75,9 @@
     return {stamp, now, latency};
   }
 
-  // Sample the first <video> (or `selector`) every `everyMs` into window.__pbClock.
+  // Sample the first `selector` into window.__pbClock: every 20 ms until the first picture
+  // reads (time to first frame), then every `everyMs`. Times are performance.now(), i.e. ms
+  // since navigation start.
   function start(everyMs = 200, selector = 'video') {
     const state = {samples: [], misses: 0, firstFrameAt: null, firstPlayingAt: null};
     window.__pbClock = state;
@@ -86,17 +88,21 @@
       },
       true,
     );
-    setInterval(() => {
+    function tick() {
       const v = document.querySelector(selector);
-      if (!v || v.readyState < 2) return;
-      const r = read(v);
-      if (r.stamp === null) {
-        state.misses++;
-        return;
+      if (v && v.readyState >= 2) {
+        const r = read(v);
+        if (r.stamp === null) {
+          state.misses++;
+        } else {
+          const at = performance.now();
+          if (state.firstFrameAt === null) state.firstFrameAt = at;
+          state.samples.push({at, latency: r.latency, stamp: r.stamp});
+        }
       }
-      if (state.firstFrameAt === null) state.firstFrameAt = performance.now();
-      state.samples.push({at: performance.now(), latency: r.latency, stamp: r.stamp});
-    }, everyMs);
+      setTimeout(tick, state.firstFrameAt === null ? 20 : everyMs);
+    }
+    tick();
   }
 
   window.PlateBridgeClock = {read, decodeBits, crc8, start};
