@@ -105,6 +105,13 @@ def test_one_input_two_outputs_live_fmp4_on_stdout() -> None:
     assert {"empty_moov", "default_base_moof", "frag_keyframe"} <= flags
     assert opt(live, "-frag_duration") == "1" and opt(live, "-flush_packets") == "1"
     assert live[-1] == "pipe:1"
+    assert "-tag:v" not in argv
+
+
+def test_h265_is_tagged_hvc1_in_the_live_output_only() -> None:
+    cfg = config()
+    _, hls, live = outputs(camera_argv(cfg, cfg.cameras[0], MediaInfo(video_codec="hevc")))
+    assert opt(live, "-tag:v") == "hvc1" and "-tag:v" not in hls
 
 
 def maps_and_audio(argv: list[str]) -> tuple[list[str], list[str]]:

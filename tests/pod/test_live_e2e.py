@@ -221,3 +221,18 @@ def test_ten_second_gop_is_not_restarted(tmp_path: Path) -> None:
             print(f"HLS segment durations {durations}")
         finally:
             agent.close()
+
+
+def test_h265_camera_is_served_as_hvc1(tmp_path: Path) -> None:
+    """H.265 is passed through (the browser decides whether it can play it), tagged hvc1."""
+    with camera(tmp_path, "h265") as hevc:
+        agent = Agent(tmp_path, pod_config(tmp_path, hevc.url))
+        try:
+            agent.wait_status("active", timeout=60)
+            with LiveReader(agent) as reader:
+                frags = reader.wait(5, "H.265 fragments")
+            codecs = reader.headers["x-live-codecs"]
+            assert codecs.startswith("hvc1.1.6.L"), codecs  # Main profile, Annex E string
+            assert frags[0][1].keyframe
+        finally:
+            agent.close()

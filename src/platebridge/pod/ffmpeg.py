@@ -111,7 +111,9 @@ def camera_argv(
         str(out / PLAYLIST_NAME),
     ]
     if live:
-        argv += [*maps, "-f", "mp4", "-movflags", LIVE_MOVFLAGS, "-frag_duration", "1"]
+        # Safari's MSE takes H.265 only as hvc1 (parameter sets in the init segment)
+        tag = ["-tag:v", "hvc1"] if media is not None and media.video_codec == "hevc" else []
+        argv += [*maps, *tag, "-f", "mp4", "-movflags", LIVE_MOVFLAGS, "-frag_duration", "1"]
         argv += ["-flush_packets", "1", "pipe:1"]
     return argv
 
