@@ -15,7 +15,8 @@ GROUPS_WHY=(
   "GStreamer RTSP server (the demo's and the tests' RTSP cameras)"
   "Chromium and the library Playwright's driver needs (the browser tests and screenshots)"
   "ip, nft, ps, openssl, curl (network fault tests, process checks, TLS tests, fresh-machine check)"
-  "nginx and wrk (the benchmarks)"
+  "nginx and wrk (the benchmarks, the nginx + TLS deployment test)"
+  "systemd-analyze (checks of the shipped systemd units; systemd need not run)"
 )
 GROUPS_PKGS=(
   "python3 python3-venv python3-pip"
@@ -24,6 +25,7 @@ GROUPS_PKGS=(
   "chromium libatomic1"
   "iproute2 nftables procps openssl curl ca-certificates"
   "nginx-light wrk"
+  "systemd"
 )
 os_id="" os_version=""
 if [ -r /etc/os-release ]; then

@@ -23,7 +23,24 @@ from tests.support.procs import wait_until
 
 # e2e: every test here is marked by the root conftest (tests/web is an e2e directory).
 
-CHROMIUM = "/usr/bin/chromium"
+
+def find_chromium() -> str:
+    """``PLATEBRIDGE_CHROMIUM``, else Debian's ``/usr/bin/chromium``, else the Chromium that
+    ``playwright install chromium`` put in its cache (Ubuntu 24.04 has no apt Chromium, only a
+    snap wrapper: scripts/setup.sh installs Playwright's build there)."""
+    explicit = os.environ.get("PLATEBRIDGE_CHROMIUM")
+    if explicit:
+        return explicit
+    if Path("/usr/bin/chromium").exists():
+        return "/usr/bin/chromium"
+    cache = Path(
+        os.environ.get("PLAYWRIGHT_BROWSERS_PATH", Path.home() / ".cache" / "ms-playwright")
+    )
+    builds = sorted(cache.glob("chromium-*/chrome-linux*/chrome"))
+    return str(builds[-1]) if builds else "/usr/bin/chromium"
+
+
+CHROMIUM = find_chromium()
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
