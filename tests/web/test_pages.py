@@ -19,6 +19,9 @@ from tests.web.conftest import (
 )
 
 CAMERA_PATH = "/cameras/main-gate-pod/gate-camera-1"
+#: The HLS player (the fallback), forced: these tests look at its HTTP requests. The default
+#: MSE player is tested in test_live_player.py.
+HLS_PATH = f"{CAMERA_PATH}?player=hls"
 
 
 def test_wrong_password_shows_the_message(world: World, page: Page) -> None:
@@ -61,7 +64,7 @@ def test_cameras_page_lists_the_pods_cameras(world: World, page: Page) -> None:
 def test_live_view_plays_through_the_proxy(world: World, page: Page) -> None:
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
-    sign_in(page, world.url, world.a.email, world.a.password, CAMERA_PATH)
+    sign_in(page, world.url, world.a.email, world.a.password, HLS_PATH)
     result = assert_plays(page)
     assert result["state"] == "playing"
     media = [u for u in requests if "/stream?" in u or "proxy-stream" in u or "/segment/" in u]
@@ -103,7 +106,7 @@ def test_live_view_plays_directly_from_the_pod(world: World, page: Page) -> None
     try:
         requests: list[str] = []
         page.on("request", lambda r: requests.append(r.url))
-        response = page.goto(f"{world.url}{CAMERA_PATH}")
+        response = page.goto(f"{world.url}{HLS_PATH}")
         assert response is not None
         csp = response.headers["content-security-policy"]
         assert f"connect-src 'self' {world.agent.base}" in csp

@@ -11,7 +11,8 @@ from playwright.sync_api import Page
 from tests.support.procs import free_port, wait_until
 from tests.web.conftest import World, assert_plays, sign_in
 
-CAMERA_PATH = "/cameras/main-gate-pod/gate-camera-1"
+#: The HLS player (the fallback of live.js), forced.
+CAMERA_PATH = "/cameras/main-gate-pod/gate-camera-1?player=hls"
 
 # Calls the real player's hls.js xhrSetup with a recording stand-in for the XHR, for each URL.
 XHR_SETUP_JS = """

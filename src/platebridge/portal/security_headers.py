@@ -3,7 +3,10 @@
 The Content-Security-Policy allows scripts, styles, images and media from the portal itself
 only (no inline script, no CDN). A page that plays a POD directly (stream mode ``direct``) adds
 that POD's origin to ``connect-src``/``media-src`` for its own response only, by putting it in
-``request.state.csp_pod_origins`` (see :func:`allow_pod_origins`).
+``request.state.csp_pod_origins`` (see :func:`allow_pod_origins`); ``connect-src`` also gets the
+WebSocket form of each (``ws://`` for ``http://``, ``wss://`` for ``https://``) for the live
+player. The portal's own live WebSocket needs nothing: ``'self'`` covers ``ws(s)://`` of the
+page's own host (CSP Level 3).
 """
 
 from __future__ import annotations
@@ -17,8 +20,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 CSP_STATE_KEY = "csp_pod_origins"
 
 
+def _websocket_origin(origin: str) -> str | None:
+    for http, ws in (("http://", "ws://"), ("https://", "wss://")):
+        if origin.startswith(http):
+            return ws + origin[len(http) :]
+    return None
+
+
 def build_csp(pod_origins: Iterable[str] = ()) -> str:
-    extra = "".join(f" {origin}" for origin in sorted(set(pod_origins)))
+    origins = set(pod_origins)
+    extra = "".join(f" {origin}" for origin in sorted(origins))
+    sockets = {ws for ws in map(_websocket_origin, origins) if ws}
+    connect = "".join(f" {origin}" for origin in sorted(origins | sockets))
     return "; ".join(
         (
             "default-src 'self'",
@@ -26,7 +39,7 @@ def build_csp(pod_origins: Iterable[str] = ()) -> str:
             "style-src 'self'",
             "img-src 'self' data:",
             f"media-src 'self' blob:{extra}",
-            f"connect-src 'self'{extra}",
+            f"connect-src 'self'{connect}",
             "worker-src 'self' blob:",
             "object-src 'none'",
             "base-uri 'none'",

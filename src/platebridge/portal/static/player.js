@@ -28,16 +28,26 @@
   var PROBE_SLOW_MS = 5000;
   var PROBE_FAST_FOR_MS = 60000;
   var PROXY_PREFIX = '/api/pod/proxy-stream/';
+  var LIVE_PREFIX = '/api/pod/live/';
 
-  /* Whether `url` may carry the viewer's stream token: the portal's own proxy routes, or the
-   * POD whose direct URL the portal handed out (`directOrigin`, null in proxy mode). */
+  /* The origin of `u` with ws:/wss: counted as http:/https: (a WebSocket to the same host and
+   * port is the same server). */
+  function httpOrigin(u) {
+    var scheme = { 'ws:': 'http:', 'wss:': 'https:' }[u.protocol] || u.protocol;
+    return scheme + '//' + u.host;
+  }
+
+  /* Whether `url` may carry the viewer's stream token: the portal's own stream routes (HLS
+   * proxy, live WebSocket), or the POD whose direct URL the portal handed out (`directOrigin`,
+   * null in proxy mode). Used by live.js too. */
   function tokenAllowed(url, directOrigin) {
     var u;
     try { u = new URL(url, window.location.href); } catch (e) { return false; }
-    if (u.origin === window.location.origin && u.pathname.indexOf(PROXY_PREFIX) === 0) {
+    if (httpOrigin(u) === window.location.origin &&
+        (u.pathname.indexOf(PROXY_PREFIX) === 0 || u.pathname.indexOf(LIVE_PREFIX) === 0)) {
       return true;
     }
-    return !!directOrigin && u.origin === directOrigin;
+    return !!directOrigin && httpOrigin(u) === directOrigin;
   }
 
   /* `url` with the newest token when allowed, else `url` with any token parameter removed. */
@@ -282,9 +292,14 @@
     this.show('error', message);
   };
 
-  window.PlateBridgePlayer = { tokenAllowed: tokenAllowed, withToken: withToken };
+  window.PlateBridgePlayer = {
+    tokenAllowed: tokenAllowed, withToken: withToken, httpOrigin: httpOrigin,
+    requestToken: requestToken,
+    tokenProblem: tokenProblem, Player: Player
+  };
 
-  document.querySelectorAll('.player[data-pod][data-camera]').forEach(function (root) {
+  // Players marked data-live are started by live.js (which falls back to this HLS player).
+  document.querySelectorAll('.player[data-pod][data-camera]:not([data-live])').forEach(function (root) {
     var player = new Player(root);
     root.platebridgePlayer = player;
     player.start();
