@@ -210,6 +210,7 @@ def test_ten_second_gop_is_not_restarted(tmp_path: Path) -> None:
                     time.sleep(1)
             keys = [t for t, f in reader.fragments if f.keyframe]
             assert len(keys) >= 3
+            assert agent.camera_status()["keyframe_interval"] > 9  # measured by the POD
             playlist = agent.get("/stream", token=stream_token()).text
             durations = [
                 float(ln[8:].rstrip(",")) for ln in playlist.splitlines() if "EXTINF" in ln

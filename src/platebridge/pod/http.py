@@ -49,6 +49,12 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
 router = APIRouter()
 
 
+def _interval(state: CameraState) -> float | None:
+    """The measured keyframe interval of the live output (s), if measured."""
+    value = state.live.keyframe_interval if state.live is not None else None
+    return round(value, 2) if value is not None else None
+
+
 @router.get("/health")
 async def health(ctx: Context) -> dict[str, Any]:
     extra = {"tunnel": ctx.tunnel_status()} if ctx.tunnel_status is not None else {}
@@ -65,6 +71,7 @@ async def health(ctx: Context) -> dict[str, Any]:
                 "error": s.error,
                 "note": s.note,
                 "live_codecs": (s.live.codecs or None) if s.live is not None else None,
+                "keyframe_interval": _interval(s),
             }
             for s in ctx.cameras.values()
         ],
