@@ -12,7 +12,7 @@ from tests.support.portal import SeededCompany
 
 pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
 
-PUBLIC_PATHS = {"/health", "/api/auth/login", "/api/pod/heartbeat"}
+PUBLIC_PATHS = {"/health", "/api/auth/login", "/api/pod/heartbeat", "/api/pod/enroll"}
 
 
 def test_login_bearer_cookie_logout(portal: Portal, tenant: SeededCompany) -> None:
@@ -74,7 +74,7 @@ def test_login_validation_422(portal: Portal) -> None:
 
 
 def test_every_non_public_route_requires_a_user(portal: Portal) -> None:
-    """Walk the real app's routes: all but the public three answer 401 without a session."""
+    """Walk the real app's routes: all but the public ones answer 401 without a session."""
     app = create_app(PortalSettings(database_url=portal.db_url))
     paths = app.openapi()["paths"]
     assert set(paths) > PUBLIC_PATHS

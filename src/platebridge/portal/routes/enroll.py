@@ -1,0 +1,104 @@
+"""``POST /api/pod/enroll`` (public route: authenticated by the POD's ``pbk_`` key).
+
+``platebridge-pod enroll`` fetches the pod's stream secret here after its heartbeat was
+accepted, so an installer needs only the portal URL and the key. Authenticated exactly as the
+heartbeat: the same key lookup (``pod_keys.active_key``, inside ``services.enroll``), the same
+per-source throttle on refused keys, the same screen of the body (``json_body.check``); an
+unknown key is told before any body error. Which pod a key may ask for: ``services.enroll``.
+
+The answer carries a secret: ``Cache-Control: no-store``, and it is never logged (the log
+line names the pod, the key's display prefix and the source address only).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from platebridge.core.enroll import ENROLL_PATH, EnrollRequest, EnrollResponse
+from platebridge.portal import json_body
+from platebridge.portal.credentials import bearer_token, client_ip
+from platebridge.portal.db import Database
+from platebridge.portal.errors import ApiError
+from platebridge.portal.limits import read_body_capped
+from platebridge.portal.markers import public
+from platebridge.portal.pod_keys import active_key
+from platebridge.portal.routes.heartbeat import PlainRoute
+from platebridge.portal.security import looks_like_api_key, token_hash
+from platebridge.portal.services import enroll as service
+from platebridge.portal.settings import PortalSettings
+from platebridge.portal.throttle import get_throttle
+
+log = logging.getLogger("platebridge.portal.enroll")
+router = APIRouter(tags=["pod"], route_class=PlainRoute)
+
+#: The body is ``{"pod_id": …}``; anything bigger than this is not an enroll request.
+MAX_BODY_BYTES = 4096
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _key_hash(request: Request) -> bytes:
+    key = bearer_token(request)
+    if key is None:
+        raise ApiError(
+            401,
+            "missing_api_key",
+            "Authorization: Bearer pbk_… header is required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not looks_like_api_key(key):
+        raise ApiError(401, "invalid_api_key", "API key is unknown or revoked")
+    return token_hash(key)
+
+
+@router.post(ENROLL_PATH, response_model=EnrollResponse)
+@public
+async def enroll(request: Request) -> Response:
+    throttle, source = get_throttle(request), client_ip(request)
+    throttle.check_heartbeat(source)  # one budget with the heartbeat: same keys, same guess
+    state = request.app.state
+    try:
+        return await _enroll(request, state.db, state.settings, source)
+    except ApiError as exc:
+        if exc.code == "invalid_api_key":
+            throttle.heartbeat_failed(source)
+        raise
+
+
+def _parse(body: bytes) -> EnrollRequest:
+    json_body.check(body)  # deep nesting, huge numbers, not UTF-8: 422 before the parser
+    try:
+        return EnrollRequest.model_validate_json(body)
+    except ValidationError as exc:
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            raise ApiError(422, "validation_error", "request body is not valid JSON") from None
+        raise
+
+
+async def _enroll(
+    request: Request, db: Database, settings: PortalSettings, source: str | None
+) -> Response:
+    key_hash = _key_hash(request)
+    body = await read_body_capped(request, MAX_BODY_BYTES)
+    try:
+        req = _parse(body)
+    except (ApiError, ValidationError):
+        async with db.read() as session:  # an unknown key is told so before any body error
+            await active_key(session, key_hash)
+        raise
+    async with db.read() as session:
+        found = await service.pod_secret(session, key_hash, req.pod_id)
+    log.info(
+        "pod %s fetched its stream secret (key %s, from %s)", found.pod_id, found.key_prefix, source
+    )
+    answer = EnrollResponse(
+        pod_id=found.pod_id,
+        stream_token_secret=found.stream_token_secret,
+        heartbeat_interval=settings.heartbeat_interval,
+    )
+    return Response(
+        answer.model_dump_json().encode(), media_type="application/json", headers=_NO_STORE
+    )
