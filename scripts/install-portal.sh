@@ -36,12 +36,15 @@ done
 [[ "$DOMAIN" =~ ^[A-Za-z0-9.-]+$ ]] || die "--domain must be a host name"
 [[ "$PROCESSES" =~ ^[1-9][0-9]?$ ]] || die "--processes must be 1-99"
 if [ -n "$CERT$KEY" ]; then
-  [ -r "$CERT" ] && [ -r "$KEY" ] || die "--cert and --key must both name readable files"
+  { [ -r "$CERT" ] && [ -r "$KEY" ]; } || die "--cert and --key must both name readable files"
 else
   CERT="/etc/letsencrypt/live/$DOMAIN/fullchain.pem" KEY="/etc/letsencrypt/live/$DOMAIN/privkey.pem"
 fi
 
-PKGS=(python3 python3-venv nginx-light curl ca-certificates nodejs npm)
+PKGS=(python3 python3-venv nginx curl ca-certificates)
+# Node.js + npm from Debian/Ubuntu only when none is on PATH: a NodeSource `nodejs` already
+# brings npm, and Debian's `npm` package conflicts with it.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then PKGS+=(nodejs npm); fi
 [ "$LOCAL_SERVICES" = 1 ] && PKGS+=(postgresql redis-server)
 missing=()
 for p in "${PKGS[@]}"; do
@@ -64,27 +67,73 @@ say "installing the portal into /opt/platebridge/venv"
 /opt/platebridge/venv/bin/pip install -q --upgrade pip
 /opt/platebridge/venv/bin/pip install -q --upgrade "$REPO"
 say "front-end packages (npm ci from package-lock.json)"
-rm -rf /opt/platebridge/assets && install -d /opt/platebridge/assets
-cp "$REPO/package.json" "$REPO/package-lock.json" /opt/platebridge/assets/
-(cd /opt/platebridge/assets && npm ci --omit=dev --no-audit --no-fund --silent)
+# Built aside, then swapped in: running processes keep serving hls.js during an upgrade.
+rm -rf /opt/platebridge/assets.new /opt/platebridge/assets.old && install -d /opt/platebridge/assets.new
+cp "$REPO/package.json" "$REPO/package-lock.json" /opt/platebridge/assets.new/
+(cd /opt/platebridge/assets.new && npm ci --omit=dev --no-audit --no-fund --silent)
+[ ! -d /opt/platebridge/assets ] || mv /opt/platebridge/assets /opt/platebridge/assets.old
+mv /opt/platebridge/assets.new /opt/platebridge/assets && rm -rf /opt/platebridge/assets.old
 
 ENV=/etc/platebridge/portal.env
+token() { python3 -c "import secrets; print(secrets.token_urlsafe(${1:-32}))"; }
+# write_env FILE: install it as $ENV, 0640 root:platebridge (systemd reads it as root; the
+# platebridge user reads it too, for the CLI: docs/deploy.md "First company and admin").
+write_env() { chmod 0640 "$1" && chown root:platebridge "$1" && mv "$1" "$ENV"; }
 if [ ! -e "$ENV" ]; then
   say "writing $ENV (a new secret key; edit the database and Redis URLs if not local)"
-  secret="$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
-  sed -e "s|^PLATEBRIDGE_SECRET_KEY=.*|PLATEBRIDGE_SECRET_KEY=$secret|" "$REPO/packaging/portal.env.example" > "$ENV.new"
-  echo "PLATEBRIDGE_NODE_MODULES_DIR=/opt/platebridge/assets/node_modules" >> "$ENV.new"
-  chmod 0640 "$ENV.new" && chown root:platebridge "$ENV.new" && mv "$ENV.new" "$ENV"
+  (umask 077  # never readable by others, not even for a moment
+    sed -e "s|^PLATEBRIDGE_SECRET_KEY=.*|PLATEBRIDGE_SECRET_KEY=$(token 48)|" \
+      "$REPO/packaging/portal.env.example" > "$ENV.new"
+    echo "PLATEBRIDGE_NODE_MODULES_DIR=/opt/platebridge/assets/node_modules" >> "$ENV.new")
+  write_env "$ENV.new"
 else
   say "keeping $ENV"
 fi
 
 if [ "$LOCAL_SERVICES" = 1 ]; then
-  systemctl enable --now postgresql redis-server 2>/dev/null || true
-  su postgres -c "psql -tAc \"SELECT 1 FROM pg_roles WHERE rolname='platebridge'\"" | grep -q 1 \
-    || su postgres -c "createuser platebridge"
-  su postgres -c "psql -tAc \"SELECT 1 FROM pg_database WHERE datname='platebridge'\"" | grep -q 1 \
-    || su postgres -c "createdb -O platebridge platebridge"
+  if [ -d /run/systemd/system ]; then systemctl enable --now postgresql redis-server >/dev/null 2>&1; fi
+  # The cluster's own port: 5432 unless another PostgreSQL had it when the package was installed.
+  read -r pg_ver pg_name pg_port pg_status _ < <(pg_lsclusters --no-header | head -n 1) \
+    || die "no PostgreSQL cluster (pg_lsclusters shows none)"
+  # Debian's pg_hba.conf wants a password on 127.0.0.1 (scram-sha-256): the local role gets a
+  # random one, kept in the database URL of $ENV (made once; re-runs apply the same one).
+  db_url="$(sed -n 's/^PLATEBRIDGE_DATABASE_URL=//p' "$ENV" | tail -n 1)"
+  db_pw=""
+  if [[ "$db_url" =~ ^postgresql://platebridge(:([A-Za-z0-9_-]+))?@127\.0\.0\.1:[0-9]+/platebridge$ ]]; then
+    db_pw="${BASH_REMATCH[2]:-$(token)}"
+    local_url="postgresql://platebridge:$db_pw@127.0.0.1:$pg_port/platebridge"
+    if [ "$db_url" != "$local_url" ]; then
+      (umask 077
+        sed -e "s|^PLATEBRIDGE_DATABASE_URL=.*|PLATEBRIDGE_DATABASE_URL=$local_url|" "$ENV" > "$ENV.new")
+      write_env "$ENV.new"
+      say "PLATEBRIDGE_DATABASE_URL in $ENV: the local cluster (port $pg_port), role platebridge with a password"
+    fi
+  else
+    say "PLATEBRIDGE_DATABASE_URL in $ENV is not the local database: its role and password are yours to set"
+  fi
+  as_postgres() { (cd / && runuser -u postgres -- "$@"); }
+  pg_temp=""
+  if [ "$pg_status" != online ]; then
+    # No systemd (a chroot, an image build): the cluster is started on its Unix socket only,
+    # for the set-up below, and stopped again; nothing listens on a TCP port meanwhile.
+    say "PostgreSQL $pg_ver/$pg_name is not running: starting it on its Unix socket only, for the set-up"
+    pg_ctlcluster "$pg_ver" "$pg_name" start -- -o "-c listen_addresses=''" \
+      || die "cannot start PostgreSQL $pg_ver/$pg_name (pg_ctlcluster)"
+    pg_temp=1
+    trap 'pg_ctlcluster "$pg_ver" "$pg_name" stop || true' EXIT
+  fi
+  psql_() { as_postgres psql -p "$pg_port" -q -v ON_ERROR_STOP=1 "$@"; }
+  [ "$(psql_ -tAc "SELECT 1 FROM pg_roles WHERE rolname='platebridge'")" = 1 ] \
+    || as_postgres createuser -p "$pg_port" platebridge
+  if [ -n "$db_pw" ]; then  # on stdin, not in a command line others can read
+    echo "ALTER ROLE platebridge PASSWORD '$db_pw';" | psql_ >/dev/null
+  fi
+  [ "$(psql_ -tAc "SELECT 1 FROM pg_database WHERE datname='platebridge'")" = 1 ] \
+    || as_postgres createdb -p "$pg_port" -O platebridge platebridge
+  if [ -n "$pg_temp" ]; then
+    pg_ctlcluster "$pg_ver" "$pg_name" stop && trap - EXIT
+  fi
+  say "PostgreSQL $pg_ver/$pg_name (port $pg_port): role and database platebridge ready"
 fi
 
 say "systemd units: migrations + $PROCESSES portal processes from port $FIRST_PORT"
@@ -98,6 +147,17 @@ ports_csv="$(IFS=,; echo "${ports[*]}")"
 bash "$REPO/scripts/render-nginx.sh" --domain "$DOMAIN" --cert "$CERT" --key "$KEY" \
   --ports "$ports_csv" > /etc/nginx/conf.d/platebridge.conf.new
 mv /etc/nginx/conf.d/platebridge.conf.new /etc/nginx/conf.d/platebridge.conf
+# Debian's stock "Welcome to nginx" site is the default server on port 80: a portal host has no
+# use for it, and without it every plain-HTTP request goes to the portal's redirect to HTTPS.
+# Only the untouched stock symlink is removed; a site you changed or added stays.
+if [ -L /etc/nginx/sites-enabled/default ] \
+  && [ "$(readlink -f /etc/nginx/sites-enabled/default)" = /etc/nginx/sites-available/default ]; then
+  say "disabling nginx's stock default site (/etc/nginx/sites-enabled/default)"
+  rm /etc/nginx/sites-enabled/default
+fi
+if [ -r "$CERT" ]; then
+  nginx -t -q || die "nginx -t failed: see the messages above"
+fi
 
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload
@@ -113,7 +173,8 @@ if [ -d /run/systemd/system ]; then
     curl -fsS "http://127.0.0.1:$port/health" >/dev/null || die "portal on port $port is not healthy: journalctl -u platebridge-portal@$port"
   done
   if [ -r "$CERT" ]; then
-    nginx -t && systemctl reload nginx
+    systemctl enable nginx >/dev/null 2>&1
+    systemctl reload-or-restart nginx
   else
     say "no certificate at $CERT yet: get one (certbot, see above), then: nginx -t && systemctl reload nginx"
   fi
