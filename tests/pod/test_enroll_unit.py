@@ -12,6 +12,7 @@ from platebridge.pod import enroll
 from platebridge.pod.check import CheckLine
 from platebridge.pod.cli import main
 from platebridge.pod.config import load_config
+from platebridge.pod.enroll_portal import PortalAnswer
 
 KEY = "pbk_UnitTestKey0123456789abcdef"
 SECRET = "unit-stream-secret-0123456789"
@@ -126,7 +127,6 @@ def cli(tmp_path: Path, *args: str) -> list[str]:
     ("args", "message"),
     [
         (["--stream-secret", SECRET, "--camera", f"g={CAM_URL}"], "--key is required"),
-        (["--key", KEY, "--camera", f"g={CAM_URL}"], "--stream-secret is required"),
         (["--key", KEY, "--stream-secret", SECRET], "at least one --camera"),
         (
             ["--key", KEY, "--stream-secret", "short", "--camera", f"g={CAM_URL}"],
@@ -184,3 +184,51 @@ def test_bad_portal_ca_file_is_a_usage_error(
     assert main(cli(tmp_path, *args, "--portal-ca-file", str(bad))) == enroll.EXIT_USAGE
     assert "--portal-ca-file: not a usable PEM CA file" in capsys.readouterr().err
     assert not (tmp_path / "p.yaml").exists()
+
+
+# --- the stream secret: fetched from the portal, or the one given checked against it ----------
+
+FETCHED = PortalAnswer(True, "from the portal", stream_secret="portal-secret-0123456789abcdef")
+
+
+def test_no_secret_given_takes_the_portals(capsys: pytest.CaptureFixture[str]) -> None:
+    answers = tree(stream_secret=None)
+    assert "stream_token_secret" not in answers
+    config = enroll.settle_secret(answers, enroll.validate(answers), FETCHED)
+    assert config.stream_token_secret.get_secret_value() == FETCHED.stream_secret
+    assert answers["stream_token_secret"] == FETCHED.stream_secret  # what is written
+    out = capsys.readouterr().out
+    assert "OK   stream secret: from the portal" in out
+    assert str(FETCHED.stream_secret) not in out and str(FETCHED.stream_secret) not in repr(FETCHED)
+
+
+def test_no_secret_given_and_none_fetched_is_a_portal_failure() -> None:
+    answers = tree(stream_secret=None)
+    refused = PortalAnswer(False, "the portal refused the stream secret (HTTP 403 x): y")
+    with pytest.raises(enroll.EnrollError) as err:
+        enroll.settle_secret(answers, enroll.validate(answers), refused)
+    assert err.value.code == enroll.EXIT_PORTAL
+    assert "HTTP 403" in str(err.value) and "pass --stream-secret" in str(err.value)
+    assert "stream_token_secret" not in answers
+
+
+def test_a_given_secret_must_be_the_portals(capsys: pytest.CaptureFixture[str]) -> None:
+    answers = tree()
+    with pytest.raises(enroll.EnrollError) as err:
+        enroll.settle_secret(answers, enroll.validate(answers), FETCHED)
+    assert err.value.code == enroll.EXIT_USAGE
+    assert "is not this pod's stream secret at the portal" in str(err.value)
+    same = PortalAnswer(True, "from the portal", stream_secret=SECRET)
+    assert enroll.settle_secret(answers, enroll.validate(answers), same).pod_id == "main-gate-pod"
+    assert "OK   stream secret: the one given matches" in capsys.readouterr().out
+    assert answers["stream_token_secret"] == SECRET
+
+
+def test_a_given_secret_stays_when_the_portal_cannot_tell(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    answers = tree()
+    older = PortalAnswer(False, "this portal does not hand out stream secrets (older)")
+    config = enroll.settle_secret(answers, enroll.validate(answers), older)
+    assert config.stream_token_secret.get_secret_value() == SECRET
+    assert "WARN stream secret: the one given, not checked: this portal" in capsys.readouterr().out

@@ -2,11 +2,14 @@
 
 The answers are validated by the real :class:`PodConfig`, each camera URL is probed with
 ffprobe, and one real heartbeat (carrying the probe results) must be accepted by the portal;
-only then is the file written, atomically and mode 0600. On any failure nothing is written.
-The key, the stream secret and camera passwords are never printed.
+then the pod's stream secret is fetched from the portal (``POST /api/pod/enroll``; a
+``--stream-secret`` given is checked against it). Only then is the file written, atomically and
+mode 0600. On any failure nothing is written. The key, the stream secret and camera passwords
+are never printed.
 
-Exit codes: 0 written; 2 bad answers or the file exists (no ``--force``); 3 the portal or the
-key failed; 4 a camera failed; 5 the file could not be written.
+Exit codes: 0 written; 2 bad answers (a ``--stream-secret`` that is not the portal's) or the
+file exists (no ``--force``); 3 the portal or the key failed; 4 a camera failed; 5 the file
+could not be written.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hmac
 import os
 import re
 import socket
@@ -21,20 +25,15 @@ import ssl
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
-from platebridge.core.heartbeat import HEARTBEAT_PATH, HeartbeatResponse
-from platebridge.core.http_client import new_async_client
 from platebridge.core.redact import REDACTED, redact_text
 from platebridge.pod.check import CheckLine, check_camera
 from platebridge.pod.config import ConfigError, PodConfig, parse_config
-from platebridge.pod.heartbeat import build_payload
-from platebridge.pod.supervisor import CameraState
+from platebridge.pod.enroll_portal import PortalAnswer, fetch_stream_secret, send_one_heartbeat
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -45,9 +44,13 @@ DEFAULT_OUTPUT = Path("/etc/platebridge/pod.yaml")
 KEY_ENV = "PLATEBRIDGE_POD_KEY"
 SECRET_ENV = "PLATEBRIDGE_STREAM_SECRET"  # noqa: S105 - a variable name
 EPILOG = (
-    "exit codes: 0 written; 2 bad answers or the file exists (no --force); 3 the portal or the "
-    "key failed; 4 a camera failed; 5 the file could not be written"
+    "exit codes: 0 written; 2 bad answers (a --stream-secret that is not the portal's) or the "
+    "file exists (no --force); 3 the portal or the key failed; 4 a camera failed; 5 the file "
+    "could not be written"
 )
+#: Stands in for the stream secret while the answers are validated, before the portal hands
+#: out the real one (never written: :func:`enroll` replaces it or stops).
+_PENDING_SECRET = "pending-" + "0" * 24
 _HEADER = (
     "# PlateBridge POD configuration, written by `platebridge-pod enroll`.\n"
     "# It holds this POD's API key, stream secret and camera credentials: keep it readable\n"
@@ -74,7 +77,8 @@ def add_parser(sub: Any) -> None:
     sp.add_argument(
         "--stream-secret",
         default=os.environ.get(SECRET_ENV),
-        help=f"the pod's stream secret, shown with its key (or ${SECRET_ENV})",
+        help=f"the pod's stream secret (or ${SECRET_ENV}); default: fetched from the portal, "
+        "which also checks one given here",
     )
     sp.add_argument("--pod-id", help="the POD's id in the portal (default: from the hostname)")
     sp.add_argument(
@@ -130,19 +134,15 @@ def answers_tree(
     """The YAML tree to write: only what was answered (defaults stay defaults)."""
     if not key:
         raise EnrollError(EXIT_USAGE, f"--key is required (or set {KEY_ENV})")
-    if not stream_secret:
-        raise EnrollError(
-            EXIT_USAGE,
-            f"--stream-secret is required (or set {SECRET_ENV}); it is shown with the pod key",
-        )
     if not cameras:
         raise EnrollError(EXIT_USAGE, "give at least one --camera ID[:NAME]=rtsp://…")
     tree: dict[str, Any] = {
         "pod_id": pod_id or hostname_pod_id(),
         "portal_url": portal.rstrip("/"),
         "api_key": key,
-        "stream_token_secret": stream_secret,
     }
+    if stream_secret:  # else fetched from the portal once the heartbeat was accepted
+        tree["stream_token_secret"] = stream_secret
     if advertise_address:
         tree["advertise_address"] = advertise_address
     if portal_ca_file is not None:
@@ -152,9 +152,10 @@ def answers_tree(
 
 
 def validate(tree: dict[str, Any]) -> PodConfig:
-    """The real model (``${ENV}`` references in the answers are expanded, as at run time)."""
+    """The real model (``${ENV}`` references in the answers are expanded, as at run time); a
+    tree still without its stream secret is checked with a stand-in."""
     try:
-        return parse_config(tree)
+        return parse_config({"stream_token_secret": _PENDING_SECRET, **tree})
     except ConfigError as exc:
         detail = str(exc).replace("Value error, ", "")  # pydantic's prefix, noise here
         raise EnrollError(EXIT_USAGE, f"invalid answer: {detail}") from None
@@ -167,75 +168,6 @@ def render_yaml(tree: dict[str, Any]) -> str:
 # --- checks ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PortalAnswer:
-    ok: bool
-    detail: str
-    registered: bool = False
-
-
-def _network_reason(exc: httpx.HTTPError, timeout: float) -> str:
-    if isinstance(exc, httpx.TimeoutException):
-        return f"no answer within {timeout:g} s ({type(exc).__name__})"
-    seen: set[int] = set()
-    os_error = ""
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return f"TLS certificate not accepted: {cause.verify_message or cause.reason}"
-        if isinstance(cause, ssl.SSLError):
-            return f"TLS error: {cause.reason or cause}"
-        if isinstance(cause, socket.gaierror):
-            return f"host name not resolved ({cause.strerror})"
-        if isinstance(cause, OSError) and isinstance(cause.errno, int) and cause.errno > 0:
-            os_error = os.strerror(cause.errno)  # "Connection refused", "No route to host"
-        cause = cause.__cause__ or cause.__context__
-    return os_error or str(exc) or type(exc).__name__
-
-
-def _error_detail(resp: httpx.Response) -> tuple[str, str]:
-    try:
-        body = resp.json()
-    except ValueError:
-        return "", resp.text[:200].replace("\n", " ")
-    if not isinstance(body, dict):
-        return "", str(body)[:200]
-    detail = body.get("detail", "")
-    if isinstance(detail, list):
-        detail = "; ".join(
-            f"{d.get('field')}: {d.get('message')}" for d in detail if isinstance(d, dict)
-        )
-    return str(body.get("error", "")), str(detail)[:300]
-
-
-def _judge(config: PodConfig, resp: httpx.Response) -> PortalAnswer:
-    code = resp.status_code
-    error, detail = _error_detail(resp)
-    detail = redact_text(detail, config.secrets)
-    if code == 401:
-        return PortalAnswer(False, "the portal refused the key (unknown or revoked)")
-    if code == 403 and error == "pod_mismatch":
-        return PortalAnswer(
-            False,
-            f"the key belongs to another pod than {config.pod_id!r}: pass --pod-id with the "
-            "pod's id as the portal shows it",
-        )
-    if 300 <= code < 400:
-        where = redact_text(resp.headers.get("location", "?"), config.secrets)
-        return PortalAnswer(False, f"the portal redirects (HTTP {code}) to {where}: use that URL")
-    if code >= 300:
-        what = f"HTTP {code}{' ' + error if error else ''}"
-        return PortalAnswer(False, f"the portal refused the heartbeat ({what}): {detail}")
-    try:
-        answer = HeartbeatResponse.model_validate_json(resp.content)
-    except ValueError:
-        return PortalAnswer(False, f"HTTP {code}, but not a PlateBridge portal's answer")
-    if not answer.ok:
-        return PortalAnswer(False, f"the portal answered ok=false (HTTP {code})")
-    return PortalAnswer(True, "reachable, key accepted", answer.registered)
-
-
 def portal_verify(config: PodConfig) -> ssl.SSLContext | bool:
     try:
         return config.portal_verify()
@@ -243,35 +175,6 @@ def portal_verify(config: PodConfig) -> ssl.SSLContext | bool:
         raise EnrollError(
             EXIT_USAGE, f"--portal-ca-file: not a usable PEM CA file ({exc})"
         ) from None
-
-
-async def send_one_heartbeat(
-    config: PodConfig, cameras: Sequence[CheckLine], verify: ssl.SSLContext | bool = True
-) -> PortalAnswer:
-    """One real heartbeat, the probe results as camera statuses (as ``check`` sends them)."""
-    states = {
-        cam.camera_id: CameraState(
-            cam.camera_id,
-            cam.name,
-            "active" if line.ok else "error",
-            None if line.ok else line.detail,
-        )
-        for cam, line in zip(config.cameras, cameras, strict=True)
-    }
-    payload = build_payload(config, states)
-    headers = {"Authorization": f"Bearer {config.api_key.get_secret_value()}"}
-    timeout = config.heartbeat_timeout
-    try:
-        async with new_async_client(timeout=timeout, component="pod", verify=verify) as client:
-            resp = await client.post(
-                config.portal_url + HEARTBEAT_PATH,
-                json=payload.model_dump(mode="json", exclude_none=True),
-                headers=headers,
-            )
-    except httpx.HTTPError as exc:
-        reason = redact_text(_network_reason(exc, timeout), config.secrets)
-        return PortalAnswer(False, f"cannot reach the portal at {config.portal_url}: {reason}")
-    return _judge(config, resp)
 
 
 async def probe_camera(config: PodConfig, index: int) -> CheckLine:
@@ -342,7 +245,7 @@ def summary(config: PodConfig, path: Path, cameras: Sequence[CheckLine]) -> list
 
 async def _checks(
     config: PodConfig, verify: ssl.SSLContext | bool
-) -> tuple[list[CheckLine], PortalAnswer]:
+) -> tuple[list[CheckLine], PortalAnswer, PortalAnswer | None]:
     cameras = list(
         await asyncio.gather(*(probe_camera(config, i) for i in range(len(config.cameras))))
     )
@@ -350,7 +253,39 @@ async def _checks(
         print(line.render(), flush=True)
     portal = await send_one_heartbeat(config, cameras, verify)
     print(CheckLine(portal.ok, "portal", portal.detail).render(), flush=True)
-    return cameras, portal
+    secret = await fetch_stream_secret(config, verify) if portal.ok else None
+    return cameras, portal, secret
+
+
+def settle_secret(tree: dict[str, Any], config: PodConfig, fetched: PortalAnswer) -> PodConfig:
+    """Put the portal's stream secret into ``tree`` (none was given), or check the one given
+    against it; the config to write. Prints one line, never the secret."""
+    given = tree.get("stream_token_secret")
+    if given is None:
+        if not fetched.ok or fetched.stream_secret is None:
+            print(CheckLine(False, "stream secret", fetched.detail).render(), flush=True)
+            raise EnrollError(
+                EXIT_PORTAL,
+                f"stream secret: {fetched.detail}; pass --stream-secret (or {SECRET_ENV})",
+            )
+        tree["stream_token_secret"] = fetched.stream_secret
+        print(CheckLine(True, "stream secret", "from the portal").render(), flush=True)
+        return validate(tree)
+    if not fetched.ok or fetched.stream_secret is None:
+        # The key may not fetch it (an admin-created pod enrolled with a site key) or the
+        # portal is older: the secret given stays, unchecked, as before the endpoint existed.
+        print(f"WARN stream secret: the one given, not checked: {fetched.detail}", flush=True)
+        return config
+    mine = config.stream_token_secret.get_secret_value().encode()
+    if not hmac.compare_digest(mine, fetched.stream_secret.encode()):
+        print(CheckLine(False, "stream secret", "not the portal's").render(), flush=True)
+        raise EnrollError(
+            EXIT_USAGE,
+            f"--stream-secret (or {SECRET_ENV}) is not this pod's stream secret at the portal "
+            "(rotated since?): leave it out to use the portal's",
+        )
+    print(CheckLine(True, "stream secret", "the one given matches the portal's").render())
+    return config
 
 
 def enroll(args: argparse.Namespace) -> int:
@@ -365,9 +300,10 @@ def enroll(args: argparse.Namespace) -> int:
     )
     config = validate(tree)
     check_output(args.output, args.force)
-    cameras, portal = asyncio.run(_checks(config, portal_verify(config)))
-    if not portal.ok:
+    cameras, portal, fetched = asyncio.run(_checks(config, portal_verify(config)))
+    if not portal.ok or fetched is None:
         raise EnrollError(EXIT_PORTAL, portal.detail)
+    config = settle_secret(tree, config, fetched)
     failed = [line for line in cameras if not line.ok]
     if failed:
         raise EnrollError(EXIT_CAMERA, "; ".join(f"{x.name}: {x.detail}" for x in failed))
@@ -375,12 +311,7 @@ def enroll(args: argparse.Namespace) -> int:
     for line in summary(config, args.output, cameras):
         print(line)
     if portal.registered:
-        print(
-            "NOTE: the portal registered this pod now (a site enrollment key) with a stream "
-            "secret of its own: run `platebridge-portal pod rotate-secret --pod-id "
-            f"{config.pod_id}` and enroll again with --force and that --stream-secret, or "
-            "streams will be refused"
-        )
+        print("NOTE: the portal registered this pod now, under the site enrollment key's site")
     return EXIT_OK
 
 
