@@ -7,8 +7,9 @@ own: the page (the portal's real ``player.js``/``live.js``, under the portal's r
 headers) asks ``POST /api/pod/stream-token`` here for a token and a ``live_url``. The source is a
 camera clock: a viewer gets the init segment, everything since the last keyframe, then each
 fragment when its time comes; ``down()`` ends every viewer with an ``error`` message and refuses
-new ones until ``up()``; ``restart()`` sends ``restarted`` and a new init with a timeline from 0,
-as a camera restart does; ``frozen`` keeps sockets open but silent.
+new ones until ``up()``; ``restart()`` sends the ``restarted`` notice (codecs, mime) and the init
+segment again, then a timeline from 0, as a camera restart does; ``frozen`` keeps sockets open
+but silent.
 """
 
 from __future__ import annotations
@@ -226,8 +227,11 @@ class LiveSource:
                 return
             if epoch != self.epoch:
                 epoch = self.epoch
-                await ws.send_text(json.dumps({"type": "notice", "reason": "restarted"}))
-                await self._send_init(ws)
+                codecs = self.codecs or self.clip.codecs
+                mime = f'video/mp4; codecs="{codecs}"'
+                notice = {"type": "notice", "reason": "restarted", "codecs": codecs, "mime": mime}
+                await ws.send_text(json.dumps(notice))
+                await ws.send_bytes(self.clip.init)
                 nxt = self.origin
             if self.frozen:
                 nxt = self.index_now() + 1

@@ -122,6 +122,19 @@ def test_h265_is_explained_not_retried(source: LiveSource, page: Page) -> None:
     assert page.evaluate(STATE_JS)["state"] == "unsupported"
 
 
+def test_a_restart_into_h265_is_explained(source: LiveSource, page: Page) -> None:
+    page.goto(source.url)
+    assert_plays(page, seconds=1.0)
+    source.codecs = H265_CODECS
+    source.restart()  # the notice names the new codecs: the player checks them again
+    wait_until(
+        lambda: page.evaluate(STATE_JS)["state"] == "unsupported", timeout=10, what="unsupported"
+    )
+    assert page.evaluate(STATE_JS)["status"].startswith("This camera sends H.265")
+    time.sleep(2)
+    assert len(source.seen) == 1
+
+
 def test_open_page_plays_again_soon_after_the_stream_returns(
     source: LiveSource, page: Page
 ) -> None:
@@ -157,7 +170,7 @@ def test_a_silent_socket_is_replaced(source: LiveSource, page: Page) -> None:
     page.goto(source.url)
     assert_plays(page, seconds=1.0)
     source.frozen = True  # open, but nothing arrives: the watchdog must give up on it
-    wait_until(lambda: len(source.seen) == 2, timeout=15, what="a second socket")
+    wait_until(lambda: len(source.seen) >= 2, timeout=30, what="a second socket")
     source.frozen = False
     assert_plays(page, seconds=1.0)
 

@@ -9,8 +9,8 @@
  * - `isTypeSupported(mime)` before any SourceBuffer: a codec the browser cannot decode (H.265 in
  *   Chromium) is said in words, with what to do, and the player stops (no reconnect loop);
  * - SourceBuffer in `segments` mode, one append at a time (queue), the buffer behind the play
- *   head trimmed to KEEP_S; every `init` (the first, or after a `restarted` notice) starts a
- *   fresh MediaSource;
+ *   head trimmed to KEEP_S; the `init` message and a `restarted` notice (new codecs and mime,
+ *   the new init segment follows) each start a fresh MediaSource;
  * - latency: behind the buffered end by more than CATCH_UP_S → playback rate up to MAX_RATE,
  *   scaled with the lag, back to 1.0 at ≤ SETTLED_S; more than JUMP_S behind → seek to the edge;
  * - reconnect: a closed or failed socket (or one silent for SILENT_MS) is reopened after
@@ -45,6 +45,7 @@
   var SILENT_MS = 8000;  // an open socket with no message this long is dead (half-open TCP)
   var DOWN = { camera_inactive: 1, pod_offline: 1, camera_error: 1, pod_unreachable: 1 };  // said in words
   var TOKEN = { token_expired: 1, token_invalid: 1, token_missing: 1 };
+  var NO_LIVE = { not_found: 1, live_unavailable: 1 };
   var FALLBACK_TRIES = 3;  // sockets without any init before this page gives HLS a go
   var H265_TEXT = 'This camera sends H.265, which this browser cannot play. Use the camera\'s ' +
     'H.264 substream, or turn on transcoding (transcode: h264) for it.';
@@ -108,6 +109,7 @@
     this.queue = [];
     this.queued = 0;
     this.codecs = '';
+    this.mime = '';
     this.delay = null;
     this.glass = null;
     this.failedAt = 0;
@@ -213,19 +215,22 @@
   LivePlayer.prototype.onText = function (text, gen) {
     var msg;
     try { msg = JSON.parse(text); } catch (e) { return; }
-    if (msg.type === 'init') {
+    var restarted = msg.type === 'notice' && msg.reason === 'restarted';
+    if (msg.type === 'init' || restarted) {
+      // The first init, or the camera restarted (its notice carries the new codecs and mime;
+      // the new init segment follows): a fresh MediaSource either way.
       this.everInit = true;
-      this.codecs = msg.codecs || '';
-      if (!MS.isTypeSupported(msg.mime)) {
-        this.unsupported(msg.codecs);
+      this.codecs = msg.codecs || this.codecs;
+      this.mime = msg.mime || this.mime;
+      if (!this.mime || !MS.isTypeSupported(this.mime)) {
+        this.unsupported(this.codecs);
         return;
       }
-      this.resetMedia(msg.mime, gen);
+      this.resetMedia(this.mime, gen);
     } else if (msg.type === 'error') {
       this.lastError = msg;
     }
-    // notices: `skipped` needs nothing (the next fragment is a keyframe); `restarted` is
-    // followed by a new `init`, which resets the MediaSource above.
+    // `skipped` needs nothing: the next fragment is a keyframe.
   };
 
   LivePlayer.prototype.unsupported = function (codecs) {
@@ -337,11 +342,12 @@
   LivePlayer.prototype.onClosed = function () {
     var err = this.lastError;
     this.failedTries = this.everInit ? 0 : this.failedTries + 1;
-    if (!this.everInit && (this.derived || (err && err.error === 'not_found') ||
+    if (!this.everInit && (this.derived || (err && NO_LIVE[err.error]) ||
                            this.failedTries >= FALLBACK_TRIES)) {
       // The live path never worked on this page: an older portal (no live URL, nothing at the
-      // contract's address), a POD without the live endpoint (`not_found`), or something in
-      // between that eats WebSockets. Play HLS instead, on this page.
+      // contract's address), a POD without the live endpoint (`not_found`) or with its live
+      // output off (`live_unavailable`), or something in between that eats WebSockets. Play
+      // HLS instead, on this page.
       this.toHls();
       return;
     }
