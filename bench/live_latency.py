@@ -11,9 +11,9 @@ same clock, no playlist timestamps. For each keyframe interval, method and playe
   the POD reported the camera not ``active`` (e.g. its stall watchdog restarting ffmpeg).
 
 World: a portal (SQLite), a real POD agent, one camera per keyframe interval (H.264 High,
-1080p25, ~4 Mbit/s target, no scene cuts), the portal's live page ``/cameras/{pod}/{camera}``
-signed in beforehand. Methods: ``proxy`` (through the portal), ``tunnel`` (the POD's outbound
-tunnel), ``direct`` (browser → POD).
+1080p25, 4 Mbit/s — SMPTE bars scrolling 4 px a frame reach it —, no scene cuts), the portal's
+live page ``/cameras/{pod}/{camera}`` signed in beforehand. Methods: ``proxy`` (through the
+portal), ``tunnel`` (the POD's outbound tunnel), ``direct`` (browser → POD).
 
     .venv/bin/python -m bench.live_latency [--gops 1,4,10] [--methods proxy,tunnel]
         [--players hls,mse] [--seconds 30] [--smoke]
@@ -67,17 +67,19 @@ class PlayerSpec:
     description: str
 
 
+_ROOT = "document.querySelector('.player')"
 PLAYERS: dict[str, PlayerSpec] = {
-    # Today's page plays HLS (hls.js, static/player.js) whatever the query says.
+    # static/live.js marks the player it runs in `data-player` and honours `?player=hls`;
+    # a page from before live.js has only player.js (hls.js, no data-player).
     "hls": PlayerSpec(
         query="?player=hls",
-        is_playing="!!(document.querySelector('.player').platebridgePlayer || {}).hls",
+        is_playing=f"{_ROOT}.dataset.player === 'hls' || "
+        f"(!{_ROOT}.dataset.player && !!({_ROOT}.platebridgePlayer || {{}}).hls)",
         description="hls.js (static/player.js)",
     ),
-    # The MSE player (static/live.js, issue 12): the page's default once it lands.
     "mse": PlayerSpec(
         query="",
-        is_playing="!((document.querySelector('.player').platebridgePlayer || {}).hls)",
+        is_playing=f"{_ROOT}.dataset.player === 'mse'",
         description="fMP4 over WebSocket into MSE (static/live.js)",
     ),
 }
@@ -203,6 +205,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--height", type=int, default=1080)
     p.add_argument("--fps", type=int, default=25)
     p.add_argument("--bitrate", type=int, default=4000, help="kbit/s (x264 target)")
+    p.add_argument("--motion", type=int, default=4, help="px a frame the picture scrolls")
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
@@ -256,6 +259,8 @@ def _one_camera(
         height=args.height,
         fps=args.fps,
         bitrate_kbps=args.bitrate,
+        pattern="smpte",
+        motion=args.motion,
     )
     hls = tmp / f"hls-{gop:g}"
     cam = TestCamera(tmp, profile=profile)
@@ -295,9 +300,9 @@ def _report(args: Any, runs: list[dict[str, Any]], load_before: list[float]) -> 
         if not r["first_frame"]:
             rows.append([r["player"], r["method"], r["gop_s"], "no frame", *["-"] * 7])
             continue
-        keys = ["ttff_ms", "median_ms", "p95_ms", "max_ms", "frozen_max_s"]
-        keys += ["camera_not_active_s", "samples", "camera_kbps"]
-        rows.append([r["player"], r["method"], r["gop_s"], *(r[k] for k in keys)])
+        ms = [round(float(r[k])) for k in ("ttff_ms", "median_ms", "p95_ms", "max_ms")]
+        rest = [r["frozen_max_s"], r["camera_not_active_s"], r["samples"], r["camera_kbps"]]
+        rows.append([r["player"], r["method"], r["gop_s"], *ms, *rest])
     text = table(headers, rows)
     print(text)
     targets = []
@@ -329,7 +334,8 @@ def _report(args: Any, runs: list[dict[str, Any]], load_before: list[float]) -> 
             "seconds": args.seconds,
             "interval_s": args.interval,
             "camera": f"{args.width}x{args.height}@{args.fps} H.264 High (x264 superfast "
-            f"zerolatency, scenecut=0), target {args.bitrate} kbit/s, burned-in clock",
+            f"zerolatency, scenecut=0), target {args.bitrate} kbit/s, SMPTE bars scrolling "
+            f"{args.motion} px a frame, burned-in clock",
             "loadavg_before": load_before,
         },
         "runs": runs,

@@ -47,6 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--path", default="/stream")
     p.add_argument("--pattern", default="smpte", help="videotestsrc pattern: smpte, ball, snow…")
+    p.add_argument(
+        "--motion", type=int, default=0, help="scroll the pattern N px a frame (real bitrate)"
+    )
     p.add_argument("--width", type=int, default=1280)
     p.add_argument("--height", type=int, default=720)
     p.add_argument("--fps", type=int, default=25)
@@ -77,6 +80,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def key_int(args: argparse.Namespace) -> int:
     return max(1, round(args.fps * args.gop))
+
+
+def source(args: argparse.Namespace) -> str:
+    return f"videotestsrc is-live=true pattern={args.pattern} horizontal-speed={args.motion}"
 
 
 def raw_caps(args: argparse.Namespace) -> str:
@@ -124,10 +131,7 @@ def launch_line(args: argparse.Namespace) -> str:
         src = "appsrc name=clocksrc is-live=true format=time do-timestamp=true"
         video = f"{src} ! {video_encoder(args)}"
     else:
-        video = (
-            f"videotestsrc is-live=true pattern={args.pattern} ! {raw_caps(args)} "
-            f"! {video_encoder(args)}"
-        )
+        video = f"{source(args)} ! {raw_caps(args)} ! {video_encoder(args)}"
     return f"( {video}{audio_branch(args)} )"
 
 
@@ -140,7 +144,7 @@ class ClockFeed:
         self.args = args
         self.target: Any = None
         self.pipeline = Gst.parse_launch(
-            f"videotestsrc is-live=true pattern={args.pattern} ! {raw_caps(args)} "
+            f"{source(args)} ! {raw_caps(args)} "
             "! appsink name=grab emit-signals=true sync=false max-buffers=2 drop=true"
         )
         self.pipeline.get_by_name("grab").connect("new-sample", self.on_sample)

@@ -45,6 +45,7 @@ class CameraProfile:
     auth: str = "basic"  # basic | digest (used when the camera has a user)
     clock: bool = False  # the wall clock burned into each picture (tools/clock_code.py)
     pattern: str = "ball"
+    motion: int = 0  # scroll the pattern N px a frame: "smpte" + 4 ≈ 4 Mbit/s at 1080p
 
     def at_1080p(self, bitrate_kbps: int = 4000) -> CameraProfile:
         return dataclasses.replace(self, width=1920, height=1080, fps=25, bitrate_kbps=bitrate_kbps)
@@ -53,7 +54,7 @@ class CameraProfile:
         argv = ["--codec", self.codec, "--gop", f"{self.gop_s:g}", "--audio", self.audio]
         if self.codec == "h264":
             argv += ["--profile", self.h264_profile]
-        argv += ["--auth", self.auth]
+        argv += ["--auth", self.auth, "--motion", str(self.motion)]
         return argv + (["--clock"] if self.clock else [])
 
 
