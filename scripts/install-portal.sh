@@ -91,7 +91,10 @@ else
 fi
 
 if [ "$LOCAL_SERVICES" = 1 ]; then
-  if [ -d /run/systemd/system ]; then systemctl enable --now postgresql redis-server >/dev/null 2>&1; fi
+  if [ -d /run/systemd/system ]; then
+    systemctl enable --now postgresql redis-server >/dev/null 2>&1 \
+      || die "systemctl enable --now postgresql redis-server failed (systemctl status postgresql redis-server)"
+  fi
   # The cluster's own port: 5432 unless another PostgreSQL had it when the package was installed.
   read -r pg_ver pg_name pg_port pg_status _ < <(pg_lsclusters --no-header | head -n 1) \
     || die "no PostgreSQL cluster (pg_lsclusters shows none)"
@@ -113,7 +116,9 @@ if [ "$LOCAL_SERVICES" = 1 ]; then
   fi
   as_postgres() { (cd / && runuser -u postgres -- "$@"); }
   pg_temp=""
-  if [ "$pg_status" != online ]; then
+  if [ "$pg_status" != online ] && [ -d /run/systemd/system ]; then
+    die "PostgreSQL $pg_ver/$pg_name is not running (systemctl status postgresql@$pg_ver-$pg_name)"
+  elif [ "$pg_status" != online ]; then
     # No systemd (a chroot, an image build): the cluster is started on its Unix socket only,
     # for the set-up below, and stopped again; nothing listens on a TCP port meanwhile.
     say "PostgreSQL $pg_ver/$pg_name is not running: starting it on its Unix socket only, for the set-up"
