@@ -104,6 +104,7 @@ def test_one_input_two_outputs_live_fmp4_on_stdout() -> None:
     flags = set(opt(live, "-movflags").split("+"))
     assert {"empty_moov", "default_base_moof", "frag_keyframe"} <= flags
     assert opt(live, "-frag_duration") == "1" and opt(live, "-flush_packets") == "1"
+    assert opt(live, "-max_interleave_delta") == "20000" and "-max_interleave_delta" not in hls
     assert live[-1] == "pipe:1"
     assert "-tag:v" not in argv
 
