@@ -6,8 +6,10 @@ heartbeat: the same key lookup (``pod_keys.active_key``, inside ``services.enrol
 per-source throttle on refused keys, the same screen of the body (``json_body.check``); an
 unknown key is told before any body error. Which pod a key may ask for: ``services.enroll``.
 
-The answer carries a secret: ``Cache-Control: no-store``, and it is never logged (the log
-line names the pod, the key's display prefix and the source address only).
+The answer carries a secret: ``Cache-Control: no-store``, and it is never logged. Each secret
+handed out is one INFO line of the ``platebridge.portal.enroll`` logger (pod, key kind, source
+address): not an ``audit_events`` row, whose rows are stream accesses (a camera and a stream
+path each, both CHECK-constrained); recording enrolls there needs a migration of its own.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ async def _enroll(
     async with db.read() as session:
         found = await service.pod_secret(session, key_hash, req.pod_id)
     log.info(
-        "pod %s fetched its stream secret (key %s, from %s)", found.pod_id, found.key_prefix, source
+        "pod %s fetched its stream secret (%s key, from %s)", found.pod_id, found.key_kind, source
     )
     answer = EnrollResponse(
         pod_id=found.pod_id,

@@ -30,7 +30,7 @@ from platebridge.portal.pod_keys import active_key
 class PodSecret:
     pod_id: str
     stream_token_secret: str
-    key_prefix: str  # ``pbk_AbCd``: safe to log
+    key_kind: str  # 'pod' or 'enrollment': for the log line
 
 
 async def pod_secret(session: AsyncSession, key_hash: bytes, pod_id: str) -> PodSecret:
@@ -39,7 +39,7 @@ async def pod_secret(session: AsyncSession, key_hash: bytes, pod_id: str) -> Pod
     pod = await (_pod_of_pod_key if key.kind == "pod" else _pod_of_enrollment_key)(
         session, key, pod_id
     )
-    return PodSecret(pod.pod_id, pod.stream_token_secret, key.prefix)
+    return PodSecret(pod.pod_id, pod.stream_token_secret, key.kind)
 
 
 async def _pod_of_pod_key(session: AsyncSession, key: ApiKey, pod_id: str) -> Pod:
