@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from platebridge.core.fmp4 import split
 from platebridge.portal.app import create_app
+from platebridge.portal.streaming import live as live_module
 from tests.core.test_fmp4 import NON_SYNC, SYNC, VIDEO, fragment, init_segment, traf
 from tests.portal.relay_upstreams import LoopThread
 from tests.portal.streaming_support import LOOPBACK_NETWORKS, heartbeat, stream_token
@@ -58,7 +60,7 @@ class LivePod:
     tokens: list[str] = field(default_factory=list)
     open_bodies: int = 0
     status: int = 200
-    cut_after: int | None = None  # fragments before the body is cut (an upstream failure)
+    cut: threading.Event = field(default_factory=threading.Event)  # set: break the bodies
     _server: asyncio.Server | None = None
 
     def start(self) -> LivePod:
@@ -110,7 +112,7 @@ class LivePod:
 
         writer.write(chunk(INIT))
         sent = 0
-        while self.cut_after is None or sent < self.cut_after:
+        while not self.cut.is_set():
             writer.write(chunk(GOP[sent % len(GOP)]))
             await writer.drain()
             sent += 1
@@ -198,6 +200,19 @@ def recv(ws: ClientConnection) -> bytes | str:
     return ws.recv(timeout=20)
 
 
+def read_until_closed(ws: ClientConnection, seconds: float = 60) -> tuple[list[bytes | str], int]:
+    """Every message until the server closes, and its close code (fails after ``seconds``)."""
+    messages: list[bytes | str] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            messages.append(recv(ws))
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None, "closed without a close frame"
+            return messages, closed.rcvd.code
+    raise AssertionError(f"the server did not close within {seconds} s")
+
+
 def start_of_stream(ws: ClientConnection) -> tuple[dict[str, Any], bytes, bytes]:
     """The init text, the init segment and the first fragment."""
     text = recv(ws)
@@ -248,22 +263,21 @@ def test_three_viewers_share_one_upstream_closed_after_the_last_leaves(world: Wo
 
 
 def test_upstream_failure_is_an_error_message_then_a_new_upstream(world: World) -> None:
-    world.pod.cut_after = 8
     url = world.portal.ws_url(world.tenant.pod_id)
     with open_ws(url, world.auth) as ws, open_ws(url, world.auth) as ws2:
         for viewer in (ws, ws2):
-            messages: list[bytes | str] = []
-            with pytest.raises(ConnectionClosed) as closed:
-                while True:
-                    messages.append(recv(viewer))
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+            start_of_stream(viewer)
+        world.pod.cut.set()
+        for viewer in (ws, ws2):
+            messages, code = read_until_closed(viewer)
+            assert code == 1011
             last = messages[-1]
             assert isinstance(last, str)
             error = json.loads(last)
             assert error["type"] == "error" and error["error"].startswith("upstream_")
             assert error["detail"]
     assert len(world.pod.requests) == 1
-    world.pod.cut_after = None
+    world.pod.cut.clear()
     with open_ws(url, world.auth) as ws:  # the viewer reconnects: a new upstream
         assert start_of_stream(ws)[1] == INIT
     assert len(world.pod.requests) == 2
@@ -310,6 +324,20 @@ def test_offline_pod_is_409_before_the_upgrade(world: World, db_url: str) -> Non
     age_pods(db_url, world.tenant.company_id, 3600)
     status, body = refusal(world.portal.ws_url(world.tenant.pod_id), world.auth)
     assert (status, body["error"]) == (409, "pod_offline")
+
+
+def test_an_open_viewing_ends_when_the_pod_goes_offline(
+    world: World, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Authorised again while open (as each HLS request is): the pod offline ends it."""
+    monkeypatch.setattr(live_module, "RECHECK_SECONDS", 0.1)
+    with open_ws(world.portal.ws_url(world.tenant.pod_id), world.auth) as ws:
+        start_of_stream(ws)
+        age_pods(db_url, world.tenant.company_id, 3600)
+        messages, code = read_until_closed(ws)
+        assert code == 1008
+        assert isinstance(messages[-1], str)
+        assert json.loads(messages[-1])["error"] == "pod_offline"
 
 
 def test_viewing_is_audited_with_its_method(world: World) -> None:

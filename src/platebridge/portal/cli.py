@@ -99,6 +99,8 @@ def cmd_serve(args: argparse.Namespace, settings: PortalSettings) -> dict[str, A
         proxy_headers=bool(settings.trusted_proxies),  # only a named proxy's headers count
         forwarded_allow_ips=settings.trusted_proxies or None,
         server_header=False,
+        # Video is compressed already: deflating each live fragment per viewer only costs CPU.
+        ws_per_message_deflate=False,
     )
     return None
 

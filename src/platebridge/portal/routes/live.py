@@ -11,6 +11,7 @@ an HTTP request); like the HLS routes it is ``@public`` and authorises itself.
 
 from __future__ import annotations
 
+import contextlib
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
@@ -128,11 +129,16 @@ async def live_endpoint(
     try:
         viewer = await state.live.join(key, opener)
     except UpstreamError as exc:
-        await websocket.send_text(error_message(exc.code, exc.message))
-        await websocket.close(CLOSE_UPSTREAM)
+        with contextlib.suppress(Exception):  # the viewer may be gone already
+            await websocket.send_text(error_message(exc.code, exc.message))
+            await websocket.close(CLOSE_UPSTREAM)
         return
     await record_stream_started(db, access, state, ip, viewer.upstream.method)
-    await serve_viewer(viewer, websocket, access.camera.camera_id)
+
+    async def still_allowed() -> PodStream:
+        return await _authorised(db, settings, state, login, pod_id, camera_id, token)
+
+    await serve_viewer(viewer, websocket, access.camera.camera_id, still_allowed)
 
 
 def install_live(app: FastAPI) -> None:

@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 import httpx
 
+from platebridge.core.errors import PlateBridgeError
 from platebridge.core.fmp4 import Fmp4Error, Fragment, InitSegment, Splitter, codecs_from_init
 from platebridge.core.live import TOO_SLOW, LiveFanout, Message, Notice, Subscription
 from platebridge.portal.streaming.relay import UpstreamBody, UpstreamError, read_error
@@ -39,6 +40,8 @@ LINGER_SECONDS = 5.0
 INIT_TIMEOUT = 10.0
 #: Seconds one WebSocket send may take; a viewer slower than that is dropped.
 SEND_TIMEOUT = 10.0
+#: Seconds between two authorisations of an open viewing.
+RECHECK_SECONDS = 30.0
 #: WebSocket close codes: the upstream failed (1011), the viewer broke a rule / was too slow.
 CLOSE_UPSTREAM = 1011
 CLOSE_POLICY = 1008
@@ -48,6 +51,8 @@ CLOSE_NORMAL = 1000
 LiveKey = tuple[uuid.UUID, str]
 #: Opens the POD's live body; returns it with the method used (proxy / VPN / tunnel).
 Opener = Callable[[], Awaitable[tuple[UpstreamBody, Method]]]
+#: Authorises the viewer again; raises :class:`PlateBridgeError` when it may no longer watch.
+Recheck = Callable[[], Awaitable[object]]
 
 
 def live_path(pod_id: str, camera_id: str, token: str | None) -> str:
@@ -286,24 +291,40 @@ async def _until_gone(socket: LiveSocket) -> None:
             return
 
 
-async def serve_viewer(viewer: LiveViewer, socket: LiveSocket, camera_id: str) -> None:
+async def _recheck(still_allowed: Recheck) -> tuple[str, str, int]:
+    """Authorise again every :data:`RECHECK_SECONDS` (as every HLS request is): an expired
+    token, a signed-out session or a pod gone offline ends the viewing."""
+    while True:
+        await asyncio.sleep(RECHECK_SECONDS)
+        try:
+            await still_allowed()
+        except PlateBridgeError as exc:
+            return exc.code, exc.message, CLOSE_POLICY
+
+
+async def serve_viewer(
+    viewer: LiveViewer, socket: LiveSocket, camera_id: str, still_allowed: Recheck
+) -> None:
     """The viewer protocol after the upgrade (docs/live.md): init text, then the subscription's
     init segment and fragments and notices; an error message and close when the stream ends."""
     try:
         await _send(socket, viewer.init_message(camera_id))
-        pump = asyncio.create_task(_pump(viewer, socket))
+        ending = [
+            asyncio.create_task(_pump(viewer, socket)),
+            asyncio.create_task(_recheck(still_allowed)),
+        ]
         gone = asyncio.create_task(_until_gone(socket))
+        tasks = [*ending, gone]
         try:
-            await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (pump, gone):
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(pump, gone, return_exceptions=True)
-        if gone.done() and not gone.cancelled() and gone.exception() is None:
-            return  # the viewer left
-        if pump.cancelled() or pump.exception() is not None:
-            return  # the connection broke while sending
-        code, detail, close_code = pump.result()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        ended = [t for t in ending if t.done() and not t.cancelled() and t.exception() is None]
+        if (gone.done() and not gone.cancelled()) or not ended:
+            return  # the viewer left, or the connection broke while sending
+        code, detail, close_code = ended[0].result()
         with contextlib.suppress(Exception):
             await _send(socket, error_message(code, detail))
             await socket.close(close_code)
