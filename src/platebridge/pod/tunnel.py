@@ -251,7 +251,9 @@ class TunnelClient:
                     )
                     frame = proto.encode_control(proto.FrameType.RESPONSE, sid, status)
                     await self._send(ws, frame)
-                    async for chunk in response.aiter_raw(proto.MAX_DATA):
+                    # As the bytes arrive (a chunk size would hold a live stream back until
+                    # that much has accumulated); _send_data splits to MAX_DATA frames.
+                    async for chunk in response.aiter_raw():
                         await self._send_data(ws, stream, chunk)
             except httpx.ConnectError:
                 await self._reset(ws, sid, "unreachable", "the POD's HTTP server is not answering")
