@@ -6,7 +6,9 @@ one app per module (its own throttle: these tests send refused keys on purpose).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +21,7 @@ from tests.support.portal import (
     SeededCompany,
     create_site,
     enrollment_key,
+    in_session,
     rotate_pod_key,
     seed_company,
     sql,
@@ -73,6 +76,19 @@ def test_pod_key_gets_its_own_secret(portal: AppPortal, tenant: SeededCompany) -
     # Only the pod_id is read; other fields (a newer POD's) are ignored.
     r = enroll(portal, tenant.pod_auth, json={"pod_id": tenant.pod_id, "extra": [1]})
     assert r.status_code == 200
+
+
+def test_a_rotated_secret_is_handed_out_at_once(portal: AppPortal, tenant: SeededCompany) -> None:
+    from platebridge.portal.services import admin
+
+    async def rotate(s: Any) -> str:
+        pod = await admin.find_pod(s, tenant.pod_id, tenant.company_id)
+        return await admin.rotate_pod_stream_secret(s, pod)
+
+    new_secret = asyncio.run(in_session(portal.db_url, rotate))
+    r = enroll(portal, tenant.pod_auth, json={"pod_id": tenant.pod_id})
+    assert r.status_code == 200
+    assert r.json()["stream_token_secret"] == new_secret != tenant.stream_token_secret
 
 
 def test_refused_keys_401(portal: AppPortal, tenant: SeededCompany) -> None:
