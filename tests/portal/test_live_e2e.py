@@ -1,0 +1,171 @@
+"""End to end: the live fMP4 view through the portal (docs/live.md) with a real GStreamer RTSP
+camera, the real POD agent (one ffmpeg: HLS + live fMP4) and the real portal process; the
+``websockets`` library as the viewer. Through the proxy and through the tunnel: the init
+text, the init segment and fragments starting at a keyframe; three viewers of one camera are
+ONE live request at the POD, closed again after the last viewer left; refusals before the
+upgrade. SQLite only (the database is not what is tested here)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from platebridge.core.fmp4 import split
+from tests.portal.streaming_support import add_viewer
+from tests.support.agent import Agent
+from tests.support.camera import TestCamera, camera_available
+from tests.support.portal import SeededCompany, cli, login, new_sqlite_url, run_portal, seed_company
+from tests.support.procs import wait_until
+from tests.tunnel.support import TUNNEL_ENV, agent_config, portal_stats
+
+pytestmark = pytest.mark.e2e
+CAMERA = "gate-camera-1"
+
+
+@dataclass
+class World:
+    url: str
+    db_url: str
+    tenant: SeededCompany
+    auth: dict[str, str]
+    agent: Agent
+    listen_port: int
+
+    def ws_url(self, pod_id: str | None = None, token: str | None = None) -> str:
+        query = f"camera_id={CAMERA}" + (f"&token={token}" if token else "")
+        base = self.url.replace("http://", "ws://")
+        return f"{base}/api/pod/live/{pod_id or self.tenant.pod_id}?{query}"
+
+    def set_mode(self, mode: str) -> None:
+        cli(self.db_url, "pod", "set-mode", "--pod-id", self.tenant.pod_id, "--mode", mode)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    if not camera_available():
+        pytest.fail("needs /usr/bin/python3 with GStreamer RTSP server and ffmpeg")
+    tmp = tmp_path_factory.mktemp("live")
+    db_url = new_sqlite_url(tmp)
+    env = TUNNEL_ENV | {"PLATEBRIDGE_POD_NETWORKS": "127.0.0.0/8"}
+    with run_portal(db_url, env, log_dir=tmp) as url, TestCamera(tmp) as camera:
+        tenant = seed_company(db_url)
+        # The tunnel always up (POD config), so the portal's mode alone picks proxy or tunnel.
+        config = agent_config(tmp, tenant, camera.url, portal_url=url)
+        agent = Agent(tmp, config)
+        try:
+            agent.wait_status("active", timeout=40)
+            auth = login(url, tenant.email, tenant.password)
+            world = World(url, db_url, tenant, auth, agent, int(config["listen_port"]))
+            world.set_mode("proxy")
+
+            def streamable() -> bool:
+                r = httpx.get(f"{url}/api/cameras", headers=auth, timeout=10)
+                return any(c["id"] == CAMERA and c["streamable"] for c in r.json()["cameras"])
+
+            wait_until(streamable, timeout=30, what="camera registered by heartbeat")
+            yield world
+        finally:
+            agent.close()
+
+
+def open_ws(url: str, auth: dict[str, str] | None = None) -> ClientConnection:
+    return connect(url, additional_headers=auth or {}, open_timeout=20, max_size=None)
+
+
+def start_of_stream(ws: ClientConnection) -> tuple[dict[str, Any], bytes, list[bytes]]:
+    """The init text, the init segment and the next five fragments."""
+    text = ws.recv(timeout=20)
+    assert isinstance(text, str), text
+    init = ws.recv(timeout=20)
+    fragments = [ws.recv(timeout=20) for _ in range(5)]
+    assert isinstance(init, bytes) and all(isinstance(f, bytes) for f in fragments)
+    return json.loads(text), init, fragments  # type: ignore[return-value]
+
+
+def pod_live_connections(port: int) -> int:
+    """Established TCP connections accepted on the POD's port (only the live relay talks to
+    the POD's HTTP server in this module: heartbeats go from the POD to the portal)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError), open(table) as f:
+            for line in f.readlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
+                    count += 1
+    return count
+
+
+def world_user_id(world: World, auth: dict[str, str]) -> str:
+    me = httpx.get(f"{world.url}/api/auth/me", headers=auth, timeout=10).json()
+    return str(me.get("user_id") or me.get("id"))
+
+
+def tunnel_streams(world: World) -> int:
+    health = httpx.get(f"http://127.0.0.1:{world.listen_port}/health", timeout=5).json()
+    return int(health["tunnel"]["streams"])
+
+
+def check_three_viewers(world: World, open_upstreams: Any, auth: dict[str, str]) -> None:
+    with contextlib.ExitStack() as stack:
+        viewers = [stack.enter_context(open_ws(world.ws_url(), auth)) for _ in range(3)]
+        for ws in viewers:
+            hello, init, fragments = start_of_stream(ws)
+            assert hello["type"] == "init" and hello["camera_id"] == CAMERA
+            assert hello["codecs"].startswith("avc1.")
+            assert hello["mime"] == f'video/mp4; codecs="{hello["codecs"]}"'
+            parsed = split(init + b"".join(fragments))
+            assert parsed.init is not None and parsed.init.data == init
+            assert len(parsed.fragments) == 5
+            assert parsed.fragments[0].keyframe  # the keyframe cache: a picture at once
+        assert open_upstreams() == 1  # ONE live request at the POD for three viewers
+    wait_until(lambda: open_upstreams() == 0, timeout=30, what="the live upstream closed")
+
+
+def test_through_the_proxy(world: World) -> None:
+    world.set_mode("proxy")
+    check_three_viewers(world, lambda: pod_live_connections(world.listen_port), world.auth)
+
+
+def test_through_the_tunnel(world: World, tmp_path: Path) -> None:
+    world.set_mode("tunnel")
+    try:
+        wait_until(lambda: tunnel_streams(world) == 0, timeout=10, what="an idle tunnel")
+        # Another user: a new viewing in the audit trail (one user's viewing is one row).
+        viewer = login(world.url, *add_viewer(world.db_url, world.tenant))
+        check_three_viewers(world, lambda: tunnel_streams(world), viewer)
+        assert portal_stats(world.url)["streams"] == 0  # nothing left open at the portal
+        r = httpx.get(
+            f"{world.url}/api/audit",
+            headers=world.auth,
+            params={"action": "stream_started"},
+            timeout=10,
+        )
+        methods = {
+            (e["user_id"] == world_user_id(world, viewer), e["method"]) for e in r.json()["events"]
+        }
+        assert (True, "tunnel") in methods
+    finally:
+        world.set_mode("proxy")
+
+
+def test_refusals_before_the_upgrade(world: World) -> None:
+    with pytest.raises(InvalidStatus) as caught:
+        open_ws(world.ws_url()).close()
+    assert caught.value.response.status_code == 401
+    other = seed_company(world.db_url, pod_id="other-gate-pod")
+    for pod_id in ("other-gate-pod", "no-such-pod"):
+        with pytest.raises(InvalidStatus) as caught:
+            open_ws(world.ws_url(pod_id), world.auth).close()
+        response = caught.value.response
+        assert response.status_code == 404
+        assert json.loads(response.body or b"{}")["error"] == "not_found"
+    assert other.pod_id == "other-gate-pod"
