@@ -3,7 +3,7 @@
 # (docs/deploy.md "POD install"). Run as root from a clone of this repository:
 #
 #   sudo bash scripts/install-pod.sh --portal https://portal.example --key pbk_… \
-#        --stream-secret … --pod-id main-gate-pod --camera 'gate-1:Main gate=rtsp://…' […]
+#        --pod-id main-gate-pod --camera 'gate-1:Main gate=rtsp://…' […]
 #
 # Installs ffmpeg and python3-venv (apt), a system user `platebridge`, the package into
 # /opt/platebridge/venv, /etc/platebridge (0750 root:platebridge), /var/lib/platebridge and the
