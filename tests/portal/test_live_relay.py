@@ -60,7 +60,9 @@ class LivePod:
     tokens: list[str] = field(default_factory=list)
     open_bodies: int = 0
     status: int = 200
+    refusal: tuple[str, str] = ("unknown_camera", "no such camera")  # the error body's fields
     cut: threading.Event = field(default_factory=threading.Event)  # set: break the bodies
+    end: threading.Event = field(default_factory=threading.Event)  # set: end them (a restart)
     _server: asyncio.Server | None = None
 
     def start(self) -> LivePod:
@@ -85,7 +87,7 @@ class LivePod:
             self.requests.append(target.path)
             self.tokens.append(target.query)
             if self.status != 200:
-                body = json.dumps({"error": "unknown_camera", "detail": "no such camera"})
+                body = json.dumps({"error": self.refusal[0], "detail": self.refusal[1]})
                 writer.write(
                     f"HTTP/1.1 {self.status} X\r\ncontent-type: application/json\r\n"
                     f"content-length: {len(body)}\r\n\r\n{body}".encode()
@@ -113,6 +115,11 @@ class LivePod:
         writer.write(chunk(INIT))
         sent = 0
         while not self.cut.is_set():
+            if self.end.is_set():
+                self.end.clear()
+                writer.write(b"0\r\n\r\n")  # a clean end: the camera restarts
+                await writer.drain()
+                return
             writer.write(chunk(GOP[sent % len(GOP)]))
             await writer.drain()
             sent += 1
@@ -294,6 +301,41 @@ def test_pod_error_status_after_the_upgrade_is_mapped(world: World) -> None:
         }
         with pytest.raises(ConnectionClosed):
             recv(ws)
+
+
+def test_a_camera_restart_is_bridged_with_a_restarted_notice(world: World) -> None:
+    """The POD ends its body when the camera restarts: the portal opens it again and the
+    viewers get ``restarted``, the new init segment and a keyframe, on the same socket."""
+    with open_ws(world.portal.ws_url(world.tenant.pod_id), world.auth) as ws:
+        start_of_stream(ws)
+        world.pod.end.set()
+        message = recv(ws)
+        while not isinstance(message, str):
+            message = recv(ws)
+        assert json.loads(message) == {
+            "type": "notice",
+            "reason": "restarted",
+            "codecs": "avc1.640028",
+            "mime": 'video/mp4; codecs="avc1.640028"',
+        }
+        init, first = recv(ws), recv(ws)
+        assert init == INIT and isinstance(first, bytes)
+        assert split(INIT + first).fragments[0].keyframe
+    assert len(world.pod.requests) == 2
+
+
+def test_the_pods_reason_for_a_camera_without_video_reaches_the_viewer(world: World) -> None:
+    world.pod.status = 503
+    world.pod.refusal = ("camera_error", "camera answered 401 Unauthorized (check the password)")
+    with open_ws(world.portal.ws_url(world.tenant.pod_id), world.auth) as ws:
+        assert json.loads(str(recv(ws))) == {
+            "type": "error",
+            "error": "camera_error",
+            "detail": "camera answered 401 Unauthorized (check the password)",
+        }
+        with pytest.raises(ConnectionClosed) as closed:
+            recv(ws)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
 
 
 def test_refusals_are_json_before_the_upgrade(world: World, db_url: str) -> None:

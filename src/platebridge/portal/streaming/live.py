@@ -40,6 +40,11 @@ LINGER_SECONDS = 5.0
 INIT_TIMEOUT = 10.0
 #: Seconds one WebSocket send may take; a viewer slower than that is dropped.
 SEND_TIMEOUT = 10.0
+#: A camera restart (the POD ends its body) is bridged for this long, trying again every
+#: RESUME_PAUSE seconds, while the POD says the camera is coming back.
+RESUME_SECONDS = 10.0
+RESUME_PAUSE = 0.5
+RESUMABLE = frozenset({"upstream_ended", "camera_inactive", "camera_error", "stream_not_ready"})
 #: Seconds between two authorisations of an open viewing.
 RECHECK_SECONDS = 30.0
 #: WebSocket close codes: the upstream failed (1011), the viewer broke a rule / was too slow.
@@ -80,6 +85,7 @@ class LiveUpstream:
         self.viewers = 0
         self.error: UpstreamError | None = None
         self.bytes_in = 0
+        self._got_video = False  # this POD body delivered fragments
         self._owner = owner
         self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._task: asyncio.Task[None] | None = None
@@ -103,24 +109,44 @@ class LiveUpstream:
 
     async def _run(self, opener: Opener) -> None:
         try:
-            body, self.method = await opener()
-            try:
-                await self._pump(body)
-            finally:
-                await body.aclose()
-            raise UpstreamError(502, "upstream_ended", "the POD ended the live stream")
-        except UpstreamError as exc:
-            self._fail(exc)
-        except (httpx.HTTPError, TimeoutError, OSError) as exc:
-            self._fail(read_error(exc))
-        except Fmp4Error as exc:
-            logger.warning("POD live stream of %s is not valid fMP4: %s", self.key[1], exc)
-            self._fail(UpstreamError(502, "upstream_bad_live", "the POD's live video is invalid"))
+            resume_until: float | None = None
+            while True:
+                self._got_video = False
+                error = await self._once(opener)
+                loop = asyncio.get_running_loop()
+                if resume_until is None or self._got_video:
+                    resume_until = loop.time() + RESUME_SECONDS  # a new restart, a new window
+                if not (self._resumable(error) and loop.time() < resume_until):
+                    self._fail(error)
+                    return
+                await asyncio.sleep(RESUME_PAUSE)
         except asyncio.CancelledError:
             self._fail(UpstreamError(503, "live_closed", "the live stream was closed"))
             raise
         finally:
             self._owner.discard(self)
+
+    async def _once(self, opener: Opener) -> UpstreamError:
+        """One POD body, pumped to its end; the error it ended with."""
+        try:
+            body, self.method = await opener()
+            try:
+                await self._pump(body)
+            finally:
+                await body.aclose()
+            return UpstreamError(502, "upstream_ended", "the POD ended the live stream")
+        except UpstreamError as exc:
+            return exc
+        except (httpx.HTTPError, TimeoutError, OSError) as exc:
+            return read_error(exc)
+        except Fmp4Error as exc:
+            logger.warning("POD live stream of %s is not valid fMP4: %s", self.key[1], exc)
+            return UpstreamError(502, "upstream_bad_live", "the POD's live video is invalid")
+
+    def _resumable(self, error: UpstreamError) -> bool:
+        """The camera restarted under watching viewers: open the POD's body again (its new init
+        segment reaches them as a ``restarted`` notice) instead of ending their streams."""
+        return self._ready.done() and self.viewers > 0 and error.code in RESUMABLE
 
     async def _pump(self, body: UpstreamBody) -> None:
         splitter = Splitter()
@@ -133,6 +159,7 @@ class LiveUpstream:
                     if not self._ready.done():
                         self._ready.set_result(None)
                 elif isinstance(item, Fragment):
+                    self._got_video = True
                     self.fanout.push(item)
 
     def _fail(self, exc: UpstreamError) -> None:

@@ -20,6 +20,7 @@ upstream connection is closed — not returned to the pool half-read.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from types import TracebackType
@@ -188,6 +189,36 @@ def _status_error(response: _Response) -> UpstreamError:
             retry_after=_retry_after(response) or 2,
         )
     return UpstreamError(502, "upstream_error", f"the POD answered HTTP {code}")
+
+
+#: The POD's own refusals about a camera's state, passed to the viewer with its sentence.
+POD_CAMERA_ERRORS = frozenset({"camera_inactive", "camera_error", "live_unavailable"})
+_MAX_REFUSAL_BYTES = 4096
+
+
+async def _pod_refusal(response: _Response) -> UpstreamError | None:
+    """A 409/503 JSON refusal of the POD naming the camera's state (why the camera has no
+    video: the player can say so), else None; the body is read bounded."""
+    if response.status_code not in (409, 503) or _media_type(response) != "application/json":
+        return None
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > _MAX_REFUSAL_BYTES:
+            return None
+    try:
+        data = json.loads(body)
+        code, detail = data["error"], data["detail"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if code not in POD_CAMERA_ERRORS or not isinstance(detail, str):
+        return None
+    return UpstreamError(
+        response.status_code,
+        code,
+        redact_text(detail)[:300],
+        retry_after=_retry_after(response),
+    )
 
 
 def _transport_error(exc: BaseException) -> UpstreamError:
@@ -389,17 +420,27 @@ class PodRelay:
             return await self._pool.get(host, url.port or 80, url.raw_path)
         return await self._client.send(self._client.build_request("GET", url), stream=True)
 
-    async def _open(self, request: httpx.URL, log_url: _LogUrl) -> _Response:
-        """Send a GET of ``request``; return the 200 response with its body not yet read."""
+    async def _open(
+        self, request: httpx.URL, log_url: _LogUrl, *, explained: bool = False
+    ) -> _Response:
+        """Send a GET of ``request``; return the 200 response with its body not yet read.
+
+        ``explained``: a POD refusal naming the camera's state passes on (:func:`_pod_refusal`).
+        """
         try:
             response = await self._send(request)
         except (httpx.HTTPError, TimeoutError) as exc:
             logger.debug("POD request failed with %s: %s", type(exc).__name__, log_url)
             raise _transport_error(exc) from None
         if response.status_code != 200:
-            await response.aclose()
+            try:
+                refusal = await _pod_refusal(response) if explained else None
+            except (httpx.HTTPError, TimeoutError):
+                refusal = None
+            finally:
+                await response.aclose()
             logger.debug("POD answered HTTP %s: %s", response.status_code, log_url)
-            raise _status_error(response)
+            raise refusal or _status_error(response)
         return response
 
     async def fetch_playlist(self, url: str) -> str:
@@ -477,7 +518,9 @@ class PodRelay:
         request = self._request(url)
         try:
             response = await _within(
-                self.head_timeout, self._open(request, log_url), leftover=_close_response
+                self.head_timeout,
+                self._open(request, log_url, explained=True),
+                leftover=_close_response,
             )
         except TimeoutError:
             raise _transport_error(TimeoutError()) from None
