@@ -233,8 +233,10 @@ class LiveSource:
                 await ws.send_text(json.dumps(notice))
                 await ws.send_bytes(self.clip.init)
                 nxt = self.origin
-            if self.frozen:
+            if self.frozen:  # nothing at all, and resume at the live edge
                 nxt = self.index_now() + 1
+                await asyncio.sleep(1 / FPS)
+                continue
             while nxt <= self.index_now() and nxt >= self.origin:
                 await ws.send_bytes(self.fragment(nxt))
                 nxt += 1

@@ -43,7 +43,8 @@
   var FULL_RATE_S = 1.5;
   var MAX_QUEUE_BYTES = 16 * 1024 * 1024;
   var SILENT_MS = 8000;  // an open socket with no message this long is dead (half-open TCP)
-  var DOWN = { camera_inactive: 1, pod_offline: 1, camera_error: 1, pod_unreachable: 1 };  // said in words
+  // Server errors said in words while retrying; token errors fetch a new token first.
+  var DOWN = { camera_inactive: 1, pod_offline: 1, camera_error: 1, pod_unreachable: 1 };
   var TOKEN = { token_expired: 1, token_invalid: 1, token_missing: 1 };
   var NO_LIVE = { not_found: 1, live_unavailable: 1 };
   var FALLBACK_TRIES = 3;  // sockets without any init before this page gives HLS a go
@@ -116,7 +117,6 @@
     this.lastError = null;
     this.stopped = false;
     this.generation = 0;
-    this.connects = 0;
     this.retryTimer = null;
     this.renewTimer = null;
     this.video.muted = true;  // audio starts muted (autoplay needs it, and a gate is noisy)
@@ -198,13 +198,16 @@
     }
     this.lastError = null;
     this.lastMessage = Date.now();
-    this.connects += 1;
     var ws = this.ws = new WebSocket(P.withToken(this.url, this.token, this.directOrigin));
     ws.binaryType = 'arraybuffer';
     ws.onmessage = function (ev) {
       if (gen !== self.generation) { return; }
       self.lastMessage = Date.now();
-      if (typeof ev.data === 'string') { self.onText(ev.data, gen); } else { self.enqueue(ev.data); }
+      if (typeof ev.data === 'string') {
+        self.onText(ev.data, gen);
+      } else {
+        self.enqueue(ev.data);
+      }
     };
     ws.onclose = function () {
       if (gen !== self.generation) { return; }
@@ -256,7 +259,8 @@
       self.sb.mode = 'segments';
       self.sb.addEventListener('updateend', function () { self.pump(); });
       self.sb.addEventListener('error', function () {
-        if (gen === self.generation) { self.reconnect('The stream was interrupted. Reconnecting…'); }
+        if (gen !== self.generation) { return; }
+        self.reconnect('The stream was interrupted. Reconnecting…');
       });
       self.pump();
     });

@@ -299,7 +299,8 @@
   };
 
   // Players marked data-live are started by live.js (which falls back to this HLS player).
-  document.querySelectorAll('.player[data-pod][data-camera]:not([data-live])').forEach(function (root) {
+  var hlsPlayers = document.querySelectorAll('.player[data-pod][data-camera]:not([data-live])');
+  hlsPlayers.forEach(function (root) {
     var player = new Player(root);
     root.platebridgePlayer = player;
     player.start();
