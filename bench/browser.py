@@ -156,7 +156,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             }
             agent, _ = start_pod_agent(tmp, config)
             time.sleep(4)  # a few segments in the playlist, as for any viewer arriving later
-            path = f"/cameras/{seeded.pod_id}/{CAMERA}"
+            # hls.js figures: the HLS player (the live page plays MSE by default, static/live.js)
+            path = f"/cameras/{seeded.pod_id}/{CAMERA}?player=hls"
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(
                     executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
