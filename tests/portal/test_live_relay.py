@@ -9,8 +9,11 @@ PostgreSQL), a loopback HTTP "POD" that serves an endless fMP4 body built byte b
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +30,7 @@ from websockets.sync.client import ClientConnection, connect
 from platebridge.core.fmp4 import split
 from platebridge.portal.app import create_app
 from platebridge.portal.streaming import live as live_module
-from tests.core.test_fmp4 import NON_SYNC, SYNC, VIDEO, fragment, init_segment, traf
+from tests.core.test_fmp4 import NON_SYNC, SYNC, VIDEO, box, fragment, full, init_segment, traf
 from tests.portal.relay_upstreams import LoopThread
 from tests.portal.streaming_support import LOOPBACK_NETWORKS, heartbeat, stream_token
 from tests.support.inprocess import settings_from_env
@@ -61,6 +64,7 @@ class LivePod:
     open_bodies: int = 0
     status: int = 200
     refusal: tuple[str, str] = ("unknown_camera", "no such camera")  # the error body's fields
+    gop: list[bytes] = field(default_factory=lambda: GOP)  # the fragments sent, in a loop
     cut: threading.Event = field(default_factory=threading.Event)  # set: break the bodies
     end: threading.Event = field(default_factory=threading.Event)  # set: end them (a restart)
     _server: asyncio.Server | None = None
@@ -120,7 +124,7 @@ class LivePod:
                 writer.write(b"0\r\n\r\n")  # a clean end: the camera restarts
                 await writer.drain()
                 return
-            writer.write(chunk(GOP[sent % len(GOP)]))
+            writer.write(chunk(self.gop[sent % len(self.gop)]))
             await writer.drain()
             sent += 1
             await asyncio.sleep(0.02)
@@ -336,6 +340,60 @@ def test_the_pods_reason_for_a_camera_without_video_reaches_the_viewer(world: Wo
         with pytest.raises(ConnectionClosed) as closed:
             recv(ws)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+
+
+def big_fragment(first: int, size: int = 64 * 1024) -> bytes:
+    moof = box("moof", full("mfhd", 0, 0, b"\0\0\0\1"), traf(1, first=first))
+    return moof + box("mdat", bytes(size))
+
+
+def stalled_viewer(url: str, auth: dict[str, str]) -> socket.socket:
+    """A WebSocket client that completes the upgrade and then never reads (a tiny receive
+    buffer, so the portal's sends back up at once)."""
+    parts = urlsplit(url)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: the window
+    sock.connect(("127.0.0.1", int(parts.port or 0)))
+    key = base64.b64encode(os.urandom(16)).decode()
+    headers = {
+        "Host": parts.netloc,
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": key,
+        "Sec-WebSocket-Version": "13",
+        **auth,
+    }
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    sock.sendall(f"GET {parts.path}?{parts.query} HTTP/1.1\r\n{head}\r\n".encode())
+    assert sock.recv(12) == b"HTTP/1.1 101", "the upgrade was refused"
+    return sock
+
+
+def test_a_viewer_that_stops_reading_is_dropped_the_others_play_on(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing buffers without bound: a stalled viewer over its budget skips, then is closed
+    as too slow (or its send times out); a viewer that reads is not held up."""
+    monkeypatch.setattr(world.portal.live, "budget", 128 * 1024)
+    monkeypatch.setattr(live_module, "SEND_TIMEOUT", 1.0)
+    world.pod.gop = [big_fragment(SYNC), *[big_fragment(NON_SYNC)] * 4]
+    url = world.portal.ws_url(world.tenant.pod_id)
+    with open_ws(url, world.auth) as reader:
+        start_of_stream(reader)
+        (upstream,) = [
+            u for u in world.portal.live.upstreams.values() if u.key[1] == CAMERA and u.viewers
+        ]
+        stalled = stalled_viewer(url, world.auth)  # upgraded, then never reads again
+        try:
+            wait_until("two viewers", lambda: upstream.fanout.subscriber_count == 2)
+            deadline = time.monotonic() + 60
+            while upstream.fanout.subscriber_count > 1:  # the reader keeps reading meanwhile
+                assert time.monotonic() < deadline, "the stalled viewer was never dropped"
+                assert isinstance(recv(reader), bytes)
+            for _ in range(10):  # and plays on
+                assert isinstance(recv(reader), bytes)
+        finally:
+            stalled.close()
 
 
 def test_refusals_are_json_before_the_upgrade(world: World, db_url: str) -> None:

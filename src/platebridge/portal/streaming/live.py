@@ -28,7 +28,14 @@ import httpx
 
 from platebridge.core.errors import PlateBridgeError
 from platebridge.core.fmp4 import Fmp4Error, Fragment, InitSegment, Splitter, codecs_from_init
-from platebridge.core.live import TOO_SLOW, LiveFanout, Message, Notice, Subscription
+from platebridge.core.live import (
+    DEFAULT_BUDGET,
+    TOO_SLOW,
+    LiveFanout,
+    Message,
+    Notice,
+    Subscription,
+)
 from platebridge.portal.streaming.relay import UpstreamBody, UpstreamError, read_error
 from platebridge.portal.streaming.select import Method
 
@@ -79,7 +86,7 @@ class LiveUpstream:
 
     def __init__(self, key: LiveKey, owner: LiveRelays) -> None:
         self.key = key
-        self.fanout = LiveFanout()
+        self.fanout = LiveFanout(budget=owner.budget)
         self.method: Method = "proxy"
         self.codecs = ""
         self.viewers = 0
@@ -200,6 +207,7 @@ class LiveRelays:
     """The live upstreams of one portal process (one per camera being watched)."""
 
     linger: float = LINGER_SECONDS
+    budget: int = DEFAULT_BUDGET  # bytes queued per viewer before it skips to a keyframe
     upstreams: dict[LiveKey, LiveUpstream] = field(default_factory=dict)
     opened: int = 0  # upstreams opened since start (tests and stats)
 
@@ -257,8 +265,13 @@ class LiveViewer:
 
     upstream: LiveUpstream
     subscription: Subscription
+    left: bool = False
 
     def leave(self) -> None:
+        """Unsubscribe (once; later calls do nothing)."""
+        if self.left:
+            return
+        self.left = True
         self.subscription.close()
         self.upstream.left()
 
@@ -348,13 +361,14 @@ async def serve_viewer(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        viewer.leave()  # at once: a viewer whose socket is stuck holds nothing while we close
         ended = [t for t in ending if t.done() and not t.cancelled() and t.exception() is None]
         if (gone.done() and not gone.cancelled()) or not ended:
             return  # the viewer left, or the connection broke while sending
         code, detail, close_code = ended[0].result()
         with contextlib.suppress(Exception):
             await _send(socket, error_message(code, detail))
-            await socket.close(close_code)
+            await asyncio.wait_for(socket.close(close_code), SEND_TIMEOUT)
     except (TimeoutError, OSError, RuntimeError):
         return  # the socket is gone
     finally:
