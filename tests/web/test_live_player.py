@@ -224,6 +224,32 @@ def test_falls_back_to_hls_when_the_live_path_never_works(
     assert "token=tok-" in first.value.url  # the HLS player's own token, to its own route
 
 
+def test_without_media_source_the_hls_player_takes_over(source: LiveSource, page: Page) -> None:
+    """iOS before 17.1: no MediaSource of either kind, so neither live.js nor hls.js can run;
+    the HLS player plays natively (this Chromium has native HLS too: canPlayType 'maybe')."""
+    page.add_init_script("delete window.MediaSource; delete window.ManagedMediaSource;")
+    with page.expect_request(lambda r: "/proxy-stream/" in r.url, timeout=10000) as first:
+        page.goto(source.url)
+    assert "token=tok-" in first.value.url
+    assert page.evaluate(STATE_JS)["player"] == "hls"
+    assert first.value.resource_type == "media"  # native HLS (the video's src), not hls.js's XHR
+    assert source.seen == []  # no live socket was opened
+
+
+def test_managed_media_source_is_preferred(source: LiveSource, page: Page) -> None:
+    """Safari 17+: ManagedMediaSource (here Chromium's MediaSource in its place, a superset of
+    what the player uses) with remote playback disabled, as Safari requires."""
+    page.add_init_script(
+        "window.__pbManaged = 0;"
+        "window.ManagedMediaSource = class extends MediaSource {"
+        "  constructor() { super(); window.__pbManaged += 1; } };"
+    )
+    page.goto(source.url)
+    assert_plays(page, seconds=1.0)
+    assert page.evaluate("window.__pbManaged") == 1
+    assert page.evaluate("document.querySelector('.player video').disableRemotePlayback") is True
+
+
 def test_codec_labels(source: LiveSource, page: Page) -> None:
     page.goto(source.url)
     label = "(c) => window.PlateBridgeLive.codecLabel(c)"
