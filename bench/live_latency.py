@@ -210,7 +210,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     if args.smoke:
-        args.gops, args.methods, args.seconds, args.settle = "1", "proxy", 3.0, 1.0
+        args.gops, args.seconds, args.settle = "1", 3.0, 1.0
         args.width, args.height, args.bitrate = 640, 360, 600
     args.gops = [float(g) for g in args.gops.split(",")]
     args.methods = args.methods.split(",")
