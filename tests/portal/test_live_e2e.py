@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ class World:
     auth: dict[str, str]
     agent: Agent
     listen_port: int
+    camera: TestCamera
 
     def ws_url(self, pod_id: str | None = None, token: str | None = None) -> str:
         query = f"camera_id={CAMERA}" + (f"&token={token}" if token else "")
@@ -64,7 +66,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         try:
             agent.wait_status("active", timeout=40)
             auth = login(url, tenant.email, tenant.password)
-            world = World(url, db_url, tenant, auth, agent, int(config["listen_port"]))
+            port = int(config["listen_port"])
+            world = World(url, db_url, tenant, auth, agent, port, camera)
             world.set_mode("proxy")
 
             def streamable() -> bool:
@@ -155,6 +158,29 @@ def test_through_the_tunnel(world: World, tmp_path: Path) -> None:
         assert (True, "tunnel") in methods
     finally:
         world.set_mode("proxy")
+
+
+def test_a_camera_drop_out_is_bridged_on_the_open_socket(world: World) -> None:
+    """The camera drops everyone for a moment: the POD restarts its ffmpeg and ends the live
+    body; the portal reopens it and the open socket gets ``restarted``, then a new init
+    segment and a keyframe."""
+    world.set_mode("proxy")
+    with open_ws(world.ws_url(), world.auth) as ws:
+        start_of_stream(ws)
+        world.camera.toggle_dropout()
+        try:
+            time.sleep(1.5)  # a short drop-out (the camera refuses everyone meanwhile)
+        finally:
+            world.camera.toggle_dropout()
+        message = ws.recv(timeout=30)
+        while not isinstance(message, str):
+            message = ws.recv(timeout=30)
+        assert json.loads(message)["type"] == "notice", message
+        assert json.loads(message)["reason"] == "restarted"
+        init = ws.recv(timeout=30)
+        first = ws.recv(timeout=30)
+        assert isinstance(init, bytes) and isinstance(first, bytes)
+        assert split(init + first).fragments[0].keyframe
 
 
 def test_refusals_before_the_upgrade(world: World) -> None:
