@@ -10,9 +10,10 @@ Run it with Debian's python (it needs python3-gi and gir1.2-gst-rtsp-server-1.0)
 
 Like a real gate camera: H.264 (baseline/main/high) or H.265 (main), a fixed keyframe
 interval in seconds with no scene-cut keyframes, optional G.711 A-law/µ-law or AAC audio,
-basic or digest RTSP auth, and drop-outs (every M s the camera disconnects everyone and answers
-404 for N s; SIGUSR1 toggles a drop-out by hand). ``--clock`` burns the wall-clock time into
-each picture at capture (tools/clock_code.py) for glass-to-glass measurement.
+basic or digest RTSP auth, a substream (``--sub-path``), and drop-outs (every M s the camera
+disconnects everyone and answers 404 for N s; SIGUSR1 toggles a drop-out by hand).
+``--clock`` burns the wall-clock time into each picture at capture (tools/clock_code.py) for
+glass-to-glass measurement.
 
 It prints ``READY rtsp://HOST:PORT/PATH`` on stdout once it listens (credentials are never
 printed), ``DROPOUT start``/``DROPOUT end`` around drop-outs, and exits cleanly on SIGTERM or
@@ -62,11 +63,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--user")
     p.add_argument("--password")
     p.add_argument("--auth", choices=["basic", "digest"], default="basic")
+    p.add_argument("--sub-path", help="also serve a substream here (e.g. /sub)")
+    p.add_argument("--sub-width", type=int, default=640)
+    p.add_argument("--sub-height", type=int, default=360)
+    p.add_argument("--sub-bitrate", type=int, default=500, help="kbit/s")
     p.add_argument("--dropout-every", type=float, default=0.0, help="seconds between drop-outs")
     p.add_argument("--dropout-for", type=float, default=0.0, help="length of a drop-out, s")
     args = p.parse_args(argv)
     if not args.path.startswith("/"):
         args.path = "/" + args.path
+    if args.sub_path is not None and not args.sub_path.startswith("/"):
+        args.sub_path = "/" + args.sub_path
+    if args.sub_path == args.path:
+        p.error("--sub-path must differ from --path")
     if (args.user is None) != (args.password is None):
         p.error("--user and --password go together")
     if (args.dropout_every > 0) != (args.dropout_for > 0):
@@ -218,22 +227,35 @@ def make_auth(args: argparse.Namespace) -> GstRtspServer.RTSPAuth:
     return auth
 
 
+def substream(args: argparse.Namespace) -> argparse.Namespace:
+    """The substream's options: the main stream's, smaller (same codec, GOP, audio, auth)."""
+    sub = argparse.Namespace(**vars(args))
+    sub.path, sub.width, sub.height = args.sub_path, args.sub_width, args.sub_height
+    sub.bitrate = args.sub_bitrate
+    return sub
+
+
 class Dropouts:
-    """Take the stream away (everyone disconnected, DESCRIBE → 404) and bring it back."""
+    """Serve the streams (main, and the substream if any); take them away (everyone
+    disconnected, DESCRIBE → 404) and bring them back."""
 
     def __init__(
-        self, args: argparse.Namespace, server: GstRtspServer.RTSPServer, feed: ClockFeed | None
+        self,
+        server: GstRtspServer.RTSPServer,
+        streams: list[tuple[argparse.Namespace, ClockFeed | None]],
     ) -> None:
-        self.args, self.server, self.feed = args, server, feed
+        self.server, self.streams = server, streams
         self.mounts = server.get_mount_points()
         self.down = False
-        self.mounts.add_factory(args.path, make_factory(args, feed))
+        for args, feed in streams:
+            self.mounts.add_factory(args.path, make_factory(args, feed))
 
     def start(self) -> None:
         if self.down:
             return
         self.down = True
-        self.mounts.remove_factory(self.args.path)
+        for args, _ in self.streams:
+            self.mounts.remove_factory(args.path)
         self.server.client_filter(lambda *_: GstRtspServer.RTSPFilterResult.REMOVE)
         print("DROPOUT start", flush=True)
 
@@ -241,7 +263,8 @@ class Dropouts:
         if not self.down:
             return
         self.down = False
-        self.mounts.add_factory(self.args.path, make_factory(self.args, self.feed))
+        for args, feed in self.streams:
+            self.mounts.add_factory(args.path, make_factory(args, feed))
         print("DROPOUT end", flush=True)
 
     def toggle(self, *_: object) -> bool:
@@ -249,7 +272,7 @@ class Dropouts:
         return True
 
     def schedule(self) -> None:
-        every, length = self.args.dropout_every, self.args.dropout_for
+        every, length = self.streams[0][0].dropout_every, self.streams[0][0].dropout_for
 
         def begin() -> bool:
             self.start()
@@ -267,8 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     server.set_service(str(args.port))
     if args.user is not None:
         server.set_auth(make_auth(args))
-    feed = ClockFeed(args) if args.clock else None
-    dropouts = Dropouts(args, server, feed)
+    streams = [args] + ([substream(args)] if args.sub_path else [])
+    feeds = [ClockFeed(a) if a.clock else None for a in streams]
+    dropouts = Dropouts(server, list(zip(streams, feeds, strict=True)))
     if args.dropout_every:
         dropouts.schedule()
 
@@ -287,8 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"READY rtsp://{host}:{args.port}{args.path}", flush=True)
     loop.run()
-    if feed is not None:
-        feed.stop()
+    for feed in feeds:
+        if feed is not None:
+            feed.stop()
     return 0
 
 

@@ -1,9 +1,11 @@
 """The GStreamer test camera's profiles (tests/support/camera.py) send what they say: codec and
 profile, picture size, keyframe interval (no scene-cut keyframes), audio codec; digest auth
-refuses a wrong password; a drop-out takes the stream away and gives it back."""
+refuses a wrong password; a substream has its own size; a drop-out takes the stream away and
+gives it back."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import subprocess
 from pathlib import Path
@@ -50,6 +52,12 @@ def test_profile_sends_what_it_says(name: str, tmp_path: Path) -> None:
     user = "admin" if name == "digest" else None
     with TestCamera(tmp_path, profile=profile, user=user, password=user and "s3cret") as cam:
         _check_streams(profile, cam.url)
+        if profile.sub is not None:
+            assert cam.sub_url is not None
+            w, h, _ = profile.sub
+            _check_streams(dataclasses.replace(profile, width=w, height=h), cam.sub_url)
+        else:
+            assert cam.sub_url is None
         # Keyframes exactly every gop_s: two intervals (one from 4 s up, to stay quick).
         count = 2 if profile.gop_s >= 4 else 3
         times = keyframe_times(cam.url, count, timeout=profile.gop_s * count + 15)

@@ -4,8 +4,8 @@
 port (outage tests), and always cleans up its process. ``rtsp_camera`` is a ready fixture.
 
 ``PROFILES`` are cameras like the ones at real gates (../shared/cameras.md): codec and profile,
-keyframe interval, audio, digest auth. They are 640x360 so tests stay cheap on two cores;
-``profile.at_1080p()`` is the benchmark's full-size variant (1920x1080, 25 fps, 4 Mbit/s).
+keyframe interval, audio, digest auth, a substream. They are 640x360 so tests stay cheap on two
+cores; ``profile.at_1080p()`` is the benchmark's full-size variant (1920x1080, 25 fps, 4 Mbit/s).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from tests.support.procs import REPO, Proc, free_port
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 CAMERA_SCRIPT = REPO / "tools" / "rtsp_test_camera.py"
+SUB_PATH = "/sub"
 
 
 def camera_available() -> bool:
@@ -46,6 +47,7 @@ class CameraProfile:
     clock: bool = False  # the wall clock burned into each picture (tools/clock_code.py)
     pattern: str = "ball"
     motion: int = 0  # scroll the pattern N px a frame: "smpte" + 4 ≈ 4 Mbit/s at 1080p
+    sub: tuple[int, int, int] | None = None  # substream at /sub: (width, height, kbit/s)
 
     def at_1080p(self, bitrate_kbps: int = 4000) -> CameraProfile:
         return dataclasses.replace(self, width=1920, height=1080, fps=25, bitrate_kbps=bitrate_kbps)
@@ -55,6 +57,9 @@ class CameraProfile:
         if self.codec == "h264":
             argv += ["--profile", self.h264_profile]
         argv += ["--auth", self.auth, "--motion", str(self.motion)]
+        if self.sub is not None:
+            argv += ["--sub-path", SUB_PATH, "--sub-width", str(self.sub[0])]
+            argv += ["--sub-height", str(self.sub[1]), "--sub-bitrate", str(self.sub[2])]
         return argv + (["--clock"] if self.clock else [])
 
 
@@ -68,6 +73,7 @@ PROFILES: dict[str, CameraProfile] = {
     "h264-g711u": CameraProfile(audio="pcmu"),
     "h264-aac": CameraProfile(audio="aac"),
     "digest": CameraProfile(auth="digest"),
+    "h264-main-sub": CameraProfile(sub=(320, 180, 200)),
     "clock": CameraProfile(h264_profile="high", clock=True),
 }
 
@@ -111,6 +117,13 @@ class TestCamera:
     def url(self) -> str:
         cred = f"{self.user}:{self.password}@" if self.user else ""
         return f"rtsp://{cred}127.0.0.1:{self.port}/stream"
+
+    @property
+    def sub_url(self) -> str | None:
+        """The substream's URL when the profile has one (one RTSP session of its own)."""
+        if self.profile is None or self.profile.sub is None:
+            return None
+        return self.url.removesuffix("/stream") + SUB_PATH
 
     def argv(self) -> list[str]:
         argv = [SYSTEM_PYTHON, str(CAMERA_SCRIPT), "--port", str(self.port)]
