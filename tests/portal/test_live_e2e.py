@@ -24,8 +24,17 @@ from platebridge.core.fmp4 import split
 from tests.portal.streaming_support import add_viewer
 from tests.support.agent import Agent
 from tests.support.camera import TestCamera, camera_available
-from tests.support.portal import SeededCompany, cli, login, new_sqlite_url, run_portal, seed_company
+from tests.support.portal import (
+    PortalProc,
+    SeededCompany,
+    cli,
+    login,
+    new_sqlite_url,
+    portal_process,
+    seed_company,
+)
 from tests.support.procs import wait_until
+from tests.support.secrets import assert_no_secrets
 from tests.tunnel.support import TUNNEL_ENV, agent_config, portal_stats
 
 pytestmark = pytest.mark.e2e
@@ -41,6 +50,7 @@ class World:
     agent: Agent
     listen_port: int
     camera: TestCamera
+    portal: PortalProc
 
     def ws_url(self, pod_id: str | None = None, token: str | None = None) -> str:
         query = f"camera_id={CAMERA}" + (f"&token={token}" if token else "")
@@ -58,7 +68,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("live")
     db_url = new_sqlite_url(tmp)
     env = TUNNEL_ENV | {"PLATEBRIDGE_POD_NETWORKS": "127.0.0.0/8"}
-    with run_portal(db_url, env, log_dir=tmp) as url, TestCamera(tmp) as camera:
+    # --log-level info: uvicorn logs each WebSocket (with its query), for the leak check
+    with (
+        portal_process(db_url, env, log_dir=tmp, log_level="info") as portal,
+        TestCamera(tmp) as camera,
+    ):
+        url = portal.url
         tenant = seed_company(db_url)
         # The tunnel always up (POD config), so the portal's mode alone picks proxy or tunnel.
         config = agent_config(tmp, tenant, camera.url, portal_url=url)
@@ -67,7 +82,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             agent.wait_status("active", timeout=40)
             auth = login(url, tenant.email, tenant.password)
             port = int(config["listen_port"])
-            world = World(url, db_url, tenant, auth, agent, port, camera)
+            world = World(url, db_url, tenant, auth, agent, port, camera, portal)
             world.set_mode("proxy")
 
             def streamable() -> bool:
@@ -195,3 +210,19 @@ def test_refusals_before_the_upgrade(world: World) -> None:
         assert response.status_code == 404
         assert json.loads(response.body or b"{}")["error"] == "not_found"
     assert other.pod_id == "other-gate-pod"
+
+
+def test_a_stream_token_in_the_url_is_never_logged(world: World) -> None:
+    r = httpx.post(
+        f"{world.url}/api/pod/stream-token",
+        headers=world.auth,
+        json={"pod_id": world.tenant.pod_id, "camera_id": CAMERA},
+        timeout=10,
+    )
+    token = r.json()["token"]
+    with open_ws(world.url.replace("http://", "ws://") + r.json()["live_url"]) as ws:
+        assert start_of_stream(ws)[0]["type"] == "init"
+    assert_no_secrets(
+        {"portal": world.portal.output(), "agent": world.agent.output()},
+        {"stream token": token, "session": world.auth["Authorization"].split()[1]},
+    )
