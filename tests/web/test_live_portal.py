@@ -13,7 +13,7 @@ from playwright.sync_api import Page
 from websockets.sync.client import connect
 
 from tests.support.procs import wait_until
-from tests.web.conftest import World, assert_plays, sign_in
+from tests.web.conftest import TOKEN_TTL, World, assert_plays, sign_in
 
 CAMERA_PATH = "/cameras/main-gate-pod/gate-camera-1"
 STATE_JS = """
@@ -55,6 +55,10 @@ def test_live_view_plays_mse_through_the_proxy(world: World, page: Page) -> None
     assert sockets and all(u.startswith(live) for u in sockets), sockets
     # The video came over the socket: no HLS request, nothing to the POD from the browser.
     assert not any("proxy-stream" in u or world.agent.base in u for u in http), http
+    # Tokens live TOKEN_TTL s; the open viewing (re-authorised by the session) goes on, on the
+    # same socket, for more than two lifetimes.
+    assert_plays(page, seconds=2.5 * TOKEN_TTL)
+    assert len(sockets) == 1, sockets
 
 
 def test_grid_plays_mse(world: World, page: Page) -> None:
