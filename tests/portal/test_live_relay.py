@@ -269,6 +269,8 @@ def test_three_viewers_share_one_upstream_closed_after_the_last_leaves(world: Wo
             assert split(INIT + first).fragments[0].keyframe  # the keyframe cache
         assert len(world.pod.requests) == 1  # ONE upstream for three viewers
         assert world.pod.open_bodies == 1
+        ups = [u for u in world.portal.live.upstreams.values() if u.viewers]
+        assert [u.viewers for u in ups] == [3]
     wait_until("the upstream is closed", lambda: world.pod.open_bodies == 0)
     assert len(world.pod.requests) == 1
 

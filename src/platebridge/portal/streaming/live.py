@@ -57,7 +57,6 @@ RECHECK_SECONDS = 30.0
 #: WebSocket close codes: the upstream failed (1011), the viewer broke a rule / was too slow.
 CLOSE_UPSTREAM = 1011
 CLOSE_POLICY = 1008
-CLOSE_NORMAL = 1000
 
 #: (pod row id, camera id): pod ids are per company, the row id is unique.
 LiveKey = tuple[uuid.UUID, str]
@@ -235,11 +234,14 @@ class LiveRelays:
             raise
 
     def stats(self) -> dict[str, int]:
+        """Open upstreams, their viewers, upstreams opened so far, bytes received from PODs by
+        the open ones (with N viewers of a camera: one upstream, its bytes once)."""
         ups = list(self.upstreams.values())
         return {
             "upstreams": len(ups),
             "viewers": sum(u.viewers for u in ups),
             "opened": self.opened,
+            "bytes_in": sum(u.bytes_in for u in ups),
         }
 
     async def aclose(self) -> None:
