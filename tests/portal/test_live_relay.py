@@ -406,6 +406,10 @@ def test_refusals_are_json_before_the_upgrade(world: World, db_url: str) -> None
     assert (status, body["error"]) == (401, "invalid_stream_token")
     status, body = refusal(portal.ws_url(pod_id, camera_id=None), world.auth)
     assert (status, body["error"]) == (422, "validation_error")
+    status, body = refusal(portal.ws_url("p" * 65), world.auth)
+    assert (status, body["detail"][0]["field"]) == (422, "pod_id")
+    status, body = refusal(portal.ws_url(pod_id, camera_id="c" * 65), world.auth)
+    assert (status, body["detail"][0]["field"]) == (422, "camera_id")
     # Another company's camera looks exactly like one that does not exist.
     other = seed_company(db_url, pod_id="other-gate-pod")
     heartbeat(portal.url, other, "127.0.0.1", world.pod.port, (CAMERA,))

@@ -36,9 +36,10 @@ _MAX_ID = 64
 _MAX_TOKEN = 2048
 
 
-def _too_long(name: str, limit: int) -> RequestValidationError:
+def _too_long(name: str, limit: int, where: str = "query") -> RequestValidationError:
+    """As the HLS routes' parameter limits answer (422 ``validation_error``)."""
     return RequestValidationError(
-        [{"loc": ("query", name), "msg": f"at most {limit} characters", "type": "too_long"}]
+        [{"loc": (where, name), "msg": f"at most {limit} characters", "type": "too_long"}]
     )
 
 
@@ -79,7 +80,7 @@ async def _authorised(
     token: str | None,
 ) -> PodStream:
     if len(pod_id) > _MAX_ID:
-        raise UpstreamError(404, "not_found", "pod not found")
+        raise _too_long("pod_id", _MAX_ID, "path")
     if camera_id is not None and len(camera_id) > _MAX_ID:
         raise _too_long("camera_id", _MAX_ID)
     if token is not None and len(token) > _MAX_TOKEN:
@@ -113,7 +114,7 @@ async def live_endpoint(
         await _deny(websocket, body)
         return
     except RequestValidationError as exc:
-        await _deny(websocket, validation_response(field_errors(exc.errors(), ("query",))))
+        await _deny(websocket, validation_response(field_errors(exc.errors(), ("query", "path"))))
         return
     await websocket.accept()
     access = stream.access
