@@ -133,6 +133,9 @@ def tunnel_streams(world: World) -> int:
 
 
 def check_three_viewers(world: World, open_upstreams: Any, auth: dict[str, str]) -> None:
+    """``open_upstreams()`` counts what the POD has open; idle keep-alive connections of
+    earlier requests close within seconds, so it starts from none."""
+    wait_until(lambda: open_upstreams() == 0, timeout=15, what="nothing open at the POD")
     with contextlib.ExitStack() as stack:
         viewers = [stack.enter_context(open_ws(world.ws_url(), auth)) for _ in range(3)]
         for ws in viewers:
