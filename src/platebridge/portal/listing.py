@@ -138,7 +138,7 @@ async def list_cameras(
         stream_mode,
         site_uuid,
         site_name,
-    ) in result.tuples():
+    ) in result:
         pod_info = pods.get(wire_pod_id)
         if pod_info is None:
             pod_status = effective_pod_status(reported, last_heartbeat, offline_after, now)
@@ -172,8 +172,7 @@ async def list_cameras(
         # Only direct-mode cameras need the full rows (the signer reads the pod's secret).
         full = scoped_cameras(user).where(Pod.pod_id.in_(sorted({p for p, _ in to_sign})))
         objs = {
-            (pod.pod_id, cam.camera_id): (cam, pod)
-            for cam, pod, _ in (await session.execute(full)).tuples()
+            (pod.pod_id, cam.camera_id): (cam, pod) for cam, pod, _ in await session.execute(full)
         }
         for key, item in to_sign.items():  # in listing order (the audit trail's order)
             urls = direct_url_for(*objs[key]) if key in objs else None
@@ -200,7 +199,7 @@ async def list_pods(
     if site is not None:
         stmt = stmt.where(_site_filter(site))
     stmt = stmt.order_by(Site.name, Pod.pod_id)
-    rows = list((await session.execute(stmt)).tuples())
+    rows = list(await session.execute(stmt))
     counts: dict[uuid.UUID, dict[str, int]] = {}
     if rows:
         count_stmt = (
@@ -208,7 +207,7 @@ async def list_pods(
             .where(Camera.pod_id.in_([pod.id for pod, _ in rows]))
             .group_by(Camera.pod_id, Camera.status)
         )
-        for pod_uuid, cam_status, n in (await session.execute(count_stmt)).tuples():
+        for pod_uuid, cam_status, n in await session.execute(count_stmt):
             counts.setdefault(pod_uuid, {})[cam_status] = n
     now = utcnow()
     up = await tunnels([pod.id for pod, _ in rows]) if tunnels is not None and rows else set()
