@@ -87,7 +87,7 @@ def enroll(
     """``enroll --portal --key --pod-id --camera`` (``--stream-secret`` only with ``secret``)."""
     argv = [*prefix, str(VENV_BIN / "platebridge-pod"), "enroll", "--output", str(out)]
     argv += ["--key", key or site.seeded.api_key, "--pod-id", site.seeded.pod_id]
-    argv += ["--stream-secret", secret] if secret is not None else []
+    argv += [f"--stream-secret={secret}"] if secret is not None else []  # may start with "-"
     argv += ["--camera", cam or f"gate-camera-1:Main Gate={site.camera.url}"]
     if "--portal" not in args:
         argv += ["--portal", site.base]

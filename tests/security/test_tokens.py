@@ -74,3 +74,12 @@ async def test_pod_scope_checks(pod: httpx.AsyncClient) -> None:
     # A token for a camera this POD does not have.
     r = await pod.get("/stream", params={"token": stream_token("zz-other-cam")})
     assert (r.status_code, r.json()["error"]) == (404, "unknown_camera")
+
+
+def test_new_stream_secrets_never_look_like_an_option() -> None:
+    """A secret starting with ``-`` breaks ``--stream-secret VALUE`` on a command line."""
+    from platebridge.portal.security import new_stream_secret
+
+    secrets_ = [new_stream_secret() for _ in range(2000)]
+    assert not [s for s in secrets_ if s.startswith("-")]
+    assert len(set(secrets_)) == 2000 and all(len(s) == 43 for s in secrets_)

@@ -36,7 +36,12 @@ def new_session_token() -> str:
 
 
 def new_stream_secret() -> str:
-    return secrets.token_urlsafe(32)
+    """256 random bits, urlsafe; never starting with ``-`` (a command line such as
+    ``enroll --stream-secret VALUE`` would read it as an option: found by a test's 1-in-64 run)."""
+    secret = secrets.token_urlsafe(32)
+    while secret.startswith("-"):
+        secret = secrets.token_urlsafe(32)
+    return secret
 
 
 def token_hash(token: str) -> bytes:
