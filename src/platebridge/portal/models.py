@@ -249,3 +249,28 @@ class AuditEvent(Base):
     action: Mapped[AuditAction] = mapped_column(String(16))
     method: Mapped[AuditMethod] = mapped_column(String(16))
     client_ip: Mapped[str | None] = mapped_column(String(45))
+
+
+class AdminChange(Base):
+    """One change made by an admin or an operator (create, rename, disable, delete, …).
+
+    Like :class:`AuditEvent`, the actor and the object are kept as values so the trail outlives
+    them. ``company_id`` is None for operator-level changes (a company created from the CLI).
+    ``detail`` is a JSON object of what changed — never a secret, a password or a link.
+    """
+
+    __tablename__ = "admin_changes"
+    __table_args__ = (Index(None, "company_id", "at"),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    company_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE")
+    )
+    at: Mapped[datetime]
+    actor_user_id: Mapped[uuid.UUID | None]
+    #: The admin's e-mail, or ``operator`` for the CLI.
+    actor: Mapped[str] = mapped_column(String(320))
+    #: ``<object>.<verb>``: ``user.disable``, ``pod.move``, ``site.rename``, …
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[str] = mapped_column(Text, default="{}")
