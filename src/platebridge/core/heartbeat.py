@@ -36,6 +36,57 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore", str_max_length=4096)
 
 
+CodecName = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=32, pattern=r"^[A-Za-z0-9._-]+$")
+]
+#: ffprobe profile names: "High", "Constrained Baseline", "High 4:2:2", "Main 10".
+ProfileName = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=64, pattern=r"^[A-Za-z0-9 .:_+-]+$")
+]
+#: RFC 6381 ``codecs`` as the live output's init segment gives it: ``avc1.640028,mp4a.40.2``.
+#: Only letters, digits, dots and commas: it ends up in an HTML attribute and in the MIME type
+#: a browser's ``MediaSource.isTypeSupported`` is asked about.
+CodecsString = Annotated[
+    str,
+    StringConstraints(
+        max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9.]*(,[A-Za-z0-9][A-Za-z0-9.]*)*$"
+    ),
+]
+AudioHandling = Literal["aac", "converted", "dropped", "none"]
+
+
+class CameraMedia(_Wire):
+    """What a camera sends, as the POD found it (probe before each ffmpeg start, and measured
+    on the live output). Every field is optional: a value the POD does not know is left out.
+
+    Values that are measured (``keyframe_interval``, ``bitrate_kbps``) are rounded by the POD
+    (0.5 s; 2 significant digits with hysteresis) so that an unchanged camera gives the same
+    heartbeat content beat after beat (the portal's digest fast path)."""
+
+    video_codec: CodecName | None = Field(default=None, description="ffprobe name: h264, hevc.")
+    video_profile: ProfileName | None = Field(default=None, description="e.g. 'High', 'Main'.")
+    width: int | None = Field(default=None, ge=1, le=16384)
+    height: int | None = Field(default=None, ge=1, le=16384)
+    fps: float | None = Field(default=None, gt=0, le=1000, description="Frames per second.")
+    keyframe_interval: float | None = Field(
+        default=None, ge=0, le=600, description="Seconds between keyframes, measured."
+    )
+    bitrate_kbps: int | None = Field(
+        default=None, ge=0, le=1_000_000, description="Measured bitrate of the live output."
+    )
+    audio_codec: CodecName | None = Field(default=None, description="ffprobe name: aac, pcm_alaw.")
+    audio: AudioHandling | None = Field(
+        default=None,
+        description="What the POD does with the audio: passes AAC, converts G.711 to AAC, drops "
+        "any other codec; 'none' when the camera sends no audio.",
+    )
+    note: ShortText | None = Field(default=None, description="e.g. 'audio … dropped'.")
+    codecs: CodecsString | None = Field(
+        default=None, description="RFC 6381 codecs of the live output, e.g. 'avc1.640028'."
+    )
+    transcoded: bool = Field(default=False, description="Video re-encoded by the POD (H.264).")
+
+
 class HeartbeatCamera(_Wire):
     camera_id: Slug = Field(description="Camera id, unique within the POD.")
     name: Name = Field(description="Human-readable camera name.")
@@ -50,6 +101,12 @@ class HeartbeatCamera(_Wire):
     )
     error: Annotated[str, StringConstraints(max_length=500)] | None = Field(
         default=None, description="Short reason when status is 'error' (credentials redacted)."
+    )
+    media: CameraMedia | None = Field(
+        default=None, description="What the camera sends (additive; older PODs leave it out)."
+    )
+    sub_media: CameraMedia | None = Field(
+        default=None, description="The same for the camera's substream, when it has one."
     )
 
 

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 import httpx
+from pydantic import ValidationError
 
 from platebridge.core.heartbeat import (
     HEARTBEAT_PATH,
+    CameraMedia,
     HeartbeatCamera,
     HeartbeatRequest,
     HeartbeatResponse,
@@ -25,7 +27,8 @@ from platebridge.core.http_client import new_async_client
 from platebridge.core.redact import redact_text, strip_credentials
 from platebridge.pod.address import resolve_advertise_address
 from platebridge.pod.backoff import full_jitter
-from platebridge.pod.config import PodConfig
+from platebridge.pod.config import CameraConfig, PodConfig
+from platebridge.pod.ffmpeg import AUDIO_COPY, AUDIO_TO_AAC
 from platebridge.pod.supervisor import CameraState
 
 log = logging.getLogger("platebridge.pod.heartbeat")
@@ -36,6 +39,72 @@ RETRY_BASE = 1.0
 MIN_SPACING = 1.0
 
 _WIRE_STATUS = {"starting": "inactive", "active": "active", "error": "error"}
+#: Measured keyframe intervals are reported in steps of this many seconds (a stable digest).
+KEYFRAME_STEP = 0.5
+#: codecs-string prefixes of each ffprobe video codec (to tell a transcoded live output).
+_CODEC_TAGS = {"h264": ("avc1", "avc3"), "hevc": ("hvc1", "hev1")}
+
+
+def _audio_handling(codec: str | None) -> str:
+    if codec is None:
+        return "none"
+    if codec in AUDIO_COPY:
+        return "aac"
+    return "converted" if codec in AUDIO_TO_AAC else "dropped"
+
+
+def camera_media(camera: CameraConfig, state: CameraState | None) -> CameraMedia | None:
+    """What the camera sends: the last probe, the live output's codecs and its measured
+    keyframe interval and bitrate, rounded so that an unchanged camera reports the same values
+    at every beat (docs/live.md, "Heartbeat media"). None when nothing is known yet. Values
+    that do not fit the wire model are left out, never a failed heartbeat."""
+    if state is None:
+        return None
+    probe, live = state.media, state.live
+    codecs = live.codecs if live is not None and live.fanout.ready else None
+    values: dict[str, object] = {}
+    if probe is not None:
+        values |= {
+            "video_codec": probe.video_codec,
+            "video_profile": probe.video_profile,
+            "width": probe.width,
+            "height": probe.height,
+            "fps": round(probe.fps, 2) if probe.fps else None,
+            "audio_codec": probe.audio_codec,
+            "audio": _audio_handling(probe.audio_codec),
+        }
+    if live is not None:
+        interval = live.keyframe_interval
+        if interval is not None:
+            values["keyframe_interval"] = max(
+                KEYFRAME_STEP, round(interval / KEYFRAME_STEP) * KEYFRAME_STEP
+            )
+        values["bitrate_kbps"] = live.bitrate_kbps()
+    values["codecs"] = codecs or None
+    values["note"] = state.note[:200] if state.note else None
+    values["transcoded"] = _transcoded(camera, probe.video_codec if probe else None, codecs)
+    values = {k: v for k, v in values.items() if v is not None}
+    if not set(values) - {"transcoded"}:
+        return None
+    for _ in range(2):
+        try:
+            return CameraMedia.model_validate(values)
+        except ValidationError as exc:  # drop what does not fit (a camera's odd profile name)
+            bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+            values = {k: v for k, v in values.items() if k not in bad}
+    return None
+
+
+def _transcoded(camera: CameraConfig, probed: str | None, codecs: str | None) -> bool:
+    """Configured (``transcode``, when the config has it) or seen: the live output's video is
+    not the codec the camera sends."""
+    setting = getattr(camera, "transcode", None)
+    if setting not in (None, False, "off", "copy", "none"):
+        return True
+    tags = _CODEC_TAGS.get(probed or "")
+    if not tags or not codecs:
+        return False
+    return not codecs.split(",")[0].startswith(tags)
 
 
 def build_payload(
@@ -53,6 +122,7 @@ def build_payload(
                 position=cam.position,
                 status=_WIRE_STATUS[state.status] if state else "active",
                 error=(state.error[:500] if state and state.error else None),
+                media=camera_media(cam, state),
             )
         )
     return HeartbeatRequest(

@@ -22,6 +22,21 @@ log = logging.getLogger("platebridge.pod.live")
 READ_SIZE = 64 * 1024
 #: Keyframe intervals remembered; the watchdog uses the longest of them.
 INTERVALS = 8
+#: The bitrate is the live output's bytes over (about) the last BITRATE_WINDOW seconds,
+#: sampled at most every BITRATE_SAMPLE seconds.
+BITRATE_WINDOW = 30.0
+BITRATE_SAMPLE = 1.0
+#: The reported bitrate changes only when the measurement moves this far from it (relative):
+#: a VBR camera's ±10 % would otherwise change the heartbeat's content (and defeat the
+#: portal's digest fast path) at every beat.
+BITRATE_HYSTERESIS = 0.25
+
+
+def round_significant(value: float, digits: int = 2) -> int:
+    """``4137.2`` → ``4100``: ``digits`` significant digits, as an int (0 stays 0)."""
+    if value <= 0:
+        return 0
+    return int(float(f"{value:.{digits - 1}e}"))
 
 
 class CameraLive:
@@ -35,6 +50,10 @@ class CameraLive:
         self.last_data: float | None = None
         self._last_key: float | None = None
         self._intervals: deque[float] = deque(maxlen=INTERVALS)
+        #: Bytes of fragments this run, and (time, bytes so far) samples for the bitrate.
+        self.bytes_in = 0
+        self._samples: deque[tuple[float, int]] = deque()
+        self._reported_kbps: int | None = None
 
     @property
     def codecs(self) -> str:
@@ -45,9 +64,27 @@ class CameraLive:
         """The longest of the recently measured keyframe intervals (s), None until measured."""
         return max(self._intervals) if self._intervals else None
 
+    def bitrate_kbps(self) -> int | None:
+        """The live output's bitrate (kbit/s) over the last ~30 s, 2 significant digits, kept
+        until a measurement differs by more than 25 %; None until 2 s have been measured."""
+        if len(self._samples) < 2 or self.last_data is None:
+            return None
+        (t0, b0), (t1, b1) = self._samples[0], self._samples[-1]
+        span = t1 - t0
+        if span < 2.0:
+            return None
+        measured = (b1 - b0) * 8 / span / 1000
+        reported = self._reported_kbps
+        if reported is None or abs(measured - reported) > BITRATE_HYSTERESIS * max(reported, 1):
+            self._reported_kbps = reported = round_significant(measured)
+        return reported
+
     def begin_run(self) -> None:
         self.error = None
         self.last_data = self._last_key = None
+        self.bytes_in = 0
+        self._samples.clear()
+        self._reported_kbps = None
 
     def end_run(self, reason: str) -> None:
         """The ffmpeg run is over: every subscription ends with ``reason``."""
@@ -71,12 +108,24 @@ class CameraLive:
                 continue
             now = self._clock()
             self.last_data = now
+            self.bytes_in += len(item.data)
+            self._sample(now)
             if item.keyframe:
                 if self._last_key is not None:
                     self._intervals.append(now - self._last_key)
                 self._last_key = now
             self.fanout.push(item)
         return True
+
+    def _sample(self, now: float) -> None:
+        """Samples ≥ BITRATE_SAMPLE apart; the newest one moves with every fragment."""
+        samples = self._samples
+        if len(samples) < 2 or now - samples[-2][0] >= BITRATE_SAMPLE:
+            samples.append((now, self.bytes_in))
+        else:
+            samples[-1] = (now, self.bytes_in)
+        while len(samples) > 2 and now - samples[0][0] > BITRATE_WINDOW:
+            samples.popleft()
 
     def _fail(self, reason: str) -> bool:
         self.error = reason
