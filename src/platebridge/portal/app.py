@@ -13,7 +13,16 @@ from platebridge.portal.deps import require_user
 from platebridge.portal.errors import install_error_handlers
 from platebridge.portal.limits import ContentLengthLimit
 from platebridge.portal.pages import install_pages
-from platebridge.portal.routes import auth, cameras, enroll, health, heartbeat, openapi, pods
+from platebridge.portal.routes import (
+    auth,
+    cameras,
+    enroll,
+    health,
+    heartbeat,
+    openapi,
+    pods,
+    users,
+)
 from platebridge.portal.routes.streaming import install_streaming
 from platebridge.portal.security_headers import SecurityHeaders
 from platebridge.portal.services.portal_secret import ensure_secret_key
@@ -58,7 +67,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.add_middleware(ContentLengthLimit)
     app.add_middleware(SecurityHeaders)  # outermost: every response, errors included
     install_error_handlers(app)
-    for module in (health, auth, heartbeat, enroll, cameras, pods, openapi):
+    for module in (health, auth, heartbeat, enroll, cameras, pods, users, openapi):
         app.include_router(module.router)
     install_streaming(app)  # stream tokens, proxy, audit
     install_tunnel(app)  # WS /api/pod/tunnel + internal forwarding between portal processes

@@ -37,6 +37,8 @@ Role = Literal["admin", "viewer"]
 KeyKind = Literal["pod", "enrollment"]
 AuditAction = Literal["token_issued", "stream_started"]
 AuditMethod = Literal["proxy", "direct", "tunnel"]
+#: What a :class:`UserLink` is for.
+LinkPurpose = Literal["invite", "reset"]
 
 
 def as_stream_mode(value: str) -> StreamMode | None:
@@ -182,6 +184,30 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[Role] = mapped_column(String(16))
     created_at: Mapped[datetime]
+    #: Set while the user is disabled: no sign-in, no session, no stream token is accepted.
+    disabled_at: Mapped[datetime | None]
+    #: When the password was last set (by the user, a link or the CLI); None: never (an
+    #: invited user who has not accepted yet has no usable password).
+    password_changed_at: Mapped[datetime | None]
+
+
+class UserLink(Base):
+    """A single-use invitation or password-reset link, stored as SHA-256 of its token (like
+    sessions and keys); the token itself is only ever in the e-mail or shown once."""
+
+    __tablename__ = "user_links"
+    __table_args__ = (
+        one_of("purpose", LinkPurpose),
+        Index(None, "user_id"),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    purpose: Mapped[LinkPurpose] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    #: Set when the link was used, or voided by a newer link, a disable or a password change.
+    used_at: Mapped[datetime | None]
 
 
 class ApiKey(Base):

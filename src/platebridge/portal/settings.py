@@ -173,6 +173,58 @@ class PortalSettings(BaseSettings):
         default=64, ge=1, le=1024, description="Concurrent requests per POD tunnel."
     )
 
+    # E-mail (invitations, password resets; portal/mail.py). No smtp_host: links are shown on
+    # screen once instead of being mailed.
+    smtp_host: str = Field(
+        default="",
+        max_length=253,
+        pattern=r"^[A-Za-z0-9.:\[\]_-]*$",
+        description="SMTP server host name or address; unset: no e-mail, invitation and reset "
+        "links are shown once on screen to the admin who made them.",
+    )
+    smtp_port: int = Field(
+        default=587, ge=1, le=65_535, description="SMTP server port (587 STARTTLS, 465 SSL)."
+    )
+    smtp_security: Literal["none", "starttls", "ssl"] = Field(
+        default="starttls",
+        description="`starttls` (upgrade a plain connection, required), `ssl` (TLS from the "
+        "first byte) or `none` (plain text: only for a relay on the same host).",
+    )
+    smtp_username: str = Field(
+        default="", max_length=320, description="SMTP login; unset: no authentication."
+    )
+    smtp_password: SecretStr | None = Field(
+        default=None, description="SMTP password (with smtp_username)."
+    )
+    smtp_from: str = Field(
+        default="",
+        max_length=320,
+        description="The From address of the portal's e-mail (e.g. PlateBridge "
+        "<noreply@example.com>); unset: noreply@<smtp_host>.",
+    )
+    smtp_timeout: float = Field(
+        default=10.0, gt=0, le=120, description="Seconds one SMTP conversation may take."
+    )
+    smtp_ca_file: str = Field(
+        default="",
+        max_length=4096,
+        description="PEM file of the CA(s) that sign the SMTP server's certificate; unset: the "
+        "system's trust store. The certificate and host name are always verified.",
+    )
+    public_url: str = Field(
+        default="",
+        max_length=512,
+        pattern=r"^(https?://[^\s/?#]+)?$",
+        description="The portal's address as users reach it (https://portal.example.com), used "
+        "in e-mailed links; unset: the address the admin's request came to.",
+    )
+    user_link_ttl: int = Field(
+        default=72 * 3600,
+        ge=300,
+        le=30 * 86_400,
+        description="Lifetime of invitation and password-reset links, seconds (default 72 h).",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _normalize_url(cls, value: str) -> str:

@@ -1,4 +1,5 @@
-"""Login sessions: opaque tokens stored hashed, so logout (revocation) is immediate."""
+"""Login sessions: opaque tokens stored hashed, so logout (revocation) is immediate. A disabled
+user (``User.disabled_at``) can neither sign in nor use a session opened before."""
 
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ async def login(
         if throttle is not None:
             throttle.login_failed(account, source)
         raise ApiError(401, "invalid_credentials", "e-mail or password is wrong")
+    if user.disabled_at is not None:  # told only to someone who knows the password
+        raise ApiError(403, "account_disabled", "this account is disabled; ask your company admin")
     if throttle is not None:
         throttle.login_succeeded(account, source)
     token = new_session_token()
@@ -69,6 +72,7 @@ async def user_for_token(session: AsyncSession, token: str) -> User | None:
                 Session.token_hash == token_hash(token),
                 Session.revoked_at.is_(None),
                 Session.expires_at > utcnow(),
+                User.disabled_at.is_(None),
             )
         )
     ).scalar_one_or_none()

@@ -55,7 +55,7 @@ async def _access_by_token(
 ) -> tuple[Access, int]:
     invalid = _unauthorized("stream token is not valid for this camera", "invalid_stream_token")
     user = await session.get(User, _peek_user_id(token))
-    if user is None:
+    if user is None or user.disabled_at is not None:  # deleted or disabled: the token is void
         raise invalid
     try:
         camera, pod = await get_camera_for_user(session, user, pod_id, camera_id)
