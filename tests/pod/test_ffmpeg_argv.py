@@ -13,6 +13,7 @@ from platebridge.pod.ffmpeg import (
     media_probe_argv,
     parse_media_probe,
     probe_argv,
+    rtsp_input,
     snapshot_argv,
 )
 
@@ -82,7 +83,7 @@ def test_snapshot_and_probe_argv() -> None:
     assert argv[-1] == "pipe:1"
     cfg = config()
     probe = probe_argv("ffprobe", cfg.cameras[0], 3)
-    assert opt(probe, "-timeout") == "3000000" and probe[-1] == cfg.cameras[0].url
+    assert opt(probe, "-timeout") == "3000000" and opt(probe, "-i") == cfg.cameras[0].url
 
 
 def test_segment_name_pattern_is_strict() -> None:
@@ -149,7 +150,7 @@ def test_live_output_can_be_turned_off() -> None:
 def test_media_probe_parse() -> None:
     cfg = config()
     argv = media_probe_argv("ffprobe", cfg.cameras[0], 5)
-    assert opt(argv, "-of") == "json" and argv[-1] == cfg.cameras[0].url
+    assert opt(argv, "-of") == "json" and opt(argv, "-i") == cfg.cameras[0].url
     text = """{"streams": [
         {"codec_type": "video", "codec_name": "hevc", "profile": "Main", "width": 1920,
          "height": 1080, "avg_frame_rate": "25/1"},
@@ -160,3 +161,19 @@ def test_media_probe_parse() -> None:
     assert parse_media_probe('{"streams": [{"codec_type": "video", "avg_frame_rate": "0/0"}]}') == (
         MediaInfo()
     )
+
+
+def test_every_rtsp_input_is_built_by_one_helper() -> None:
+    """ffmpeg, both probes and the substream: the same TCP transport and timeout before -i."""
+    cfg = config(rtsp_timeout=7)
+    cam = cfg.cameras[0]
+    expected = rtsp_input(cam.url, 7)
+    assert expected == ["-rtsp_transport", "tcp", "-timeout", "7000000", "-i", cam.url]
+    for argv in (
+        camera_argv(cfg, cam),
+        media_probe_argv("ffprobe", cam, 7),
+        probe_argv("ffprobe", cam, 7),
+    ):
+        at = argv.index("-rtsp_transport")
+        assert argv[at : at + 6] == expected
+        assert argv.count("-i") == 1

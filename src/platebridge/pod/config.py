@@ -55,9 +55,37 @@ class CameraConfig(_Strict):
         default="", description="Where the camera is, e.g. 'main entrance'."
     )
 
-    @field_validator("rtsp_url")
+    sub_rtsp_url: SecretStr | None = Field(
+        default=None,
+        description="The camera's substream (smaller picture), rtsp:// or rtsps://; the grid "
+        "plays it. Opened only while someone watches it (its own RTSP session).",
+    )
+    transcode: Literal["off", "h264"] = Field(
+        default="off",
+        description="'h264': encode the video once to H.264 (low-latency, 1 s keyframes) "
+        "for both outputs, e.g. for an H.265 camera browsers cannot play; costs CPU "
+        "(docs/performance.md). 'off': stream copy.",
+    )
+    transcode_width: int | None = Field(
+        default=None,
+        ge=160,
+        le=3840,
+        description="With transcode: scale the main stream down to this width (aspect kept; "
+        "never up). Unset: the camera's size.",
+    )
+    transcode_bitrate: int | None = Field(
+        default=None,
+        ge=100,
+        le=20000,
+        description="With transcode: the encoder's bitrate cap in kbit/s. Unset: by the "
+        "output height (360p 800, 480p 1200, 720p 2500, 1080p 4000, larger 8000).",
+    )
+
+    @field_validator("rtsp_url", "sub_rtsp_url")
     @classmethod
-    def _rtsp(cls, value: SecretStr) -> SecretStr:
+    def _rtsp(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
         url = value.get_secret_value()
         try:
             parts = urlsplit(url)
@@ -73,6 +101,10 @@ class CameraConfig(_Strict):
     @property
     def url(self) -> str:
         return self.rtsp_url.get_secret_value()
+
+    @property
+    def sub_url(self) -> str | None:
+        return None if self.sub_rtsp_url is None else self.sub_rtsp_url.get_secret_value()
 
 
 class PodConfig(_Strict):
@@ -100,6 +132,19 @@ class PodConfig(_Strict):
         default=True,
         description="Second ffmpeg output: fragmented MP4 for the sub-second live view "
         "(GET /live/...); false: HLS only.",
+    )
+    substream_idle_seconds: float = Field(
+        default=30,
+        ge=1,
+        le=3600,
+        description="A substream's ffmpeg (and RTSP session) is stopped this many seconds "
+        "after its last live viewer left.",
+    )
+    h264_encoder: Literal["auto", "libx264", "h264_vaapi", "h264_qsv", "h264_v4l2m2m"] = Field(
+        default="auto",
+        description="Encoder for cameras with transcode: h264. 'auto': a hardware encoder "
+        "ffmpeg lists whose device exists (v4l2m2m: /dev/video11, VAAPI: /dev/dri/renderD128), "
+        "else libx264; a hardware encoder that fails falls back to libx264.",
     )
     max_keyframe_interval: float = Field(
         default=20,
@@ -209,8 +254,10 @@ class PodConfig(_Strict):
         """Every secret value, for redacting free text (ffmpeg stderr, portal answers)."""
         values = [self.api_key.get_secret_value(), self.stream_token_secret.get_secret_value()]
         for cam in self.cameras:
-            parts = urlsplit(cam.url)
-            values.extend(v for v in (parts.password,) if v)
+            for url in (cam.url, cam.sub_url):
+                if url is not None:
+                    parts = urlsplit(url)
+                    values.extend(v for v in (parts.password,) if v)
         return values
 
     def camera(self, camera_id: str) -> CameraConfig | None:

@@ -8,6 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from platebridge.pod.config import CameraConfig, PodConfig
+from platebridge.pod.transcode import (
+    Encode,
+    H264Encoder,
+    global_args,
+    tee_slave,
+    video_args,
+)
 
 PLAYLIST_NAME = "index.m3u8"
 SEGMENT_PATTERN = "seg_%d.ts"
@@ -64,37 +71,20 @@ def audio_plan(media: MediaInfo | None) -> tuple[list[str], str | None]:
     return [], f"audio {codec} is not supported (AAC or G.711 only): dropped"
 
 
-def camera_argv(
-    config: PodConfig, camera: CameraConfig, media: MediaInfo | None = None, live: bool = True
-) -> list[str]:
-    """One RTSP session (over TCP), two outputs: HLS (MPEG-TS segments) and live fMP4 on stdout.
+def rtsp_input(url: str, timeout: float) -> list[str]:
+    """The RTSP input (over TCP) of every ffmpeg and ffprobe: ``-timeout`` (µs) makes it give
+    up on a camera that stops answering. Input options come before ``-i``."""
+    return ["-rtsp_transport", "tcp", "-timeout", str(int(timeout * 1_000_000)), "-i", url]
 
-    Video is stream-copied into both. HLS: ``-timeout`` (µs) makes ffmpeg give up on a camera
-    that stops answering; the epoch start number keeps media sequence numbers growing across
-    restarts so players never go backwards; ``temp_file`` means a segment is only visible once
-    complete; segments are cut at keyframes only, so they last at least one keyframe interval
-    (``hls_time`` is a lower bound, the playlist's target duration follows the camera's GOP).
-    Live (``pipe:1``): an init segment then one fragment per video frame (``frag_duration``
-    of 1 µs cuts before every frame; ``frag_every_frame`` mis-times video in ffmpeg 5.1 when
-    audio is mapped and the first RTSP packet has no timestamp), flushed at once.
-    """
-    out = camera_dir(config, camera.camera_id)
-    audio, _ = audio_plan(media)
-    maps = ["-map", "0:v:0", *audio, "-c:v", "copy"]
-    argv = [
-        config.ffmpeg_path,
-        "-nostdin",
-        "-hide_banner",
-        "-nostats",
-        "-loglevel",
-        "warning",
-        "-rtsp_transport",
-        "tcp",
-        "-timeout",
-        str(int(config.rtsp_timeout * 1_000_000)),
-        "-i",
-        camera.url,
-        *maps,
+
+def _ffmpeg_head(ffmpeg_path: str) -> list[str]:
+    return [ffmpeg_path, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "warning"]
+
+
+def hls_output(config: PodConfig, camera_id: str) -> tuple[list[str], str]:
+    """The HLS output's muxer options and its playlist path."""
+    out = camera_dir(config, camera_id)
+    options = [
         "-f",
         "hls",
         "-hls_time",
@@ -111,31 +101,117 @@ def camera_argv(
         "mpegts",
         "-hls_segment_filename",
         str(out / SEGMENT_PATTERN),
-        str(out / PLAYLIST_NAME),
     ]
+    return options, str(out / PLAYLIST_NAME)
+
+
+#: The live output's muxer options (its target is ``pipe:1``).
+LIVE_OPTIONS = [
+    "-f",
+    "mp4",
+    "-movflags",
+    LIVE_MOVFLAGS,
+    "-frag_duration",
+    "1",
+    "-max_interleave_delta",
+    LIVE_INTERLEAVE_US,
+    "-flush_packets",
+    "1",
+]
+#: With one encode shared by both outputs (tee), the encoder writes its parameter sets once
+#: (global header, what MP4 needs); MPEG-TS needs them before every keyframe again.
+TS_EXTRADATA = ["-bsfs/v", "dump_extra=freq=keyframe"]
+
+
+def encode_for(camera: CameraConfig, media: MediaInfo | None, main: bool = True) -> Encode:
+    """What the transcoder encodes for ``camera``: the probed size, the configured scale and
+    bitrate (main stream only; a substream keeps its size, the bitrate follows it)."""
+    m = media or MediaInfo()
+    if not main:
+        return Encode(m.width, m.height, fps=m.fps)
+    return Encode(m.width, m.height, camera.transcode_width, camera.transcode_bitrate, m.fps)
+
+
+def camera_argv(
+    config: PodConfig,
+    camera: CameraConfig,
+    media: MediaInfo | None = None,
+    live: bool = True,
+    encoder: H264Encoder = "libx264",
+) -> list[str]:
+    """One RTSP session (over TCP), two outputs: HLS (MPEG-TS segments) and live fMP4 on stdout.
+
+    Video is stream-copied into both. HLS: the epoch start number keeps media sequence numbers
+    growing across restarts so players never go backwards; ``temp_file`` means a segment is only
+    visible once complete; segments are cut at keyframes only, so they last at least one
+    keyframe interval (``hls_time`` is a lower bound, the playlist's target duration follows
+    the camera's GOP). Live (``pipe:1``): an init segment then one fragment per video frame
+    (``frag_duration`` of 1 µs cuts before every frame; ``frag_every_frame`` mis-times video in
+    ffmpeg 5.1 when audio is mapped and the first RTSP packet has no timestamp), flushed at once.
+
+    ``transcode: h264``: the video is encoded **once** (``encoder``, see
+    :mod:`platebridge.pod.transcode`) and both outputs are slaves of one ``tee`` muxer (two
+    ordinary outputs would run two encoders); audio as without transcoding.
+    """
+    audio, _ = audio_plan(media)
+    hls, playlist = hls_output(config, camera.camera_id)
+    head = _ffmpeg_head(config.ffmpeg_path)
+    if camera.transcode == "h264":
+        head += global_args(encoder)
+    argv = [*head, *rtsp_input(camera.url, config.rtsp_timeout)]
+    if camera.transcode == "h264":
+        video = video_args(encoder, encode_for(camera, media))
+        argv += ["-map", "0:v:0", *audio, *video]
+        if not live:
+            return [*argv, *hls, playlist]
+        slaves = [tee_slave([*hls, *TS_EXTRADATA], playlist), tee_slave(LIVE_OPTIONS, "pipe:1")]
+        tee = ["-flags:v", "+global_header", "-f", "tee"]
+        return [*argv, *tee, "-max_interleave_delta", LIVE_INTERLEAVE_US, "|".join(slaves)]
+    maps = ["-map", "0:v:0", *audio, "-c:v", "copy"]
+    argv += [*maps, *hls, playlist]
     if live:
         # Safari's MSE takes H.265 only as hvc1 (parameter sets in the init segment)
         tag = ["-tag:v", "hvc1"] if media is not None and media.video_codec == "hevc" else []
-        argv += [*maps, *tag, "-f", "mp4", "-movflags", LIVE_MOVFLAGS, "-frag_duration", "1"]
-        argv += ["-max_interleave_delta", LIVE_INTERLEAVE_US, "-flush_packets", "1", "pipe:1"]
+        argv += [*maps, *tag, *LIVE_OPTIONS, "pipe:1"]
     return argv
 
 
-def media_probe_argv(ffprobe_path: str, camera: CameraConfig, timeout: float) -> list[str]:
-    """The camera's streams as JSON (codec, profile, size, frame rate, audio rate)."""
+def sub_argv(
+    config: PodConfig,
+    camera: CameraConfig,
+    media: MediaInfo | None = None,
+    encoder: H264Encoder = "libx264",
+) -> list[str]:
+    """The substream: its own RTSP session, the live fMP4 output only (no HLS), no audio
+    (grid tiles are muted). Copied, or with ``transcode: h264`` encoded at its own size."""
+    url = camera.sub_url
+    if url is None:
+        raise ValueError(f"camera {camera.camera_id} has no substream")
+    head = _ffmpeg_head(config.ffmpeg_path)
+    if camera.transcode == "h264":
+        head += global_args(encoder)
+        video = video_args(encoder, encode_for(camera, media, main=False))
+    else:
+        hevc = media is not None and media.video_codec == "hevc"
+        video = ["-c:v", "copy", *(["-tag:v", "hvc1"] if hevc else [])]
+    argv = [*head, *rtsp_input(url, config.rtsp_timeout), "-map", "0:v:0", "-an", *video]
+    return [*argv, *LIVE_OPTIONS, "pipe:1"]
+
+
+def media_probe_argv(
+    ffprobe_path: str, camera: CameraConfig, timeout: float, url: str | None = None
+) -> list[str]:
+    """The camera's streams as JSON (codec, profile, size, frame rate, audio rate); ``url``:
+    another stream of the camera (its substream), default its main stream."""
     return [
         ffprobe_path,
         "-v",
         "error",
-        "-rtsp_transport",
-        "tcp",
-        "-timeout",
-        str(int(timeout * 1_000_000)),
+        *rtsp_input(url or camera.url, timeout),
         "-show_entries",
         "stream=codec_type,codec_name,profile,width,height,avg_frame_rate,sample_rate",
         "-of",
         "json",
-        camera.url,
     ]
 
 
@@ -203,15 +279,11 @@ def probe_argv(ffprobe_path: str, camera: CameraConfig, timeout: float) -> list[
         ffprobe_path,
         "-v",
         "error",
-        "-rtsp_transport",
-        "tcp",
-        "-timeout",
-        str(int(timeout * 1_000_000)),
+        *rtsp_input(camera.url, timeout),
         "-select_streams",
         "v:0",
         "-show_entries",
         "stream=codec_name,width,height",
         "-of",
         "csv=p=0",
-        camera.url,
     ]

@@ -5,6 +5,11 @@ keyframe cache, then live fragments, as one endless ``video/mp4`` body; a camera
 the body (the relay reconnects). ``/live/{camera_id}/ws?token=T`` is the viewer protocol of
 docs/live.md for the direct method. Token checks and refusals are those of ``/stream``; the
 WebSocket is refused *before* the upgrade (an HTTP error with the usual JSON body).
+
+``?stream=sub`` asks for the camera's substream (``sub_rtsp_url``), which runs only while it
+has viewers (:class:`platebridge.pod.substream.OnDemand`): each viewer holds it from before the
+wait for its init segment until its body or socket ends. A camera without a substream serves
+its main stream for ``stream=sub`` (a grid always plays); any other value is 422.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -22,11 +27,15 @@ from platebridge.core.errors import PlateBridgeError, error_body
 from platebridge.core.live import TOO_SLOW, Notice, Subscription
 from platebridge.pod.context import ApiError, Context, PodContext
 from platebridge.pod.live import CameraLive
+from platebridge.pod.supervisor import CameraState
 
 log = logging.getLogger("platebridge.pod.live")
 
 #: How long a request waits for a starting camera's init segment before 409 camera_inactive.
 INIT_WAIT = 5.0
+#: A substream starts with its first viewer (probe, RTSP, the first keyframe): it gets longer.
+SUB_INIT_WAIT = 10.0
+STREAMS = ("main", "sub")
 LIVE_TYPE = "video/mp4"
 CLOSE_POLICY = 1008
 CLOSE_ERROR = 1011
@@ -38,12 +47,41 @@ def mime(codecs: str) -> str:
     return f'video/mp4; codecs="{codecs}"'
 
 
-async def open_live(ctx: PodContext, camera_id: str, token: str | None) -> CameraLive:
-    """Authorise like ``/stream`` and wait (≤ :data:`INIT_WAIT`) for the camera's live output."""
+def _nothing() -> None:
+    return None
+
+
+def check_stream(stream: str | None) -> str:
+    if stream is None:
+        return "main"
+    if stream not in STREAMS:
+        raise ApiError(422, "validation_error", "stream: must be 'main' or 'sub'")
+    return stream
+
+
+async def open_live(
+    ctx: PodContext, camera_id: str, token: str | None, stream: str | None = None
+) -> tuple[CameraLive, Callable[[], None]]:
+    """Authorise like ``/stream`` and wait (≤ :data:`INIT_WAIT`) for the camera's live output;
+    with ``stream=sub`` the substream, started for this viewer. Returns the live output and
+    what to call when the viewer leaves (it releases the substream)."""
+    which = check_stream(stream)
     claims = ctx.authorize(token)
     state = ctx.known_camera(camera_id)
     if claims.camera_id != camera_id:
         raise ApiError(403, "wrong_camera", "stream token was issued for another camera")
+    demand, sub = state.sub_demand, state.sub
+    if which == "main" or demand is None or sub is None:
+        return await _wait_live(state, INIT_WAIT), _nothing
+    await demand.acquire()
+    try:
+        return await _wait_live(sub, SUB_INIT_WAIT), demand.release
+    except BaseException:
+        demand.release()
+        raise
+
+
+async def _wait_live(state: CameraState, wait: float) -> CameraLive:
     live = state.live
     if live is None:
         raise ApiError(409, "camera_inactive", "live output is turned off on this POD")
@@ -53,7 +91,7 @@ async def open_live(ctx: PodContext, camera_id: str, token: str | None) -> Camer
         raise ApiError(503, "camera_error", state.error or "camera failed", {"Retry-After": "2"})
     if live.error is not None:
         raise ApiError(503, "live_unavailable", live.error)
-    if not await live.fanout.wait_ready(INIT_WAIT):
+    if not await live.fanout.wait_ready(wait):
         if live.error is not None:
             raise ApiError(503, "live_unavailable", live.error)
         raise ApiError(
@@ -65,21 +103,22 @@ async def open_live(ctx: PodContext, camera_id: str, token: str | None) -> Camer
     return live
 
 
-def _end_reason(ctx: PodContext, camera_id: str, sub: Subscription) -> tuple[str, str]:
+def _end_reason(live: CameraLive, sub: Subscription) -> tuple[str, str]:
     reason = sub.close_reason or "closed"
     if reason == TOO_SLOW:
         return reason, "the viewer fell too far behind the live stream"
-    state = ctx.cameras.get(camera_id)
-    if reason == "live_unavailable" and state is not None and state.live is not None:
-        return reason, state.live.error or "live view unavailable"
+    if reason == "live_unavailable":
+        return reason, live.error or "live view unavailable"
     if reason == "camera_error":
         return reason, "the camera's stream stopped; it is being restarted"
     return reason, "the live stream ended"
 
 
 @router.get("/live/{camera_id}")
-async def live_stream(ctx: Context, camera_id: str, token: str | None = None) -> StreamingResponse:
-    live = await open_live(ctx, camera_id, token)
+async def live_stream(
+    ctx: Context, camera_id: str, token: str | None = None, stream: str | None = None
+) -> StreamingResponse:
+    live, release = await open_live(ctx, camera_id, token, stream)
     sub = live.fanout.subscribe()
 
     async def body() -> AsyncIterator[bytes]:
@@ -89,6 +128,7 @@ async def live_stream(ctx: Context, camera_id: str, token: str | None = None) ->
                     yield message
         finally:
             sub.close()
+            release()
 
     headers = {"Cache-Control": "no-store", "X-Live-Codecs": live.codecs}
     return StreamingResponse(body(), media_type=LIVE_TYPE, headers=headers)
@@ -131,10 +171,12 @@ async def _until_closed(ws: WebSocket) -> None:
 
 
 @router.websocket("/live/{camera_id}/ws")
-async def live_ws(ws: WebSocket, camera_id: str, token: str | None = None) -> None:
+async def live_ws(
+    ws: WebSocket, camera_id: str, token: str | None = None, stream: str | None = None
+) -> None:
     ctx: PodContext = ws.app.state.pod
     try:
-        live = await open_live(ctx, camera_id, token)
+        live, release = await open_live(ctx, camera_id, token, stream)
     except PlateBridgeError as exc:
         await _refuse(ws, exc)
         return
@@ -151,10 +193,11 @@ async def live_ws(ws: WebSocket, camera_id: str, token: str | None = None) -> No
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         if sender in done and sender.exception() is None:
-            code, detail = _end_reason(ctx, camera_id, sub)
+            code, detail = _end_reason(live, sub)
             await ws.send_text(json.dumps({"type": "error", "error": code, "detail": detail}))
             await ws.close(CLOSE_POLICY if code == TOO_SLOW else CLOSE_ERROR)
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass  # the viewer went away mid-send
     finally:
         sub.close()
+        release()

@@ -14,6 +14,12 @@ Stall watchdog, from real progress: live fragments arrive once per frame, so no 
 may stay unchanged for one keyframe interval: no new segment for ``1.5 * interval + 2`` s (the
 camera's measured interval, or ``max_keyframe_interval`` until measured) is a stall. A 10 s
 GOP camera is therefore never restarted for being a 10 s GOP camera.
+
+A camera's substream (``sub_rtsp_url``) is a second supervisor (``sub=True``: its own RTSP
+session, the live output only, no HLS, watched by live frames alone) that
+:class:`platebridge.pod.substream.OnDemand` runs only while it has viewers. With
+``transcode: h264`` the encoder is chosen once (:mod:`platebridge.pod.transcode`); a hardware
+encoder whose run produced no video is replaced by libx264 for the following runs.
 """
 
 from __future__ import annotations
@@ -43,9 +49,12 @@ from platebridge.pod.ffmpeg import (
     camera_dir,
     media_probe_argv,
     parse_media_probe,
+    sub_argv,
 )
 from platebridge.pod.live import CameraLive
 from platebridge.pod.stderr_tail import StderrTail
+from platebridge.pod.substream import OnDemand
+from platebridge.pod.transcode import H264Encoder, choose_encoder
 
 log = logging.getLogger("platebridge.pod.camera")
 
@@ -84,6 +93,10 @@ class CameraState:
     note: str | None = None
     #: The live output (None: ``live_output: false``, or a state not made by a supervisor).
     live: CameraLive | None = field(default=None, repr=False, compare=False)
+    #: The substream's own state and its on-demand runner (None: no ``sub_rtsp_url``, or
+    #: ``live_output: false``). Its ``media`` is set once it has been probed.
+    sub: CameraState | None = field(default=None, repr=False, compare=False)
+    sub_demand: OnDemand | None = field(default=None, repr=False, compare=False)
 
 
 class CameraSupervisor:
@@ -92,9 +105,13 @@ class CameraSupervisor:
         config: PodConfig,
         camera: CameraConfig,
         on_change: Callable[[], None] | None = None,
+        sub: bool = False,
     ) -> None:
         self.config = config
         self.camera = camera
+        self.is_sub = sub
+        self.url = camera.sub_url if sub and camera.sub_url else camera.url
+        self.name = f"{camera.camera_id} (substream)" if sub else camera.camera_id
         self.dir = camera_dir(config, camera.camera_id)
         self.state = CameraState(camera.camera_id, camera.name)
         self.tail = StderrTail(config.secrets)
@@ -104,9 +121,16 @@ class CameraSupervisor:
         # ffmpeg's stream copy starts at the first keyframe: allow one interval more.
         self.start_timeout = config.rtsp_timeout * 2 + 10.0 + config.max_keyframe_interval
         self.probe_timeout = config.rtsp_timeout * 2 + 5.0
-        self.live = CameraLive(camera.camera_id) if config.live_output else None
+        self.live = CameraLive(camera.camera_id) if config.live_output or sub else None
         self.state.live = self.live
+        self.substream: OnDemand | None = None
+        if not sub and camera.sub_url is not None and config.live_output:
+            runner = CameraSupervisor(config, camera, sub=True)
+            self.substream = OnDemand(runner.name, runner, config.substream_idle_seconds)
+            self.state.sub, self.state.sub_demand = runner.state, self.substream
         self._media: MediaInfo | None = None
+        self._encoder: H264Encoder | None = None
+        self._hardware_failed = False
         self._segment_gaps: deque[float] = deque(maxlen=8)
         self._on_change = on_change
         self._stop = asyncio.Event()
@@ -121,14 +145,19 @@ class CameraSupervisor:
         self.state.status, self.state.error = status, error
         if changed:
             level = logging.WARNING if status == "error" else logging.INFO
-            log.log(
-                level, "camera %s: %s%s", self.camera.camera_id, status, f" ({error})" * bool(error)
-            )
+            log.log(level, "camera %s: %s%s", self.name, status, f" ({error})" * bool(error))
             if self._on_change is not None:
                 self._on_change()
 
+    def rearm(self) -> None:
+        """Allow :meth:`run` again after :meth:`stop` (a substream started by its next viewer)."""
+        self._stop = asyncio.Event()
+        self.state.status, self.state.error = "starting", None  # not the last run's error
+
     def _clean_dir(self) -> None:
         """Drop every file of a previous run so a dead stream is never served as live."""
+        if self.is_sub:
+            return  # a substream writes no files
         if self.dir.exists():
             shutil.rmtree(self.dir, ignore_errors=True)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -144,15 +173,18 @@ class CameraSupervisor:
                     self.backoff.reset()
                 self._set("error", reason)
                 delay = self.backoff.next()
-                log.info("camera %s: restarting ffmpeg in %.0f s", self.camera.camera_id, delay)
+                log.info("camera %s: restarting ffmpeg in %.0f s", self.name, delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
         finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            if not self.is_sub:
+                shutil.rmtree(self.dir, ignore_errors=True)
 
     async def _probe(self) -> MediaInfo | None:
         """The camera's streams (one short RTSP session before ffmpeg's); None on failure."""
-        argv = media_probe_argv(self.config.ffprobe_path, self.camera, self.config.rtsp_timeout)
+        argv = media_probe_argv(
+            self.config.ffprobe_path, self.camera, self.config.rtsp_timeout, self.url
+        )
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
@@ -190,21 +222,38 @@ class CameraSupervisor:
             note = audio_plan(self._media)[1]
             if note != self.state.note:
                 self.state.note = note
-                if note:
+                if note and not self.is_sub:  # a substream carries no audio
                     log.info("camera %s: %s", self.camera.camera_id, note)
         return self._media
+
+    async def _choose_encoder(self) -> H264Encoder:
+        """The H.264 encoder for ``transcode: h264`` (found once; libx264 after a hardware
+        encoder failed)."""
+        if self._hardware_failed:
+            return "libx264"
+        if self._encoder is None:
+            self._encoder = await choose_encoder(self.config.ffmpeg_path, self.config.h264_encoder)
+            if self.camera.transcode == "h264":
+                log.info("camera %s: transcoding with %s", self.name, self._encoder)
+        return self._encoder
+
+    def _argv(self, media: MediaInfo | None, encoder: H264Encoder) -> list[str]:
+        if self.is_sub:
+            return sub_argv(self.config, self.camera, media, encoder)
+        return camera_argv(self.config, self.camera, media, self.live is not None, encoder)
 
     async def _run_once(self) -> tuple[str, float]:
         """Run ffmpeg until it exits, stalls or we stop; return (reason, seconds active)."""
         self._clean_dir()
         self.tail.clear()
         media = await self._prepare()
+        encoder = await self._choose_encoder() if self.camera.transcode == "h264" else "libx264"
         if self._stop.is_set():
             return "stopped", 0.0
         live = self.live
         try:
             proc = await asyncio.create_subprocess_exec(
-                *camera_argv(self.config, self.camera, media, live is not None),
+                *self._argv(media, encoder),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE if live else asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
@@ -232,9 +281,13 @@ class CameraSupervisor:
             if live is not None:
                 live.end_run("camera_stopped" if self._stop.is_set() else "camera_error")
             # The stream is gone: remove the playlist so /stream answers 503, not stale video.
-            shutil.rmtree(self.dir, ignore_errors=True)
+            if not self.is_sub:
+                shutil.rmtree(self.dir, ignore_errors=True)
         if active_for <= 0:
             self._media = None  # no video from this run: probe again before the next
+            if encoder != "libx264" and not self._stop.is_set():
+                log.warning("camera %s: %s gave no video, using libx264", self.name, encoder)
+                self._hardware_failed = True
         return reason, active_for
 
     async def _read_stderr(self, proc: asyncio.subprocess.Process) -> None:
@@ -242,9 +295,11 @@ class CameraSupervisor:
         while line := await proc.stderr.readline():
             text = self.tail.add(line)
             if text:
-                log.debug("camera %s ffmpeg: %s", self.camera.camera_id, text)
+                log.debug("camera %s ffmpeg: %s", self.name, text)
 
     def _mtime(self) -> int | None:
+        if self.is_sub:
+            return None  # the directory is the main stream's
         try:
             return self.playlist.stat().st_mtime_ns
         except OSError:
@@ -267,6 +322,9 @@ class CameraSupervisor:
     def _stalled(self, now: float, segment_at: float, frame_at: float | None) -> str | None:
         if frame_at is not None and now - frame_at > self.frame_stall:
             return f"stalled: no video frame for {self.frame_stall:.0f} s"
+        if self.is_sub:
+            return None  # no HLS: live frames are the only progress (an unusable live
+            # output is not a stall: /live says why)
         limit = self.segment_stall()
         if now - segment_at > limit:
             return f"stalled: no new segment for {limit:.0f} s"
@@ -327,9 +385,12 @@ class CameraSupervisor:
             await proc.wait()
 
     async def stop(self) -> None:
-        """Ask the run loop to end; it SIGTERMs (then SIGKILLs) ffmpeg and removes its files."""
+        """Ask the run loop to end; it SIGTERMs (then SIGKILLs) ffmpeg and removes its files.
+        The substream, if running, is stopped with it."""
         self._stop.set()
         proc = self._proc
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.terminate()
+        if self.substream is not None:
+            await self.substream.close()
