@@ -49,7 +49,7 @@ def test_enrollment_key_refuses_pod_of_another_site(
     assert r.status_code == 403, r.text
     assert r.json()["error"] == "pod_in_other_site"
     user = app_portal.login(tenant.email, tenant.password)
-    assert app_portal.client.get("/api/cameras", headers=user).json() == {"cameras": []}
+    assert app_portal.client.get("/api/cameras", headers=user).json()["cameras"] == []
     pods = app_portal.client.get("/api/pods", headers=user).json()["pods"]
     assert [(p["pod_id"], p["site_id"]) for p in pods] == [(tenant.pod_id, tenant.site_id)]
 

@@ -18,6 +18,7 @@ from platebridge.portal.credentials import bearer_token as bearer_token
 from platebridge.portal.credentials import client_ip as client_ip
 from platebridge.portal.credentials import session_token as session_token
 from platebridge.portal.csrf import UNSAFE_METHODS, session_csrf_token, submitted_csrf
+from platebridge.portal.cursor import cursor_key
 from platebridge.portal.db import Database
 from platebridge.portal.errors import ApiError
 from platebridge.portal.markers import csrf_exempt as csrf_exempt
@@ -163,6 +164,14 @@ Throttled = Annotated[Throttle, Depends(_throttle_dep)]
 ClientIp = Annotated[str | None, Depends(_client_ip_dep)]
 #: The login token the request carries (cookie or bearer), unverified; None without one.
 SessionToken = Annotated[str | None, Depends(_session_token_dep)]
+
+
+async def _cursor_key_dep(request: HTTPConnection) -> bytes:
+    return cursor_key(request.app.state.secret_key)
+
+
+#: The key of the listings' page cursors (derived from the portal's secret key).
+CursorKey = Annotated[bytes, Depends(_cursor_key_dep)]
 
 
 def admin_user(request: Request) -> User:

@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Uuid, any_, bindparam, func, or_, select
+from sqlalchemy import Uuid, any_, bindparam, func, select, true, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platebridge.portal.models import Camera, Pod, Site, User, utcnow
+from platebridge.portal.listing_query import (
+    CAMERA_ORDER,
+    DEFAULT_LIMIT,
+    POD_ORDER,
+    Filters,
+    after_key,
+)
+from platebridge.portal.models import Camera, CameraStatus, Pod, Site, User, utcnow
 from platebridge.portal.scoping import scoped_cameras, scoped_pods
 from platebridge.portal.status import camera_streamable, effective_pod_status
 from platebridge.portal.streaming.live import live_path
@@ -43,13 +51,6 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _site_filter(site: str) -> Any:
-    try:
-        return or_(Site.id == uuid.UUID(site), Site.name == site)
-    except ValueError:
-        return Site.name == site
-
-
 #: The columns the camera list shows: plain rows, not ORM objects (no identity map, no
 #: secrets, RTSP URLs or digests fetched). bench/listing.py: 4,000 cameras went from ~0.5 s
 #: to a few tens of ms.
@@ -71,23 +72,88 @@ _LIST_COLUMNS = (
 )
 
 
-async def _with_pod_ids(session: AsyncSession, user: User, stmt: Any, pod_id: str | None) -> Any:
-    """PostgreSQL: add ``cameras.pod_id = ANY(<the company's pod ids>)``.
+async def _pod_id_lists(
+    session: AsyncSession,
+    user: User,
+    filters: Filters,
+    after: tuple[str, ...] | None,
+    now: datetime,
+) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """PostgreSQL: the company's pod ids the listing may reach — all of them (for the count)
+    and those from the cursor's pod on (``(site name, pod_id) >= …``, for the page).
 
     With the join alone, once other companies hold most of the cameras the planner estimates
     the company's 1,000 index probes into ``cameras`` (random UUID keys: no physical
     correlation) as dearer than a parallel sequential scan of the whole table + hash join,
     and the listing slows down with *other* tenants' growth (bench/listing.py: 9 ms → 82 ms
-    execution at 364,000 cameras). Given the ids as one array parameter it sees ~4 rows per
-    pod and probes the ``(pod_id, camera_id)`` index. The join and its company filter stay:
-    scoping is unchanged, this only narrows it.
+    execution at 364,000 cameras). Given the ids as one array parameter (``cameras.pod_id =
+    ANY(…)``) it sees ~4 rows per pod and probes the ``(pod_id, camera_id)`` index. The join
+    and its company filter stay: scoping is unchanged, this only narrows it.
     """
-    ids_stmt = scoped_pods(user).with_only_columns(Pod.id)
-    if pod_id is not None:
-        ids_stmt = ids_stmt.where(Pod.pod_id == pod_id)
-    pod_ids = list((await session.execute(ids_stmt)).scalars())
+    pods_only = Filters(site=filters.site, community=filters.community, pod_id=filters.pod_id)
+    onward = tuple_(*POD_ORDER) >= tuple_(*after[:2]) if after is not None else true()
+    ids_stmt = pods_only.apply(
+        scoped_pods(user).with_only_columns(Pod.id, onward), user, 0, now, cameras=False
+    )
+    rows = list(await session.execute(ids_stmt))
+    return [r[0] for r in rows], [r[0] for r in rows if r[1]]
+
+
+def _in_pods(stmt: Any, pod_ids: list[uuid.UUID]) -> Any:
     param = bindparam("b_pod_ids", value=pod_ids, type_=postgresql.ARRAY(Uuid()))
     return stmt.where(Camera.pod_id == any_(param))
+
+
+@dataclass(slots=True)
+class Page:
+    """One page of a listing: its rows, the sort key to continue after (None: the end) and
+    how many rows the whole filtered listing holds."""
+
+    items: list[dict[str, Any]]
+    next_key: tuple[str, ...] | None
+    total: int
+
+
+async def _count(session: AsyncSession, stmt: Any) -> int:
+    n = await session.scalar(stmt.with_only_columns(func.count()).order_by(None))
+    return int(n or 0)
+
+
+async def camera_page(
+    session: AsyncSession,
+    user: User,
+    offline_after: int,
+    filters: Filters,
+    *,
+    after: tuple[str, ...] | None = None,
+    limit: int | None = DEFAULT_LIMIT,
+    count: bool = True,
+    direct_url_for: DirectUrlSigner | None = None,
+) -> Page:
+    """Cameras after ``after`` (a sort key: site name, pod_id, camera_id), at most ``limit``
+    (None: all, for internal callers). ``direct_url_for``: in direct mode, add a tokened
+    ``direct_url`` and ``live_url`` (the POD's WebSocket); other modes' ``live_url`` is the
+    portal's live path (session-authorised). Only the rows returned are signed."""
+    now = utcnow()
+    base = filters.apply(scoped_cameras(user), user, offline_after, now, cameras=True)
+    counted = stmt = base
+    if session.get_bind().dialect.name == "postgresql":
+        every_pod, onward = await _pod_id_lists(session, user, filters, after, now)
+        counted, stmt = _in_pods(base, every_pod), _in_pods(base, onward)
+    stmt = after_key(stmt, CAMERA_ORDER, after).order_by(*CAMERA_ORDER)
+    if limit is not None:
+        stmt = stmt.limit(limit + 1)
+    # Core execution, rows unpacked by position: no ORM loading, no per-row attribute lookups
+    # (bench/listing.py: the Python loop over 4,000 rows was most of the request).
+    conn = await session.connection()
+    rows = list(await conn.execute(stmt.with_only_columns(*_LIST_COLUMNS)))
+    more = limit is not None and len(rows) > limit
+    if more:
+        rows = rows[:limit]
+    items = await _camera_items(session, user, rows, offline_after, now, direct_url_for)
+    next_key = (items[-1]["site"], items[-1]["pod_id"], items[-1]["id"]) if more else None
+    total = await _count(session, counted) if count and (after or more) else len(items)
+    return Page(items, next_key, total)
 
 
 async def list_cameras(
@@ -95,28 +161,34 @@ async def list_cameras(
     user: User,
     offline_after: int,
     *,
-    status: str | None = None,
+    status: CameraStatus | None = None,
     pod_id: str | None = None,
     site: str | None = None,
     direct_url_for: DirectUrlSigner | None = None,
 ) -> list[dict[str, Any]]:
-    """``direct_url_for``: in direct mode, add a tokened ``direct_url`` and ``live_url`` (the
-    POD's WebSocket); other modes' ``live_url`` is the portal's live path (session-authorised)."""
-    stmt = scoped_cameras(user)
-    if status is not None:
-        stmt = stmt.where(Camera.status == status)
-    if pod_id is not None:
-        stmt = stmt.where(Pod.pod_id == pod_id)
-    if site is not None:
-        stmt = stmt.where(_site_filter(site))
-    stmt = stmt.order_by(Site.name, Pod.pod_id, Camera.camera_id)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = await _with_pod_ids(session, user, stmt, pod_id)
-    # Core execution, rows unpacked by position: no ORM loading, no per-row attribute lookups
-    # (bench/listing.py: the Python loop over 4,000 rows was most of the request).
-    conn = await session.connection()
-    result = await conn.execute(stmt.with_only_columns(*_LIST_COLUMNS))
-    now = utcnow()
+    """Every camera (no page) matching the filters: internal callers only (one pod's cameras
+    for the live page, the CLI); the API pages (:func:`camera_page`)."""
+    filters = Filters(site=site, pod_id=pod_id, status=status)
+    page = await camera_page(
+        session,
+        user,
+        offline_after,
+        filters,
+        limit=None,
+        count=False,
+        direct_url_for=direct_url_for,
+    )
+    return page.items
+
+
+async def _camera_items(
+    session: AsyncSession,
+    user: User,
+    rows: list[Any],
+    offline_after: int,
+    now: datetime,
+    direct_url_for: DirectUrlSigner | None,
+) -> list[dict[str, Any]]:
     # Keyed by the wire pod_id (unique within the one company listed): the pod's and camera's
     # UUIDs are not fetched (a UUID result conversion per row and column).
     pods: dict[str, tuple[str, str | None, str]] = {}  # → (status, iso time, site id)
@@ -138,7 +210,7 @@ async def list_cameras(
         stream_mode,
         site_uuid,
         site_name,
-    ) in result:
+    ) in rows:
         pod_info = pods.get(wire_pod_id)
         if pod_info is None:
             pod_status = effective_pod_status(reported, last_heartbeat, offline_after, now)
@@ -181,6 +253,36 @@ async def list_cameras(
     return out
 
 
+async def pod_page(
+    session: AsyncSession,
+    user: User,
+    offline_after: int,
+    filters: Filters,
+    *,
+    after: tuple[str, ...] | None = None,
+    limit: int | None = DEFAULT_LIMIT,
+    count: bool = True,
+    networks: tuple[IPNetwork, ...] | None = None,
+    tunnels: Callable[[list[uuid.UUID]], Awaitable[set[uuid.UUID]]] | None = None,
+) -> Page:
+    """Pods after ``after`` (site name, pod_id). ``networks``: the allowed POD networks, to say
+    why a pod's streams are unavailable; ``tunnels``: which pods have a tunnel up
+    (``TunnelHub.connected``)."""
+    now = utcnow()
+    base = filters.apply(scoped_pods(user), user, offline_after, now, cameras=False)
+    stmt = after_key(base, POD_ORDER, after).order_by(*POD_ORDER)
+    if limit is not None:
+        stmt = stmt.limit(limit + 1)
+    rows = list(await session.execute(stmt))
+    more = limit is not None and len(rows) > limit
+    if more:
+        rows = rows[:limit]
+    items = await _pod_items(session, rows, offline_after, now, networks, tunnels)
+    next_key = (items[-1]["site"], items[-1]["pod_id"]) if more else None
+    total = await _count(session, base) if count and (after or more) else len(items)
+    return Page(items, next_key, total)
+
+
 async def list_pods(
     session: AsyncSession,
     user: User,
@@ -191,15 +293,28 @@ async def list_pods(
     networks: tuple[IPNetwork, ...] | None = None,
     tunnels: Callable[[list[uuid.UUID]], Awaitable[set[uuid.UUID]]] | None = None,
 ) -> list[dict[str, Any]]:
-    """``networks``: the allowed POD networks, to say why a pod's streams are unavailable;
-    ``tunnels``: which pods have a tunnel up (``TunnelHub.connected``)."""
-    stmt = scoped_pods(user)
-    if pod_id is not None:
-        stmt = stmt.where(Pod.pod_id == pod_id)
-    if site is not None:
-        stmt = stmt.where(_site_filter(site))
-    stmt = stmt.order_by(Site.name, Pod.pod_id)
-    rows = list(await session.execute(stmt))
+    """Every pod (no page) matching the filters: internal callers (pages, CLI, one pod)."""
+    page = await pod_page(
+        session,
+        user,
+        offline_after,
+        Filters(site=site, pod_id=pod_id),
+        limit=None,
+        count=False,
+        networks=networks,
+        tunnels=tunnels,
+    )
+    return page.items
+
+
+async def _pod_items(
+    session: AsyncSession,
+    rows: list[Any],
+    offline_after: int,
+    now: datetime,
+    networks: tuple[IPNetwork, ...] | None,
+    tunnels: Callable[[list[uuid.UUID]], Awaitable[set[uuid.UUID]]] | None,
+) -> list[dict[str, Any]]:
     counts: dict[uuid.UUID, dict[str, int]] = {}
     if rows:
         count_stmt = (
@@ -209,7 +324,6 @@ async def list_pods(
         )
         for pod_uuid, cam_status, n in await session.execute(count_stmt):
             counts.setdefault(pod_uuid, {})[cam_status] = n
-    now = utcnow()
     up = await tunnels([pod.id for pod, _ in rows]) if tunnels is not None and rows else set()
     out = []
     for pod, site_row in rows:

@@ -63,7 +63,13 @@ class CameraItem(TypedDict):
 
 
 class CameraListing(TypedDict):
+    """One page (docs/portal.md "Pagination"): ``next_cursor`` continues it (null: the last
+    page), ``total`` counts every camera the filters match, ``limit`` is the page size."""
+
     cameras: list[CameraItem]
+    next_cursor: str | None
+    total: int
+    limit: int
 
 
 class CameraCounts(TypedDict):
@@ -91,7 +97,12 @@ class PodItem(TypedDict):
 
 
 class PodListing(TypedDict):
+    """One page, as :class:`CameraListing`."""
+
     pods: list[PodItem]
+    next_cursor: str | None
+    total: int
+    limit: int
 
 
 class AuditEventItem(TypedDict):

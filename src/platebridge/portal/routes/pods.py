@@ -1,17 +1,29 @@
-"""``GET /api/pods``, ``GET /api/pods/{pod_id}`` and ``PATCH /api/pods/{pod_id}`` (admins)."""
+"""``GET /api/pods`` (paginated as ``GET /api/cameras``), ``GET /api/pods/{pod_id}`` and
+``PATCH /api/pods/{pod_id}`` (admins)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from platebridge.portal.cursor import next_cursor, read_cursor
 from platebridge.portal.db import Database
-from platebridge.portal.deps import AdminUser, CurrentUser, Db, Hub, Settings, Streaming
+from platebridge.portal.deps import (
+    AdminUser,
+    CurrentUser,
+    CursorKey,
+    Db,
+    Hub,
+    Settings,
+    Streaming,
+)
 from platebridge.portal.errors import not_found
-from platebridge.portal.listing import list_pods
+from platebridge.portal.listing import list_pods, pod_page
+from platebridge.portal.listing_query import DEFAULT_LIMIT, Filters
 from platebridge.portal.models import StreamMode, User
+from platebridge.portal.routes.cameras import Cursor, Limit, TextQuery, clean_query
 from platebridge.portal.schemas import PodItem, PodListing
 from platebridge.portal.scoping import get_pod_for_user
 from platebridge.portal.settings import PortalSettings
@@ -28,18 +40,39 @@ async def pods(
     settings: Settings,
     state: Streaming,
     hub: Hub,
-    site: Annotated[str | None, Query(max_length=200)] = None,
+    key: CursorKey,
+    site: Annotated[str | None, Query(max_length=200, description="Site name or id.")] = None,
+    community: Annotated[
+        str | None, Query(max_length=200, description="Community name or id.")
+    ] = None,
+    status: Annotated[
+        Literal["online", "offline", "error"] | None,
+        Query(description="The POD's effective status (offline after the heartbeat limit)."),
+    ] = None,
+    q: TextQuery = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
+    filters = Filters(site=site, community=community, state=status, q=clean_query(q))
+    scope = filters.scope("pods", user)
+    after = read_cursor(key, scope, cursor, 2)
     async with db.read() as session:
-        rows = await list_pods(
+        page = await pod_page(
             session,
             user,
             settings.offline_after,
-            site=site,
+            filters,
+            after=after,
+            limit=limit,
             networks=state.networks,
             tunnels=hub.connected,
         )
-    return {"pods": rows}
+    return {
+        "pods": page.items,
+        "next_cursor": next_cursor(key, scope, page.next_key),
+        "total": page.total,
+        "limit": limit,
+    }
 
 
 async def _one_pod(
