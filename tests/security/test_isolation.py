@@ -31,6 +31,7 @@ IDENTIFIERS: dict[str, Callable[[Company], str]] = {
     "camera_id": lambda c: c.camera_id,
     "site": lambda c: c.site_name,
     "site_id": lambda c: c.site_id,
+    "community": lambda c: c.community_id,  # the listings' filter (name or id)
     "user": lambda c: c.admin_email,
     "user_id": lambda c: c.admin_id,
     "email": lambda c: c.admin_email,
@@ -46,6 +47,9 @@ OTHERS: dict[str, str | None] = {
     "until": None,
     "action": None,
     "limit": None,
+    "cursor": None,  # listings: the first page (cursors are bound to the company: test_listing)
+    "q": None,
+    "state": None,
     "next": None,
     "password": "irrelevant-password",
     "stream_mode": "direct",
