@@ -1,4 +1,6 @@
-"""``WS /api/pod/live/{pod_id}?camera_id=C&token=T``: the live fMP4 view (docs/live.md).
+"""``WS /api/pod/live/{pod_id}?camera_id=C&token=T[&stream=sub]``: the live fMP4 view
+(docs/live.md). ``stream=sub`` plays the camera's substream (the POD serves its main stream for
+a camera without one); it is passed to the POD on every method, and is part of the fan-out key.
 
 Authorised like the HLS proxy routes (the one streaming path: session cookie or bearer, else
 the stream token), all *before* the upgrade: a refusal is the usual JSON error body with its
@@ -26,7 +28,14 @@ from platebridge.portal.deps import ClientIp, Db, SessionToken, Settings, Stream
 from platebridge.portal.errors import field_errors, validation_response
 from platebridge.portal.streaming.audit_events import record_stream_started
 from platebridge.portal.streaming.authorize import authorize_stream
-from platebridge.portal.streaming.live import CLOSE_UPSTREAM, error_message, serve_viewer
+from platebridge.portal.streaming.live import (
+    CLOSE_UPSTREAM,
+    LiveKey,
+    LiveStream,
+    error_message,
+    serve_viewer,
+    stream_query,
+)
 from platebridge.portal.streaming.path import PodStream, open_stream
 from platebridge.portal.streaming.relay import UpstreamBody, UpstreamError
 from platebridge.portal.streaming.select import Method, Upstream
@@ -40,6 +49,17 @@ def _too_long(name: str, limit: int, where: str = "query") -> RequestValidationE
     """As the HLS routes' parameter limits answer (422 ``validation_error``)."""
     return RequestValidationError(
         [{"loc": (where, name), "msg": f"at most {limit} characters", "type": "too_long"}]
+    )
+
+
+def _stream(value: str | None) -> LiveStream:
+    """The ``stream`` query parameter (absent: main); anything else is 422, before the upgrade."""
+    if value is None or value == "main":
+        return "main"
+    if value == "sub":
+        return "sub"
+    raise RequestValidationError(
+        [{"loc": ("query", "stream"), "msg": "must be 'main' or 'sub'", "type": "literal_error"}]
     )
 
 
@@ -105,10 +125,12 @@ async def live_endpoint(
     pod_id: str,
     camera_id: str | None = None,
     token: str | None = None,
+    stream: str | None = None,
 ) -> None:
     login = _same_origin_login(websocket, login)
     try:
-        stream = await _authorised(db, settings, state, login, pod_id, camera_id, token)
+        which = _stream(stream)
+        pod_stream = await _authorised(db, settings, state, login, pod_id, camera_id, token)
     except PlateBridgeError as exc:
         body = JSONResponse(exc.body(), status_code=exc.status, headers=exc.response_headers())
         await _deny(websocket, body)
@@ -117,16 +139,17 @@ async def live_endpoint(
         await _deny(websocket, validation_response(field_errors(exc.errors(), ("query", "path"))))
         return
     await websocket.accept()
-    access = stream.access
+    access = pod_stream.access
+    extra = stream_query(which)
 
     async def open_live(up: Upstream, query: str) -> UpstreamBody:
-        return await up.relay.open_live(f"{up.base}/live/{stream.camera_path}{query}")
+        return await up.relay.open_live(f"{up.base}/live/{pod_stream.camera_path}{query}{extra}")
 
     async def opener() -> tuple[UpstreamBody, Method]:
-        body, up = await stream.fetch(open_live)
+        body, up = await pod_stream.fetch(open_live)
         return body, up.method
 
-    key = (access.pod.id, access.camera.camera_id)
+    key: LiveKey = (access.pod.id, access.camera.camera_id, which)
     try:
         viewer = await state.live.join(key, opener)
     except UpstreamError as exc:

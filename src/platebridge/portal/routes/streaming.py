@@ -7,7 +7,7 @@ Safari's native player send neither cookies nor headers). See ``docs/streaming.m
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -53,6 +53,11 @@ class StreamTokenRequest(BaseModel):
 
     pod_id: str = Field(min_length=1, max_length=64, description="The pod's wire id.")
     camera_id: str = Field(min_length=1, max_length=64, description="The camera's wire id.")
+    stream: Literal["main", "sub"] = Field(
+        default="main",
+        description="Which stream the live_url plays: 'main', or 'sub' (the camera's "
+        "substream, for grids; a camera without one plays its main stream).",
+    )
 
 
 @router.post("/stream-token", response_model=StreamToken)  # documents the no-store body
@@ -64,7 +69,9 @@ async def stream_token(
     state: Streaming,
     ip: ClientIp,
 ) -> Response:
-    result = await issue_stream_token(db, user, body.pod_id, body.camera_id, settings, state, ip)
+    result = await issue_stream_token(
+        db, user, body.pod_id, body.camera_id, settings, state, ip, stream=body.stream
+    )
     return JSONResponse(result, headers={"Cache-Control": "no-store"})
 
 

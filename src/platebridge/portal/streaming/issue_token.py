@@ -15,7 +15,7 @@ from platebridge.portal.scoping import get_camera_for_user
 from platebridge.portal.services import audit
 from platebridge.portal.settings import PortalSettings
 from platebridge.portal.streaming.authorize import require_online
-from platebridge.portal.streaming.live import live_path
+from platebridge.portal.streaming.live import LiveStream, live_path, stream_query
 from platebridge.portal.streaming.select import pod_base
 from platebridge.portal.streaming.state import StreamingState
 from platebridge.portal.streaming.tokens import direct_live_url, direct_url, sign_viewer_token
@@ -37,8 +37,10 @@ async def issue_stream_token(
     settings: PortalSettings,
     state: StreamingState,
     ip: str | None,
+    stream: LiveStream = "main",
 ) -> StreamToken:
-    """Issue a viewer token (and record it); 404 outside the user's company, 409 not watchable."""
+    """Issue a viewer token (and record it); 404 outside the user's company, 409 not watchable.
+    ``stream``: which stream ``live_url`` plays (the token itself is the camera's, either)."""
     async with db.write() as session:
         camera, pod = await get_camera_for_user(session, user, pod_id, camera_id)
         require_online(pod, settings)
@@ -61,6 +63,7 @@ async def issue_stream_token(
                 client_ip=ip,
             )
         )
+    direct_live = direct_live_url(camera, pod, token)
     return {
         "token": token,
         "expires_at": datetime.fromtimestamp(exp, UTC).isoformat().replace("+00:00", "Z"),
@@ -69,8 +72,8 @@ async def issue_stream_token(
         "proxy_url": proxy_path(pod.pod_id, camera.camera_id, token),
         "direct_url": direct_url(camera, pod, token),
         "live_url": (
-            direct_live_url(camera, pod, token)
+            (None if direct_live is None else direct_live + stream_query(stream))
             if mode == "direct"
-            else live_path(pod.pod_id, camera.camera_id, token)
+            else live_path(pod.pod_id, camera.camera_id, token, stream)
         ),
     }

@@ -21,7 +21,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -58,21 +58,32 @@ RECHECK_SECONDS = 30.0
 CLOSE_UPSTREAM = 1011
 CLOSE_POLICY = 1008
 
-#: (pod row id, camera id): pod ids are per company, the row id is unique.
-LiveKey = tuple[uuid.UUID, str]
+#: Which of a camera's streams: the main one, or its substream (the grid's smaller picture).
+LiveStream = Literal["main", "sub"]
+LIVE_STREAMS: tuple[LiveStream, ...] = ("main", "sub")
+#: (pod row id, camera id, stream): pod ids are per company, the row id is unique; a camera's
+#: main and substream are two upstreams (two RTSP sessions on the POD).
+LiveKey = tuple[uuid.UUID, str, LiveStream]
 #: Opens the POD's live body; returns it with the method used (proxy / VPN / tunnel).
 Opener = Callable[[], Awaitable[tuple[UpstreamBody, Method]]]
 #: Authorises the viewer again; raises :class:`PlateBridgeError` when it may no longer watch.
 Recheck = Callable[[], Awaitable[object]]
 
 
-def live_path(pod_id: str, camera_id: str, token: str | None) -> str:
+def live_path(pod_id: str, camera_id: str, token: str | None, stream: LiveStream = "main") -> str:
     """The portal's live WebSocket path for a camera (same origin), with the viewer token
-    when there is one (without: the session cookie authorises it)."""
+    when there is one (without: the session cookie authorises it); ``stream=sub`` for the
+    substream (main: no parameter, as before)."""
     query = f"camera_id={quote(camera_id, safe='')}"
     if token is not None:
         query += f"&token={quote(token, safe='')}"
-    return f"/api/pod/live/{quote(pod_id, safe='')}?{query}"
+    return f"/api/pod/live/{quote(pod_id, safe='')}?{query}{stream_query(stream)}"
+
+
+def stream_query(stream: LiveStream) -> str:
+    """What a live URL (the portal's or the POD's) carries for ``stream``: ``&stream=sub``, or
+    nothing for the main stream (so an older POD, which ignores the parameter, serves main)."""
+    return "&stream=sub" if stream == "sub" else ""
 
 
 def mime_for(codecs: str) -> str:
