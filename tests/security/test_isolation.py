@@ -53,9 +53,13 @@ OTHERS: dict[str, str | None] = {
     "next": None,
     "password": "irrelevant-password",
     "stream_mode": "direct",
+    "role": "admin",  # PATCH /api/users/{user_id}: own admin stays admin (a no-op)
+    "current_password": None,  # POST /api/account/password: the caller's own, no identifier
+    "new_password": None,
 }
 #: Routes whose identifier parameter is not a tenant lookup (the login form's e-mail).
-NOT_TENANT_LOOKUPS = {"POST /api/auth/login"}
+#: Inviting: the e-mail is a new address (one answer, 409, whichever company holds it).
+NOT_TENANT_LOOKUPS = {"POST /api/auth/login", "POST /api/users/invite"}
 
 #: HTML form routes read their fields by hand (invisible to the route table): the lookup
 #: fields they carry, and fixed values for the rest.
@@ -66,6 +70,7 @@ FORM_LOOKUPS: dict[str, tuple[str, ...]] = {
 FORM_FIXED: dict[str, dict[str, str]] = {
     "POST /pods/new": {"pod_id": "matrix-new-pod", "name": "Matrix POD"},
     "POST /pods/{pod_id}/mode": {"stream_mode": "direct"},
+    "POST /users/{user_id}/role": {"role": "admin"},
 }
 
 #: Process-to-process routes (HMAC-signed by the portal's secret key, not for users): outside

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards 
 
 #: Route labels that must be admin-only whenever they exist.
 ADMIN_ACTIONS = re.compile(
-    r"rotate|audit|/mode|enrollment|^POST /pods/new|^PATCH /api/pods|keys?\b"
+    r"rotate|audit|/mode|enrollment|^POST /pods/new|^PATCH /api/pods|keys?\b|/users\b"
 )
 
 
