@@ -44,18 +44,10 @@ from tests.support.camera import CameraProfile, TestCamera, camera_available
 from tests.support.portal import login, migrate, new_sqlite_url, seed_company, sql
 from tests.support.procs import Proc, free_port
 from tests.tunnel.support import wait_tunnel
+from tests.web.conftest import CHROMIUM_ARGS, find_chromium
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
+#: The tests' browser and its flags (one place: tests/web/conftest.py).
+CHROMIUM = find_chromium()
 CAMERA = "gate-camera-1"
 READER = BENCH / "clock_reader.js"
 
@@ -224,7 +216,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = _parse(argv)
     if not camera_available() or not Path(CHROMIUM).exists():
-        raise SystemExit("needs GStreamer's RTSP server, ffmpeg and /usr/bin/chromium")
+        raise SystemExit(f"needs GStreamer's RTSP server, ffmpeg and Chromium ({CHROMIUM})")
     from playwright.sync_api import sync_playwright
 
     load_before = [round(x, 2) for x in os.getloadavg()]
