@@ -27,9 +27,8 @@ from platebridge.portal.db import Database
 from platebridge.portal.errors import ApiError
 from platebridge.portal.limits import read_body_capped
 from platebridge.portal.markers import public
-from platebridge.portal.pod_keys import active_key
+from platebridge.portal.pod_keys import active_key, key_throttled, presented_key_hash
 from platebridge.portal.routes.heartbeat import PlainRoute
-from platebridge.portal.security import looks_like_api_key, token_hash
 from platebridge.portal.services import enroll as service
 from platebridge.portal.settings import PortalSettings
 from platebridge.portal.throttle import get_throttle
@@ -42,32 +41,16 @@ MAX_BODY_BYTES = 4096
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def _key_hash(request: Request) -> bytes:
-    key = bearer_token(request)
-    if key is None:
-        raise ApiError(
-            401,
-            "missing_api_key",
-            "Authorization: Bearer pbk_… header is required",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    if not looks_like_api_key(key):
-        raise ApiError(401, "invalid_api_key", "API key is unknown or revoked")
-    return token_hash(key)
-
-
 @router.post(ENROLL_PATH, response_model=EnrollResponse)
 @public
 async def enroll(request: Request) -> Response:
-    throttle, source = get_throttle(request), client_ip(request)
-    throttle.check_heartbeat(source)  # one budget with the heartbeat: same keys, same guess
-    state = request.app.state
-    try:
-        return await _enroll(request, state.db, state.settings, source)
-    except ApiError as exc:
-        if exc.code == "invalid_api_key":
-            throttle.heartbeat_failed(source)
-        raise
+    # One budget with the heartbeat: same keys, same guess.
+    state, source = request.app.state, client_ip(request)
+    return await key_throttled(
+        get_throttle(request),
+        source,
+        lambda: _enroll(request, state.db, state.settings, source),
+    )
 
 
 def _parse(body: bytes) -> EnrollRequest:
@@ -83,7 +66,7 @@ def _parse(body: bytes) -> EnrollRequest:
 async def _enroll(
     request: Request, db: Database, settings: PortalSettings, source: str | None
 ) -> Response:
-    key_hash = _key_hash(request)
+    key_hash = presented_key_hash(bearer_token(request))
     body = await read_body_capped(request, MAX_BODY_BYTES)
     try:
         req = _parse(body)

@@ -26,14 +26,13 @@ from platebridge.core.heartbeat import (
     wants_tunnel,
 )
 from platebridge.portal import json_body
-from platebridge.portal.credentials import client_ip
+from platebridge.portal.credentials import bearer_token, client_ip
 from platebridge.portal.db import Database
-from platebridge.portal.deps import bearer_token, is_public_endpoint, public
+from platebridge.portal.deps import is_public_endpoint, public
 from platebridge.portal.errors import ApiError
 from platebridge.portal.limits import read_body_capped
 from platebridge.portal.models import utcnow
-from platebridge.portal.pod_keys import active_key
-from platebridge.portal.security import looks_like_api_key, token_hash
+from platebridge.portal.pod_keys import active_key, key_throttled, presented_key_hash
 from platebridge.portal.services import heartbeat as hb
 from platebridge.portal.settings import PortalSettings
 from platebridge.portal.throttle import get_throttle
@@ -62,32 +61,15 @@ router = APIRouter(tags=["pod"], route_class=PlainRoute)
 _JSON = "application/json"
 
 
-def _key_hash(request: Request) -> bytes:
-    key = bearer_token(request)
-    if key is None:
-        raise ApiError(
-            401,
-            "missing_api_key",
-            "Authorization: Bearer pbk_… header is required",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    if not looks_like_api_key(key):
-        raise ApiError(401, "invalid_api_key", "API key is unknown or revoked")
-    return token_hash(key)
-
-
 @router.post(HEARTBEAT_PATH, response_model=HeartbeatResponse)
 @public
 async def heartbeat(request: Request) -> Response:
-    throttle, source = get_throttle(request), client_ip(request)
-    throttle.check_heartbeat(source)  # a throttled address learns nothing about any key
-    state = request.app.state
-    try:
-        return await _heartbeat(request, state.db, state.settings)
-    except ApiError as exc:
-        if exc.code == "invalid_api_key":
-            throttle.heartbeat_failed(source)
-        raise
+    state, source = request.app.state, client_ip(request)
+    return await key_throttled(
+        get_throttle(request),
+        source,
+        lambda: _heartbeat(request, state.db, state.settings, source),
+    )
 
 
 def _parse(body: bytes) -> HeartbeatRequest:
@@ -100,8 +82,10 @@ def _parse(body: bytes) -> HeartbeatRequest:
         return hb.parse_heartbeat(body)
 
 
-async def _heartbeat(request: Request, db: Database, settings: PortalSettings) -> Response:
-    key_hash = _key_hash(request)
+async def _heartbeat(
+    request: Request, db: Database, settings: PortalSettings, source: str | None
+) -> Response:
+    key_hash = presented_key_hash(bearer_token(request))
     body = await read_body_capped(request, hb.MAX_BODY_BYTES)
     try:
         req = _parse(body)
@@ -114,9 +98,8 @@ async def _heartbeat(request: Request, db: Database, settings: PortalSettings) -
     registered = False
     mode = None if digest is None else await hb.fast_heartbeat(db, key_hash, req, digest, now)
     if mode is None:
-        client = client_ip(request)
         async with db.write() as session:
-            outcome = await hb.slow_heartbeat(session, key_hash, req, digest, now, client)
+            outcome = await hb.slow_heartbeat(session, key_hash, req, digest, now, source)
         registered, mode = outcome.registered, outcome.stream_mode
     answer = HeartbeatResponse(
         ok=True,
