@@ -53,6 +53,8 @@ PAGE = """<!doctype html>
 </div>
 <script src="/static/vendor/hls.min.js"></script>
 <script src="/static/player.js"></script>
+<script src="/static/codecs.js"></script>
+<script src="/static/live-mse.js"></script>
 <script src="/static/live.js"></script>
 </body></html>
 """

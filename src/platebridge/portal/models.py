@@ -168,6 +168,10 @@ class Camera(Base):
     error: Mapped[str | None] = mapped_column(String(500))
     #: Without credentials (``core.redact.strip_credentials``); never returned by the API.
     rtsp_url: Mapped[str | None] = mapped_column(Text)
+    #: What the camera (and its substream) sends, from the heartbeat: compact JSON of
+    #: ``core.heartbeat.CameraMedia`` (validated and bounded there), None when not reported.
+    media: Mapped[str | None] = mapped_column(Text)
+    sub_media: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

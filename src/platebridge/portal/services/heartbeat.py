@@ -22,7 +22,12 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from platebridge.core.heartbeat import DEFAULT_STREAM_PORT, HeartbeatCamera, HeartbeatRequest
+from platebridge.core.heartbeat import (
+    DEFAULT_STREAM_PORT,
+    CameraMedia,
+    HeartbeatCamera,
+    HeartbeatRequest,
+)
 from platebridge.core.redact import redact_text, strip_credentials
 from platebridge.portal import json_body
 from platebridge.portal.db import Database
@@ -129,7 +134,15 @@ def _camera_doc(cam: HeartbeatCamera) -> dict[str, Any]:
         "status": cam.status,
         "error": cam.error,
         "rtsp": stored_rtsp_url(cam.rtsp_url),
+        "media": media_json(cam.media),
+        "sub_media": media_json(cam.sub_media),
     }
+
+
+def media_json(media: CameraMedia | None) -> str | None:
+    """What ``cameras.media`` / ``sub_media`` keep: compact JSON of the validated model (the
+    POD rounds its measured values, so an unchanged camera gives the same text every beat)."""
+    return None if media is None else media.model_dump_json(exclude_none=True)
 
 
 # --- authentication --------------------------------------------------------------------------
@@ -232,7 +245,16 @@ _POD_BY_ID = select(*_POD_COLUMNS).where(_PODS.c.id == bindparam("b_id"))
 _POD_BY_WIRE_ID = select(*_POD_COLUMNS).where(
     _PODS.c.company_id == bindparam("b_company_id"), _PODS.c.pod_id == bindparam("b_pod_id")
 )
-_CAMERA_UPDATE_COLUMNS = ("name", "stream_url", "status", "position", "error", "rtsp_url")
+_CAMERA_UPDATE_COLUMNS = (
+    "name",
+    "stream_url",
+    "status",
+    "position",
+    "error",
+    "rtsp_url",
+    "media",
+    "sub_media",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,6 +402,8 @@ async def _apply_cameras(
                 "position": c.position,
                 "error": redact_text(c.error) if c.error else None,
                 "rtsp_url": stored_rtsp_url(c.rtsp_url),
+                "media": media_json(c.media),
+                "sub_media": media_json(c.sub_media),
                 "created_at": now,
                 "updated_at": now,
             }

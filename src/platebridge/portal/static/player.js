@@ -61,13 +61,17 @@
     return u.toString();
   }
 
-  function requestToken(podId, cameraId) {
+  /* `stream` ("main" | "sub", from the element's data-stream) is sent only when given: an
+   * older portal's request model refuses unknown keys. */
+  function requestToken(podId, cameraId, stream) {
+    var body = { pod_id: podId, camera_id: cameraId };
+    if (stream) { body.stream = stream; }
     return fetch('/api/pod/stream-token', {
       method: 'POST',
       credentials: 'same-origin',
       cache: 'no-store',
       headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': CSRF },
-      body: JSON.stringify({ pod_id: podId, camera_id: cameraId })
+      body: JSON.stringify(body)
     }).then(function (r) {
       return r.json().catch(function () { return {}; }).then(function (body) {
         if (!r.ok) {
@@ -96,6 +100,8 @@
     this.statusEl = root.querySelector('.player-status');
     this.pod = root.getAttribute('data-pod');
     this.camera = root.getAttribute('data-camera');
+    this.stream = root.getAttribute('data-stream');
+    this.stopped = false;
     this.token = null;
     this.hls = null;
     this.renewTimer = null;
@@ -111,7 +117,7 @@
     var self = this;
     this.video.addEventListener('playing', function () { self.onPlaying(); });
     this.video.addEventListener('timeupdate', function () { self.onProgress(); });
-    window.setInterval(function () { self.watchdog(); }, 3000);
+    this.watchdogTimer = window.setInterval(function () { self.watchdog(); }, 3000);
   }
 
   Player.prototype.show = function (state, text) {
@@ -126,6 +132,7 @@
   };
 
   Player.prototype.onPlaying = function () {
+    if (this.stopped) { return; }
     this.backoff = 1000;
     this.failedAt = 0;
     this.lastProgress = Date.now();
@@ -133,6 +140,7 @@
   };
 
   Player.prototype.onProgress = function () {
+    if (this.stopped) { return; }
     if (this.video.currentTime !== this.lastTime) {
       this.lastTime = this.video.currentTime;
       this.lastProgress = Date.now();
@@ -155,7 +163,7 @@
     var renewal = this.renewal = {};  // survives reconnects, so probes carry a valid token
     var delay = Math.max(1000, expiresIn * 1000 * 2 / 3);
     this.renewTimer = window.setTimeout(function () {
-      requestToken(self.pod, self.camera).then(function (t) {
+      requestToken(self.pod, self.camera, self.stream).then(function (t) {
         if (renewal !== self.renewal) { return; }
         self.token = t.token;
         self.scheduleRenewal(t.expires_in);
@@ -173,7 +181,7 @@
     if (this.root.getAttribute('data-state') !== 'reconnecting') {
       this.show('connecting', 'Connecting…');
     }
-    requestToken(this.pod, this.camera).then(function (t) {
+    requestToken(this.pod, this.camera, this.stream).then(function (t) {
       if (gen !== self.generation) { return; }
       self.token = t.token;
       self.scheduleRenewal(t.expires_in);
@@ -290,6 +298,16 @@
     window.clearTimeout(this.renewTimer);
     this.teardown();
     this.show('error', message);
+  };
+
+  /* Stop for good without a message (PlateBridgeLive.detach): no timer stays behind. */
+  Player.prototype.stop = function () {
+    this.stopped = true;
+    this.generation += 1;
+    this.renewal = null;
+    window.clearTimeout(this.renewTimer);
+    window.clearInterval(this.watchdogTimer);
+    this.teardown();
   };
 
   window.PlateBridgePlayer = {

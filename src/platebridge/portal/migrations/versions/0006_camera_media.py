@@ -1,4 +1,4 @@
-"""camera media (placeholder, filled in by the issue 12 camera media work; no-op until then)
+"""camera media: what each camera (and its substream) sends, as its POD reports it
 
 Revision ID: 0006
 Revises: 0005
@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+
 revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
@@ -16,8 +19,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table("cameras", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("media", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("sub_media", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("cameras", schema=None) as batch_op:
+        batch_op.drop_column("sub_media")
+        batch_op.drop_column("media")
