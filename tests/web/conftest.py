@@ -4,22 +4,23 @@ Chromium driven by Playwright (headless). One world per module keeps the 2-core 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from tests.support import portal as support
 from tests.support.agent import Agent
-from tests.support.builders import pod_config as support_pod_config
 from tests.support.camera import TestCamera, camera_available
-from tests.support.portal import SeededCompany, new_sqlite_url, run_portal
-from tests.support.procs import wait_until
+from tests.support.portal import SeededCompany
+from tests.web.worlds import age_pods as age_pods
+from tests.web.worlds import camera_world
+from tests.web.worlds import off_loop as off_loop
+from tests.web.worlds import pod_config as pod_config
+from tests.web.worlds import seed_company as seed_company
+from tests.web.worlds import wait_registered as wait_registered
 
 # e2e: every test here is marked by the root conftest (tests/web is an e2e directory).
 
@@ -53,45 +54,6 @@ CHROMIUM_ARGS = [
 ]
 #: Short stream tokens: every playback test also exercises renewal.
 TOKEN_TTL = 4
-T = TypeVar("T")
-
-
-def pod_config(tmp: Path, seeded: SeededCompany, portal_url: str, rtsp_url: str) -> dict[str, Any]:
-    """The support POD config for the browser: heartbeats every 2 s, CORS for the portal."""
-    return support_pod_config(
-        tmp,
-        rtsp_url,
-        tenant=seeded,
-        portal_url=portal_url,
-        heartbeat_interval=2,
-        cors_origins=[portal_url],
-    )
-
-
-def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a helper that uses ``asyncio.run`` in a worker thread: Playwright's sync API keeps
-    an event loop running in the test thread."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(fn, *args, **kwargs).result(timeout=60)
-
-
-def seed_company(db_url: str, name: str, **kwargs: Any) -> SeededCompany:
-    return off_loop(support.seed_company, db_url, name, **kwargs)
-
-
-def age_pods(db_url: str, company_id: str, seconds: float) -> None:
-    off_loop(support.age_pods, db_url, company_id, seconds)
-
-
-def wait_registered(url: str, seeded: SeededCompany, timeout: float = 30) -> None:
-    """Until the portal lists the POD's camera as streamable (its heartbeat has arrived)."""
-    auth = support.login(url, seeded.email, seeded.password)
-
-    def live() -> bool:
-        cams = httpx.get(f"{url}/api/cameras", headers=auth, timeout=5).json()["cameras"]
-        return any(c["streamable"] for c in cams)
-
-    wait_until(live, timeout=timeout, what="camera registered in the portal")
 
 
 @dataclass
@@ -107,28 +69,21 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """Company A's pod with the small 1 s-GOP camera (proxy mode), and Company B with a pod of
+    its own (``other-pod``, no agent)."""
     if not camera_available() or not Path(CHROMIUM).exists():
         pytest.skip("needs GStreamer's RTSP server, ffmpeg and /usr/bin/chromium")
     tmp = tmp_path_factory.mktemp("web")
-    db_url = new_sqlite_url(tmp)
-    off_loop(support.migrate, db_url)
-    a = seed_company(db_url, "Company A")
-    b = seed_company(db_url, "Company B", pod_id="other-pod")
     env = {
         "PLATEBRIDGE_POD_NETWORKS": "127.0.0.0/8",
         "PLATEBRIDGE_STREAM_TOKEN_TTL": str(TOKEN_TTL),
         "PLATEBRIDGE_UPSTREAM_TOKEN_TTL": "6",
     }
-    with TestCamera(tmp, pattern="ball") as camera, run_portal(db_url, env, log_dir=tmp) as url:
-        agent_dir = tmp / "agent"
-        agent_dir.mkdir()
-        agent = Agent(agent_dir, pod_config(agent_dir, a, url, camera.url))
-        try:
-            agent.wait_status("active")
-            wait_registered(url, a)
-            yield World(url, db_url, tmp, camera, a, b, agent)
-        finally:
-            agent.close()
+    companies = (("Company A", "main-gate-pod"), ("Company B", "other-pod"))
+    camera = TestCamera(tmp, pattern="ball")
+    with camera_world(tmp, camera, env, companies=companies, active_timeout=30) as w:
+        a, b = w.companies
+        yield World(w.url, w.db_url, tmp, camera, a, b, w.agent)
 
 
 @pytest.fixture(scope="module")

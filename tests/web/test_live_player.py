@@ -17,31 +17,7 @@ from playwright.sync_api import Page
 from tests.support.procs import wait_until
 from tests.web.conftest import CHROMIUM, assert_plays
 from tests.web.live_server import H265_CODECS, Clip, LiveSource, make_clip
-
-# Evaluated in the page: the player's view of itself, and the video's clock.
-STATE_JS = """
-() => {
-  const root = document.querySelector('.player');
-  const v = root.querySelector('video');
-  const label = root.querySelector('.player-label');
-  return {t: v.currentTime, state: root.dataset.state, player: root.dataset.player,
-          delay: parseFloat(root.dataset.delay || 'NaN'), rate: v.playbackRate,
-          status: root.querySelector('.player-status').textContent,
-          label: label.hidden ? '' : label.textContent, paused: v.paused};
-}
-"""
-
-PROGRESS_JS = """
-() => {
-  const v = document.querySelector('.player video');
-  const now = performance.now();
-  if (window.__pbLast === undefined || v.currentTime !== window.__pbLast) {
-    window.__pbLast = v.currentTime; window.__pbAt = now;
-  }
-  return {t: v.currentTime, frozen: (now - window.__pbAt) / 1000,
-          state: v.closest('.player').dataset.state};
-}
-"""
+from tests.web.worlds import state, wait_advancing
 
 
 @pytest.fixture(scope="module")
@@ -71,16 +47,16 @@ def test_plays_near_the_live_edge_and_says_so(source: LiveSource, page: Page) ->
     for _ in range(24):  # 6 s while the source paces fragments in real time
         time.sleep(0.25)
         lags.append(lag_behind_camera(page, source))
-        delays.append(page.evaluate(STATE_JS)["delay"])
-    state = page.evaluate(STATE_JS)
+        delays.append(state(page)["delay"])
+    st = state(page)
     print(
         f"\nbehind the camera's clock: median {statistics.median(lags):.2f} s, max "
         f"{max(lags):.2f} s; buffered end - currentTime: median {statistics.median(delays):.2f} s"
     )
     assert max(lags) < 1.0, lags
-    assert state["player"] == "mse" and state["state"] == "playing", state
-    assert re.fullmatch(r"LIVE · \d+\.\d s · H\.264 High", state["label"]), state
-    assert state["paused"] is False
+    assert st["player"] == "mse" and st["state"] == "playing", st
+    assert re.fullmatch(r"LIVE · \d+\.\d s · H\.264 High", st["label"]), st
+    assert st["paused"] is False
     # The one socket carried the token the portal handed out.
     assert [s.get("token") for s in source.seen] == ["tok-1"]
 
@@ -92,10 +68,10 @@ def test_catches_up_after_falling_behind(source: LiveSource, page: Page) -> None
     page.evaluate("document.querySelector('.player video').pause()")
     time.sleep(2)
     page.evaluate("document.querySelector('.player video').play()")
-    wait_until(lambda: page.evaluate(STATE_JS)["rate"] > 1.05, timeout=5, what="catch-up rate")
-    assert page.evaluate(STATE_JS)["rate"] <= 1.5
+    wait_until(lambda: state(page)["rate"] > 1.05, timeout=5, what="catch-up rate")
+    assert state(page)["rate"] <= 1.5
     wait_until(lambda: lag_behind_camera(page, source) < 0.8, timeout=15, what="caught up")
-    wait_until(lambda: page.evaluate(STATE_JS)["rate"] == 1.0, timeout=10, what="rate 1.0 again")
+    wait_until(lambda: state(page)["rate"] == 1.0, timeout=10, what="rate 1.0 again")
     # 5 s behind is more than the jump threshold: it jumps instead of playing fast for long.
     page.evaluate("document.querySelector('.player video').pause()")
     time.sleep(5)
@@ -109,17 +85,15 @@ def test_h265_is_explained_not_retried(source: LiveSource, page: Page) -> None:
     assert supported is False, "this Chromium plays HEVC: the message cannot be tested here"
     source.codecs = H265_CODECS
     page.goto(source.url)
-    wait_until(
-        lambda: page.evaluate(STATE_JS)["state"] == "unsupported", timeout=10, what="unsupported"
-    )
-    state = page.evaluate(STATE_JS)
-    assert state["status"] == (
+    wait_until(lambda: state(page)["state"] == "unsupported", timeout=10, what="unsupported")
+    st = state(page)
+    assert st["status"] == (
         "This camera sends H.265, which this browser cannot play. Use the camera's H.264 "
         "substream, or turn on transcoding (transcode: h264) for it."
     )
     time.sleep(3)  # three reconnect intervals
     assert len(source.seen) == 1, source.seen  # no reconnect loop
-    assert page.evaluate(STATE_JS)["state"] == "unsupported"
+    assert state(page)["state"] == "unsupported"
 
 
 def test_a_restart_into_h265_is_explained(source: LiveSource, page: Page) -> None:
@@ -127,10 +101,8 @@ def test_a_restart_into_h265_is_explained(source: LiveSource, page: Page) -> Non
     assert_plays(page, seconds=1.0)
     source.codecs = H265_CODECS
     source.restart()  # the notice names the new codecs: the player checks them again
-    wait_until(
-        lambda: page.evaluate(STATE_JS)["state"] == "unsupported", timeout=10, what="unsupported"
-    )
-    assert page.evaluate(STATE_JS)["status"].startswith("This camera sends H.265")
+    wait_until(lambda: state(page)["state"] == "unsupported", timeout=10, what="unsupported")
+    assert state(page)["status"].startswith("This camera sends H.265")
     time.sleep(2)
     assert len(source.seen) == 1
 
@@ -142,22 +114,13 @@ def test_open_page_plays_again_soon_after_the_stream_returns(
     assert_plays(page, seconds=1.0)
     page.evaluate("window.__pbSamePage = true")
     source.down()
-    wait_until(
-        lambda: page.evaluate(STATE_JS)["state"] == "reconnecting", timeout=5, what="noticed"
-    )
+    wait_until(lambda: state(page)["state"] == "reconnecting", timeout=5, what="noticed")
     time.sleep(3)
     tries = len(source.seen)
     assert tries >= 3, source.seen  # it kept probing, about once a second
     source.up()
     back = time.monotonic()
-    page.evaluate(PROGRESS_JS)
-    before = page.evaluate(PROGRESS_JS)["t"]
-
-    def advancing() -> bool:
-        now = page.evaluate(PROGRESS_JS)
-        return bool(now["state"] == "playing" and now["t"] != before and now["frozen"] < 0.3)
-
-    wait_until(advancing, timeout=10, interval=0.05, what="playing again")
+    wait_advancing(page, timeout=10)
     recovered = time.monotonic() - back
     print(f"\nlive player playing again {recovered:.2f} s after the stream returned")
     assert recovered < 2.0, recovered
@@ -179,9 +142,9 @@ def test_camera_restart_resets_the_media_source(source: LiveSource, page: Page) 
     page.goto(source.url)
     assert_plays(page, seconds=1.0)
     time.sleep(2)
-    assert page.evaluate(STATE_JS)["t"] > 3
+    assert state(page)["t"] > 3
     source.restart()  # notice, a new init, a timeline from 0 again
-    wait_until(lambda: 0 < page.evaluate(STATE_JS)["t"] < 2, timeout=5, what="new timeline")
+    wait_until(lambda: 0 < state(page)["t"] < 2, timeout=5, what="new timeline")
     assert_plays(page, seconds=1.0)
     assert len(source.seen) == 1  # the same socket: no reconnect needed
     wait_until(lambda: lag_behind_camera(page, source) < 1.0, timeout=5, what="at the edge")
@@ -191,7 +154,7 @@ def test_token_never_goes_to_a_foreign_live_url(clip: Clip, page: Page) -> None:
     with LiveSource(clip, host="127.0.0.2") as foreign, LiveSource(clip) as source:
         source.live_url = f"ws://127.0.0.2:{foreign.port}/api/pod/live/pod-1?token={{token}}"
         page.goto(source.url)
-        wait_until(lambda: page.evaluate(STATE_JS)["player"] == "hls", timeout=10, what="fallback")
+        wait_until(lambda: state(page)["player"] == "hls", timeout=10, what="fallback")
         time.sleep(1.5)
         assert foreign.seen == [] and source.seen == []
         page.goto(source.url)  # the rule itself, for WebSocket URLs
@@ -219,7 +182,7 @@ def test_falls_back_to_hls_when_the_live_path_never_works(
     source.refuse_with = error
     with page.expect_request(lambda r: "/proxy-stream/" in r.url, timeout=10000) as first:
         page.goto(source.url)
-    assert page.evaluate(STATE_JS)["player"] == "hls"
+    assert state(page)["player"] == "hls"
     assert len(source.seen) == (1 if error == "not_found" else 3), source.seen
     assert "token=tok-" in first.value.url  # the HLS player's own token, to its own route
 
@@ -231,7 +194,7 @@ def test_without_media_source_the_hls_player_takes_over(source: LiveSource, page
     with page.expect_request(lambda r: "/proxy-stream/" in r.url, timeout=10000) as first:
         page.goto(source.url)
     assert "token=tok-" in first.value.url
-    assert page.evaluate(STATE_JS)["player"] == "hls"
+    assert state(page)["player"] == "hls"
     assert first.value.resource_type == "media"  # native HLS (the video's src), not hls.js's XHR
     assert source.seen == []  # no live socket was opened
 

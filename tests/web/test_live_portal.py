@@ -4,38 +4,14 @@ its own, against a paced fMP4 source, is tested in test_live_player.py."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 
-import httpx
 from playwright.sync_api import Page
-from websockets.sync.client import connect
 
 from tests.support.procs import wait_until
 from tests.web.conftest import TOKEN_TTL, World, assert_plays, sign_in
-
-CAMERA_PATH = "/cameras/main-gate-pod/gate-camera-1"
-STATE_JS = """
-() => {
-  const root = document.querySelector('.player');
-  const label = root.querySelector('.player-label');
-  return {t: root.querySelector('video').currentTime, state: root.dataset.state,
-          player: root.dataset.player, delay: parseFloat(root.dataset.delay || 'NaN'),
-          label: label.hidden ? '' : label.textContent};
-}
-"""
-PROGRESS_JS = """
-() => {
-  const v = document.querySelector('.player video');
-  const now = performance.now();
-  if (window.__pbLast === undefined || v.currentTime !== window.__pbLast) {
-    window.__pbLast = v.currentTime; window.__pbAt = now;
-  }
-  return {t: v.currentTime, frozen: (now - window.__pbAt) / 1000,
-          state: v.closest('.player').dataset.state};
-}
-"""
+from tests.web.worlds import CAMERA_PATH, PageSession, progress, state, wait_advancing
 
 
 def test_live_view_plays_mse_through_the_proxy(world: World, page: Page) -> None:
@@ -45,11 +21,11 @@ def test_live_view_plays_mse_through_the_proxy(world: World, page: Page) -> None
     page.on("request", lambda r: http.append(r.url))
     sign_in(page, world.url, world.a.email, world.a.password, CAMERA_PATH)
     assert_plays(page, seconds=2.0)
-    wait_until(lambda: page.evaluate(STATE_JS)["delay"] < 1.0, timeout=10, what="near the edge")
-    state = page.evaluate(STATE_JS)
-    print(f"\nMSE through the proxy: buffered end - currentTime {state['delay']:.2f} s")
-    assert state["player"] == "mse" and state["state"] == "playing", state
-    assert re.fullmatch(r"LIVE · \d+\.\d s · H\.264 .+", state["label"]), state
+    wait_until(lambda: state(page)["delay"] < 1.0, timeout=10, what="near the edge")
+    st = state(page)
+    print(f"\nMSE through the proxy: buffered end - currentTime {st['delay']:.2f} s")
+    assert st["player"] == "mse" and st["state"] == "playing", st
+    assert re.fullmatch(r"LIVE · \d+\.\d s · H\.264 .+", st["label"]), st
     own = world.url.replace("http://", "ws://")
     live = f"{own}/api/pod/live/main-gate-pod?camera_id=gate-camera-1&token="
     assert sockets and all(u.startswith(live) for u in sockets), sockets
@@ -64,7 +40,7 @@ def test_live_view_plays_mse_through_the_proxy(world: World, page: Page) -> None
 def test_grid_plays_mse(world: World, page: Page) -> None:
     sign_in(page, world.url, world.a.email, world.a.password, "/cameras/grid")
     assert_plays(page, ".grid .player video", seconds=2)
-    assert page.evaluate(STATE_JS)["player"] == "mse"
+    assert state(page, ".grid .player")["player"] == "mse"
 
 
 def test_live_view_plays_mse_directly_from_the_pod(world: World, page: Page) -> None:
@@ -82,7 +58,7 @@ def test_live_view_plays_mse_directly_from_the_pod(world: World, page: Page) -> 
         connect_src = response.headers["content-security-policy"].split("connect-src")[1]
         assert f" {pod_ws}" in connect_src.split(";")[0]
         assert_plays(page, seconds=2.0)
-        assert page.evaluate(STATE_JS)["player"] == "mse"
+        assert state(page)["player"] == "mse"
         assert sockets and all(
             u.startswith(f"{pod_ws}/live/gate-camera-1/ws?token=") for u in sockets
         ), sockets
@@ -98,56 +74,31 @@ def test_open_page_plays_again_soon_after_a_camera_outage(world: World, page: Pa
     sign_in(page, world.url, world.a.email, world.a.password, CAMERA_PATH)
     assert_plays(page, seconds=1.5)
     page.evaluate("window.__pbSamePage = true")
-    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
-    csrf = page.get_attribute('meta[name="csrf-token"]', "content") or ""
-    client = httpx.Client(base_url=world.url, cookies=cookies, timeout=5)
-
-    def serving() -> bool:
-        """A viewer of our own: the portal's live socket sends an init and a fragment."""
-        t = client.post(
-            "/api/pod/stream-token",
-            json={"pod_id": "main-gate-pod", "camera_id": "gate-camera-1"},
-            headers={"X-CSRF-Token": csrf},
-        )
-        if t.status_code != 200 or not t.json().get("live_url"):
-            return False
-        url = world.url.replace("http://", "ws://") + t.json()["live_url"]
-        try:
-            with connect(url, open_timeout=3) as ws:
-                first = json.loads(ws.recv(timeout=3))
-                ws.recv(timeout=3)  # the init segment
-                return bool(first["type"] == "init" and isinstance(ws.recv(timeout=3), bytes))
-        except Exception:  # refused, closed with an error message, timed out: not serving
-            return False
-
+    session = PageSession(page, world.url)
     try:
         world.camera.stop()
         wait_until(
-            lambda: page.evaluate(PROGRESS_JS)["state"] != "playing",
+            lambda: progress(page)["state"] != "playing",
             timeout=30,
             what="player noticed the outage",
         )
-        wait_until(lambda: not serving(), timeout=30, interval=0.2, what="live stream gone")
+        wait_until(
+            lambda: not session.live_serving(), timeout=30, interval=0.2, what="live stream gone"
+        )
         time.sleep(5)
-        failed = page.evaluate(PROGRESS_JS)
+        failed = progress(page)
         assert failed["state"] in ("reconnecting", "offline"), failed
         world.camera.start()
-        wait_until(serving, timeout=60, interval=0.1, what="live stream serving again")
+        wait_until(session.live_serving, timeout=60, interval=0.1, what="live stream serving")
         back = time.monotonic()
-        before = page.evaluate(PROGRESS_JS)["t"]
-
-        def advancing() -> bool:
-            now = page.evaluate(PROGRESS_JS)
-            return bool(now["state"] == "playing" and now["t"] != before and now["frozen"] < 0.3)
-
-        wait_until(advancing, timeout=30, interval=0.05, what="video advancing again")
+        wait_advancing(page)
         recovered = time.monotonic() - back
         print(f"\nMSE player recovered {recovered:.2f} s after the live stream served again")
         assert recovered < 2.0, recovered
         assert page.evaluate("window.__pbSamePage === true")
-        assert page.evaluate(STATE_JS)["player"] == "mse"
+        assert state(page)["player"] == "mse"
         assert_plays(page, seconds=1.5)
     finally:
-        client.close()
+        session.client.close()
         if world.camera.proc is None:
             world.camera.start()

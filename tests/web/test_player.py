@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import time
 
-import httpx
 from playwright.sync_api import Page
 
 from tests.support.procs import free_port, wait_until
 from tests.web.conftest import World, assert_plays, sign_in
+from tests.web.worlds import CAMERA_PATH as LIVE_PATH
+from tests.web.worlds import PageSession, progress
 
 #: The HLS player (the fallback of live.js), forced.
-CAMERA_PATH = "/cameras/main-gate-pod/gate-camera-1?player=hls"
+CAMERA_PATH = f"{LIVE_PATH}?player=hls"
 
 # Calls the real player's hls.js xhrSetup with a recording stand-in for the XHR, for each URL.
 XHR_SETUP_JS = """
@@ -23,19 +24,6 @@ XHR_SETUP_JS = """
     player.hls.config.xhrSetup({open: (...args) => opened.push(args[1])}, url);
     return opened[0];
   });
-}
-"""
-
-# Evaluated in the page: seconds since the video's currentTime last changed (or was 0).
-PROGRESS_JS = """
-() => {
-  const v = document.querySelector('.player video');
-  const now = performance.now();
-  if (window.__pbLast === undefined || v.currentTime !== window.__pbLast) {
-    window.__pbLast = v.currentTime; window.__pbAt = now;
-  }
-  return {t: v.currentTime, frozen: (now - window.__pbAt) / 1000,
-          state: v.closest('.player').dataset.state};
 }
 """
 
@@ -71,49 +59,37 @@ def test_open_page_recovers_quickly_after_a_camera_outage(world: World, page: Pa
     sign_in(page, world.url, world.a.email, world.a.password, CAMERA_PATH)
     assert_plays(page, seconds=1.5)
     page.evaluate("window.__pbSamePage = true")  # a reload would lose it
-    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
-    csrf = page.get_attribute('meta[name="csrf-token"]', "content") or ""
-    client = httpx.Client(base_url=world.url, cookies=cookies, timeout=5)
-
-    def serving() -> bool:
-        t = client.post(
-            "/api/pod/stream-token",
-            json={"pod_id": "main-gate-pod", "camera_id": "gate-camera-1"},
-            headers={"X-CSRF-Token": csrf},
-        )
-        if t.status_code != 200:
-            return False
-        r = client.get(t.json()["proxy_url"])
-        return r.status_code == 200 and "#EXTINF" in r.text
-
+    session = PageSession(page, world.url)
     try:
         world.camera.stop()
-        wait_until(lambda: not serving(), timeout=30, interval=0.2, what="playlist gone")
         wait_until(
-            lambda: page.evaluate(PROGRESS_JS)["state"] != "playing",
+            lambda: not session.hls_serving(), timeout=30, interval=0.2, what="playlist gone"
+        )
+        wait_until(
+            lambda: progress(page)["state"] != "playing",
             timeout=30,
             what="player noticed the outage",
         )
         time.sleep(18)  # long enough for the old back-off to have grown to 16 s
-        failed = page.evaluate(PROGRESS_JS)
+        failed = progress(page)
         assert failed["state"] in ("reconnecting", "offline"), failed
         world.camera.start()
-        wait_until(serving, timeout=60, interval=0.2, what="playlist serving again")
+        wait_until(session.hls_serving, timeout=60, interval=0.2, what="playlist serving again")
         back = time.monotonic()
-        before = page.evaluate(PROGRESS_JS)["t"]
+        before = progress(page)["t"]
 
         def advancing() -> bool:
-            now = page.evaluate(PROGRESS_JS)
+            now = progress(page)
             return bool(now["t"] > 0 and now["t"] != before and now["frozen"] < 0.5)
 
         wait_until(advancing, timeout=30, interval=0.1, what="video advancing again")
         recovered = time.monotonic() - back
         print(f"\nplayer recovered {recovered:.2f} s after the playlist served again")
         assert recovered < 10, recovered
-        assert page.evaluate(PROGRESS_JS)["state"] == "playing"
+        assert progress(page)["state"] == "playing"
         assert page.evaluate("window.__pbSamePage === true")  # same page, no reload
         assert_plays(page, seconds=1.5)
     finally:
-        client.close()
+        session.client.close()
         if world.camera.proc is None:
             world.camera.start()
