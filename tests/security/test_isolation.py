@@ -50,6 +50,7 @@ OTHERS: dict[str, str | None] = {
     "cursor": None,  # listings: the first page (cursors are bound to the company: test_listing)
     "q": None,
     "state": None,
+    "view": None,  # GET /cameras/more: cards or grid tiles
     "next": None,
     "password": "irrelevant-password",
     "stream_mode": "direct",

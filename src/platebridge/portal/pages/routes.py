@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import RedirectResponse, Response
@@ -13,9 +14,12 @@ from platebridge.portal.csrf import (
     new_login_csrf,
     tokens_match,
 )
+from platebridge.portal.cursor import MAX_CURSOR_LENGTH, next_cursor, read_cursor
+from platebridge.portal.db import Database
 from platebridge.portal.deps import (
     ClientIp,
     CurrentUser,
+    CursorKey,
     Db,
     Settings,
     clear_session_cookie,
@@ -24,18 +28,20 @@ from platebridge.portal.deps import (
     set_session_cookie,
 )
 from platebridge.portal.errors import ApiError
-from platebridge.portal.listing import list_cameras, list_pods
+from platebridge.portal.listing import Page, camera_page, list_cameras, list_pods
+from platebridge.portal.listing_query import MAX_QUERY, Filters
+from platebridge.portal.models import Pod, Site, User
 from platebridge.portal.pages.errors import safe_next
 from platebridge.portal.pages.render import render
 from platebridge.portal.pages.views import BADGES, with_badges
-from platebridge.portal.scoping import get_camera_for_user
+from platebridge.portal.scoping import get_camera_for_user, scoped_pods, scoped_sites
 from platebridge.portal.security_headers import allow_pod_origins, pod_origin
 from platebridge.portal.services import auth
+from platebridge.portal.settings import PortalSettings
 from platebridge.portal.throttle import get_throttle
 
 router = APIRouter(include_in_schema=False)
 Slug = Annotated[str, Path(max_length=64)]
-GRID_MAX = 16
 
 
 def _login_page(request: Request, csrf: str, status_code: int = 200, **context: Any) -> Response:
@@ -126,6 +132,53 @@ async def logout(request: Request, db: Db, _user: CurrentUser) -> Response:
     return response
 
 
+Q = Annotated[str, Query(max_length=MAX_QUERY)]
+View = Literal["cards", "grid"]
+
+
+async def _camera_list(
+    request: Request,
+    user: User,
+    db: Database,
+    settings: PortalSettings,
+    key: bytes,
+    view: View,
+    filters: Filters,
+    cursor: str | None,
+) -> tuple[Page, str | None, list[str]]:
+    """One page of cameras for a page or a fragment: the page, its next cursor, site names."""
+    scope = filters.scope(f"page-{view}", user)
+    after = read_cursor(key, scope, cursor, 3)
+    async with db.read() as session:
+        page = await camera_page(session, user, settings.offline_after, filters, after=after)
+        sites: list[str] = []
+        if cursor is None and view == "cards":
+            stmt = scoped_sites(user).with_only_columns(Site.name).distinct().order_by(Site.name)
+            sites = list((await session.execute(stmt)).scalars())
+        if view == "grid":
+            # Direct-mode PODs of the company may be played by tiles of later pages too (their
+            # origins go into this response's CSP; few pods are direct, at most 200 listed).
+            direct = scoped_pods(user).where(Pod.stream_mode == "direct").limit(200)
+            cols = direct.with_only_columns(Pod.stream_mode, Pod.ip_address, Pod.stream_port)
+            _allow_direct(request, [r._asdict() for r in await session.execute(cols)])
+    page.items = with_badges(page.items)
+    return page, next_cursor(key, scope, page.next_key), sites
+
+
+def _more_url(view: View, **params: str) -> str:
+    query = urlencode({k: v for k, v in params.items() if v} | {"view": view})
+    return f"/cameras/more?{query}"
+
+
+def _card_filters(site: str, status: str, q: str) -> Filters:
+    state = status if status in BADGES else None
+    return Filters(site=site or None, state=state, q=q.strip() or None)
+
+
+def _grid_filters(site: str, q: str) -> Filters:
+    return Filters(site=site or None, status="active", q=q.strip() or None)
+
+
 @router.get("/cameras")
 @page
 async def cameras_page(
@@ -133,26 +186,27 @@ async def cameras_page(
     user: CurrentUser,
     db: Db,
     settings: Settings,
+    key: CursorKey,
     site: Annotated[str, Query(max_length=200)] = "",
     status: Annotated[str, Query(max_length=16)] = "",
+    q: Q = "",
 ) -> Response:
-    async with db.read() as session:
-        rows = with_badges(await list_cameras(session, user, settings.offline_after))
-    sites = sorted({cam["site"] for cam in rows})
-    shown = [
-        cam
-        for cam in rows
-        if (not site or cam["site"] == site) and (not status or cam["badge"].state == status)
-    ]
+    filters = _card_filters(site, status, q)
+    page, cursor, sites = await _camera_list(
+        request, user, db, settings, key, "cards", filters, None
+    )
     return render(
         request,
         "cameras.html",
-        cameras=shown,
-        total=len(rows),
+        cameras=page.items,
+        total=page.total,
         sites=sites,
         badges=BADGES,
         site=site,
         status=status,
+        q=q,
+        next_cursor=cursor,
+        more_url=_more_url("cards", site=site, status=status, q=q),
     )
 
 
@@ -163,14 +217,47 @@ async def grid_page(
     user: CurrentUser,
     db: Db,
     settings: Settings,
+    key: CursorKey,
     site: Annotated[str, Query(max_length=200)] = "",
+    q: Q = "",
 ) -> Response:
-    async with db.read() as session:
-        rows = await list_cameras(session, user, settings.offline_after, status="active")
-        pods = {p["pod_id"]: p for p in await list_pods(session, user, settings.offline_after)}
-    shown = [cam for cam in rows if not site or cam["site"] == site][:GRID_MAX]
-    _allow_direct(request, [pods[cam["pod_id"]] for cam in shown if cam["pod_id"] in pods])
-    return render(request, "grid.html", cameras=with_badges(shown), site=site)
+    page, cursor, _ = await _camera_list(
+        request, user, db, settings, key, "grid", _grid_filters(site, q), None
+    )
+    return render(
+        request,
+        "grid.html",
+        cameras=page.items,
+        total=page.total,
+        site=site,
+        lazy_tiles=True,
+        next_cursor=cursor,
+        more_url=_more_url("grid", site=site, q=q),
+    )
+
+
+@router.get("/cameras/more")
+@page
+async def cameras_more(
+    request: Request,
+    user: CurrentUser,
+    db: Db,
+    settings: Settings,
+    key: CursorKey,
+    cursor: Annotated[str, Query(max_length=MAX_CURSOR_LENGTH)],
+    view: View = "cards",
+    site: Annotated[str, Query(max_length=200)] = "",
+    status: Annotated[str, Query(max_length=16)] = "",
+    q: Q = "",
+) -> Response:
+    """The next page of the cameras page or the grid as an HTML fragment (the same partials);
+    the cursor after it in ``X-Next-Cursor`` (absent: the last page). docs/web.md."""
+    filters = _grid_filters(site, q) if view == "grid" else _card_filters(site, status, q)
+    page, after, _ = await _camera_list(request, user, db, settings, key, view, filters, cursor)
+    response = render(request, "_camera_page.html", cameras=page.items, view=view, lazy_tiles=True)
+    if after is not None:
+        response.headers["X-Next-Cursor"] = after
+    return response
 
 
 @router.get("/cameras/{pod_id}/{camera_id}")
