@@ -10,7 +10,8 @@ through an SMTP conversation (EHLO, optional STARTTLS and AUTH, MAIL, RCPT, DATA
 
 ``SmtpServer(tls=(cert, key), require_starttls=True, login=("u", "p"))`` offers STARTTLS with
 the given certificate (see :func:`self_signed_cert`; it starts ``openssl``: e2e tests only) and
-refuses mail before it, and accepts only that login.
+refuses mail before it, and accepts only that login; ``implicit_tls=True`` speaks TLS from the
+first byte instead (``smtp_security=ssl``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class Received:
 class _Mailbox:
     messages: list[Received] = field(default_factory=list)
     arrived: threading.Condition = field(default_factory=threading.Condition)
+    implicit_tls: bool = False  # every connection is TLS (aiosmtpd sets session.ssl on STARTTLS)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
@@ -64,7 +66,7 @@ class _Mailbox:
                     envelope.mail_from,
                     list(envelope.rcpt_tos),
                     parsed,
-                    tls=session.ssl is not None,
+                    tls=self.implicit_tls or session.ssl is not None,
                 )
             )
             self.arrived.notify_all()
@@ -77,17 +79,22 @@ class SmtpServer:
         *,
         tls: tuple[Path, Path] | None = None,
         require_starttls: bool = False,
+        implicit_tls: bool = False,
         login: tuple[str, str] | None = None,
     ) -> None:
         self.port = free_port()
         self.login = login
         self.tls = tls
-        self._box = _Mailbox()
+        self._box = _Mailbox(implicit_tls=implicit_tls and tls is not None)
+        self.implicit_tls = implicit_tls
         kwargs: dict[str, Any] = {}
         if tls is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(str(tls[0]), str(tls[1]))
-            kwargs.update(tls_context=context, require_starttls=require_starttls)
+            if implicit_tls:  # TLS from the first byte (smtp_security=ssl)
+                kwargs.update(ssl_context=context)
+            else:
+                kwargs.update(tls_context=context, require_starttls=require_starttls)
         if login is not None:
             kwargs.update(authenticator=self._authenticate, auth_require_tls=tls is not None)
         self._controller = Controller(
@@ -130,7 +137,9 @@ class SmtpServer:
         env = {
             "PLATEBRIDGE_SMTP_HOST": "127.0.0.1",
             "PLATEBRIDGE_SMTP_PORT": str(self.port),
-            "PLATEBRIDGE_SMTP_SECURITY": "starttls" if self.tls else "none",
+            "PLATEBRIDGE_SMTP_SECURITY": (
+                "none" if not self.tls else "ssl" if self.implicit_tls else "starttls"
+            ),
             "PLATEBRIDGE_SMTP_FROM": "PlateBridge <portal@example.test>",
         }
         if self.tls is not None:

@@ -44,7 +44,7 @@ async def _user(s: AsyncSession, args: argparse.Namespace) -> User:
             uuid.UUID(args.user)
         except ValueError:
             raise CliError("--user must be a user id or an e-mail address") from None
-    return await users.get_user(s, company_id, args.user)
+    return await users.get_user(s, company_id, args.user, by_email=True)
 
 
 def _link_base(args: argparse.Namespace, settings: PortalSettings) -> str:
@@ -165,6 +165,20 @@ def cmd_user_reset_password(args: argparse.Namespace, settings: PortalSettings) 
     return _deliver(settings, made["link"], base)
 
 
+def print_users(command: str, result: Result) -> None:
+    for u in result["users"]:
+        print(f"{u['email']:<40} {u['role']:<7} {u['status']:<9} {u['id']}")
+
+
+def print_link(command: str, result: Result) -> None:
+    user, link = result["user"], result["link"]
+    print(f"user: {user['email']} ({user['role']}, {user['status']}) {user['id']}")
+    if link["url"]:
+        print(f"link (shown once, valid until {link['expires_at']}): {link['url']}")
+    else:
+        print(f"link e-mailed to {link['sent_to']} (valid until {link['expires_at']})")
+
+
 def register(reg: Registry) -> None:
     reg.group("user", "portal users")
     sp = reg.command(cmd_user_create, "create", group="user", help_text="a user with a password")
@@ -173,7 +187,9 @@ def register(reg: Registry) -> None:
     sp.add_argument("--password", required=True)
     sp.add_argument("--role", required=True, choices=list(admin.ROLES))
 
-    sp = reg.command(cmd_user_list, "list", group="user", help_text="a company's users")
+    sp = reg.command(
+        cmd_user_list, "list", group="user", help_text="a company's users", human=print_users
+    )
     sp.add_argument("--company", required=True, help="company id or unique name")
 
     def addressed(
@@ -192,9 +208,12 @@ def register(reg: Registry) -> None:
     addressed(_state_command(users.enable), "enable", "allow signing in again")
     addressed(cmd_user_delete, "delete", "remove the user")
     sp = addressed(cmd_user_reset_password, "reset-password", "a single-use reset link")
+    sp.set_defaults(human=print_link)
     sp.add_argument("--portal-url", help="the portal's address for the link")
 
-    sp = reg.command(cmd_user_invite, "invite", group="user", help_text="invite by e-mail")
+    sp = reg.command(
+        cmd_user_invite, "invite", group="user", help_text="invite by e-mail", human=print_link
+    )
     sp.add_argument("--company", required=True, help="company id or unique name")
     sp.add_argument("--email", required=True)
     sp.add_argument("--role", default="viewer", choices=list(admin.ROLES))

@@ -89,10 +89,14 @@ def check_password(password: str) -> None:
         )
 
 
+def _printable(text: str) -> bool:
+    return text.isprintable() and not any(c.isspace() for c in text)
+
+
 def check_email(email: str) -> str:
     email = normalize_email(email)
     local, _, domain = email.partition("@")
-    if not local or "." not in domain or len(email) > 320 or any(c.isspace() for c in email):
+    if not local or "." not in domain or len(email) > 320 or not _printable(email):
         raise ApiError(422, "invalid_email", "not a valid e-mail address")
     return email
 
@@ -113,15 +117,19 @@ async def list_users(session: AsyncSession, company_id: uuid.UUID) -> list[User]
     return list((await session.scalars(stmt)).all())
 
 
-async def get_user(session: AsyncSession, company_id: uuid.UUID | None, ref: str) -> User:
-    """A user by id (or e-mail), within ``company_id`` unless None (the operator's CLI).
-    Another company's user is the same 404 as one that does not exist."""
+async def get_user(
+    session: AsyncSession, company_id: uuid.UUID | None, ref: str, *, by_email: bool = False
+) -> User:
+    """A user by id (``by_email``: or e-mail, for the CLI), within ``company_id`` unless None
+    (the operator's CLI). Another company's user is the same 404 as one that does not exist."""
     stmt = select(User)
     if company_id is not None:
         stmt = stmt.where(User.company_id == company_id)
     try:
         user = await session.scalar(stmt.where(User.id == uuid.UUID(ref)))
     except ValueError:
+        if not by_email or not _printable(ref):
+            raise _not_found() from None
         user = await session.scalar(stmt.where(User.email == normalize_email(ref)))
     if user is None:
         raise _not_found()
