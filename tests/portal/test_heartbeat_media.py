@@ -90,3 +90,22 @@ def test_bad_media_is_refused_at_the_edge(app_portal: AppPortal, tenant: SeededC
     assert r.status_code == 422, r.text
     assert r.json()["error"] == "validation_error"
     assert sql(app_portal.db_url, "SELECT 1 FROM cameras WHERE camera_id = :c", c=cam) == []
+
+
+def test_api_cameras_lists_media(app_portal: AppPortal, tenant: SeededCompany) -> None:
+    with_media, without = f"cam-{uuid.uuid4().hex[:8]}", f"cam-{uuid.uuid4().hex[:8]}"
+    body = payload(with_media, MEDIA, {"video_codec": "h264", "width": 640, "height": 360})
+    body["cameras"].append(payload(without)["cameras"][0])
+    assert app_portal.client.post(HB, headers=tenant.pod_auth, json=body).status_code == 200
+    user = app_portal.login(tenant.email, tenant.password)
+    r = app_portal.client.get("/api/cameras", headers=user)
+    assert r.status_code == 200, r.text
+    items = {c["id"]: c for c in r.json()["cameras"]}
+    assert items[with_media]["media"] == MEDIA | {"transcoded": False}
+    assert items[with_media]["sub_media"] == {
+        "video_codec": "h264",
+        "width": 640,
+        "height": 360,
+        "transcoded": False,
+    }
+    assert items[without]["media"] is None and items[without]["sub_media"] is None

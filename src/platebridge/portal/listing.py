@@ -13,6 +13,7 @@ from sqlalchemy import Uuid, any_, bindparam, func, select, true, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from platebridge.portal.camera_media import media_item
 from platebridge.portal.listing_query import (
     CAMERA_ORDER,
     DEFAULT_LIMIT,
@@ -56,7 +57,7 @@ def _iso(value: datetime | None) -> str | None:
 #: to a few tens of ms.
 _LIST_COLUMNS = (
     Camera.camera_id,
-    func.coalesce(Camera.display_name, Camera.name).label("name"),  # the admin's name first
+    Camera.name,
     Camera.stream_url,
     Camera.status,
     Camera.position,
@@ -69,6 +70,8 @@ _LIST_COLUMNS = (
     Pod.stream_mode,
     Site.id.label("site_uuid"),
     Site.name.label("site_name"),
+    Camera.media,
+    Camera.sub_media,
 )
 
 
@@ -210,6 +213,8 @@ async def _camera_items(
         stream_mode,
         site_uuid,
         site_name,
+        media,
+        sub_media,
     ) in rows:
         pod_info = pods.get(wire_pod_id)
         if pod_info is None:
@@ -236,6 +241,8 @@ async def _camera_items(
             "site": site_name,
             "site_id": pod_info[2],
             "last_heartbeat": pod_info[1],
+            "media": media_item(media),
+            "sub_media": media_item(sub_media),
         }
         out.append(item)
         if signing and streamable and stream_mode == "direct":

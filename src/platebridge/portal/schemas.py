@@ -38,6 +38,24 @@ class Health(TypedDict):
     database: Literal["ok", "unreachable"]
 
 
+class CameraMediaItem(TypedDict, total=False):
+    """What a camera sends, as its POD last reported it (``core.heartbeat.CameraMedia``): only
+    the fields the POD knew are present (docs/portal.md, "Heartbeat fields")."""
+
+    video_codec: str
+    video_profile: str
+    width: int
+    height: int
+    fps: float
+    keyframe_interval: float
+    bitrate_kbps: int
+    audio_codec: str
+    audio: Literal["aac", "converted", "dropped", "none"]
+    note: str
+    codecs: str
+    transcoded: bool
+
+
 class CameraItem(TypedDict):
     """A camera as ``GET /api/cameras`` lists it (the spec's fields and the portal's own)."""
 
@@ -60,6 +78,9 @@ class CameraItem(TypedDict):
     site: str
     site_id: str
     last_heartbeat: str | None
+    #: What the camera (and its substream) sends; null when its POD does not report it.
+    media: CameraMediaItem | None
+    sub_media: CameraMediaItem | None
 
 
 class CameraListing(TypedDict):
