@@ -156,3 +156,20 @@ def test_payload_with_media_passes_the_portals_model() -> None:
     data = payload.model_dump(mode="json", exclude_none=True)
     assert data["cameras"][0]["media"]["bitrate_kbps"] == 1000
     assert HeartbeatRequest.model_validate(data).cameras[0].media == payload.cameras[0].media  # type: ignore[index]
+
+
+def test_substream_media_and_configured_transcoding() -> None:
+    clock = Clock()
+    main, sub = state_with(new_live(clock)), state_with(new_live(clock))
+    sub.media = MediaInfo("h264", "Main", 640, 360, 25.0, None, None)
+    main.sub = sub
+    cam = build_payload(make_config(), {"gate-camera-1": main}).cameras[0]  # type: ignore[index]
+    assert cam.media is not None and cam.media.width == 1920
+    assert cam.sub_media is not None and cam.sub_media.width == 640
+    assert cam.sub_media.audio == "none" and cam.sub_media.codecs == "avc1.640028"
+    # Not watched yet (the substream runs on demand): nothing known, nothing sent.
+    main.sub = CameraState("gate-camera-1", "Main Gate Camera")
+    assert build_payload(make_config(), {"gate-camera-1": main}).cameras[0].sub_media is None  # type: ignore[index]
+    camera = CAMERA.model_copy(update={"transcode": "h264"})
+    media = camera_media(camera, state_with(None))
+    assert media is not None and media.transcoded is True

@@ -96,10 +96,9 @@ def camera_media(camera: CameraConfig, state: CameraState | None) -> CameraMedia
 
 
 def _transcoded(camera: CameraConfig, probed: str | None, codecs: str | None) -> bool:
-    """Configured (``transcode``, when the config has it) or seen: the live output's video is
-    not the codec the camera sends."""
-    setting = getattr(camera, "transcode", None)
-    if setting not in (None, False, "off", "copy", "none"):
+    """Configured (``transcode: h264``) or seen: the live output's video is not the codec the
+    camera sends."""
+    if camera.transcode == "h264":
         return True
     tags = _CODEC_TAGS.get(probed or "")
     if not tags or not codecs:
@@ -123,6 +122,7 @@ def build_payload(
                 status=_WIRE_STATUS[state.status] if state else "active",
                 error=(state.error[:500] if state and state.error else None),
                 media=camera_media(cam, state),
+                sub_media=camera_media(cam, state.sub) if state else None,
             )
         )
     return HeartbeatRequest(
