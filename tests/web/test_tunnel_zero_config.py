@@ -12,7 +12,6 @@ waits for the tunnel to close, so the next one starts from a closed tunnel again
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,7 +26,7 @@ from tests.conftest import require_postgres
 from tests.support import portal as support
 from tests.support.agent import Agent
 from tests.support.camera import TestCamera, camera_available
-from tests.support.portal import SeededCompany, cli, login, new_sqlite_url, run_portal
+from tests.support.portal import SeededCompany, cli, login, new_sqlite_url
 from tests.support.procs import wait_until
 from tests.tunnel.support import SECRET_KEY, pod_row, portal_stats, wait_tunnel
 from tests.web.conftest import (
@@ -35,15 +34,11 @@ from tests.web.conftest import (
     TOKEN_TTL,
     assert_plays,
     off_loop,
-    pod_config,
-    seed_company,
     sign_in,
-    wait_registered,
 )
+from tests.web.worlds import CAMERA_PATH, CameraWorld, camera_world, state
 
 pytestmark = pytest.mark.e2e
-
-CAMERA_PATH = "/cameras/main-gate-pod/gate-camera-1"
 
 # Runs before the page's own scripts: when (ms after navigation start) the video had its first
 # decoded frame (loadeddata) and when it first advanced (timeupdate with currentTime > 0).
@@ -67,6 +62,7 @@ class ZeroConfigWorld:
     tenant: SeededCompany
     admin: dict[str, str]
     agent: Agent
+    camera_world: CameraWorld
 
 
 def _set_mode(world: ZeroConfigWorld, mode: str) -> None:
@@ -99,9 +95,6 @@ def zero_config_world(
     if not camera_available() or not Path(CHROMIUM).exists():
         pytest.skip("needs GStreamer's RTSP server, ffmpeg and /usr/bin/chromium")
     tmp = tmp_path_factory.mktemp("tunnel-web")
-    db_url = database
-    off_loop(support.migrate, db_url)
-    tenant = seed_company(db_url, "Tunnel Company")  # seeded in mode proxy
     env = {
         # PLATEBRIDGE_POD_NETWORKS stays at its default: loopback is outside it.
         "PLATEBRIDGE_SECRET_KEY": SECRET_KEY,
@@ -110,45 +103,24 @@ def zero_config_world(
         "PLATEBRIDGE_UPSTREAM_TOKEN_TTL": "6",
         "PLATEBRIDGE_STREAM_CONNECT_TIMEOUT": "1",
     }
-    with TestCamera(tmp, pattern="ball") as camera, run_portal(db_url, env, log_dir=tmp) as url:
-        agent_dir = tmp / "agent"
-        agent_dir.mkdir()
-        config = pod_config(agent_dir, tenant, url, camera.url)
-        assert "tunnel" not in config  # the POD's config says nothing about a tunnel
-        agent = Agent(agent_dir, config)
-        try:
-            agent.wait_status("active")
-            wait_registered(url, tenant)
-            admin = login(url, tenant.email, tenant.password)
-            world = ZeroConfigWorld(url, db_url, tenant, admin, agent)
-            # The portal cannot reach the POD: the proxy refuses its address, no tunnel is open.
-            r = httpx.get(
-                f"{url}/api/pod/proxy-stream/{tenant.pod_id}",
-                params={"camera_id": "gate-camera-1"},
-                headers=admin,
-                timeout=20,
-            )
-            assert r.status_code == 409, r.text
-            assert not _tunnel_connected(world)
-            assert agent.health()["tunnel"]["state"] == "off"
-            yield world
-        except BaseException:
-            print(agent.output()[-3000:])
-            raise
-        finally:
-            agent.close()
-
-
-def _viewer(world: ZeroConfigWorld) -> tuple[str, str]:
-    """A fresh viewer per test: the audit trail's viewing window is per viewer."""
-    email = f"viewer-{uuid.uuid4().hex[:8]}@example.test"
-    password = f"pw-{uuid.uuid4().hex[:12]}"
-    cli(
-        world.db_url,
-        *("user", "create", "--company", world.tenant.company_id, "--email", email),
-        *("--password", password, "--role", "viewer"),
-    )
-    return email, password
+    camera = TestCamera(tmp, pattern="ball")
+    companies = (("Tunnel Company", "main-gate-pod"),)  # seeded in mode proxy
+    with camera_world(tmp, camera, env, companies=companies, db_url=database) as cw:
+        # The POD's config says nothing about a tunnel.
+        assert not any(key.startswith("tunnel") for key in cw.agent_config)
+        admin = login(cw.url, cw.tenant.email, cw.tenant.password)
+        world = ZeroConfigWorld(cw.url, cw.db_url, cw.tenant, admin, cw.agent, cw)
+        # The portal cannot reach the POD: the proxy refuses its address, no tunnel is open.
+        r = httpx.get(
+            f"{cw.url}/api/pod/proxy-stream/{cw.tenant.pod_id}",
+            params={"camera_id": "gate-camera-1"},
+            headers=admin,
+            timeout=20,
+        )
+        assert r.status_code == 409, r.text
+        assert not _tunnel_connected(world)
+        assert cw.agent.health()["tunnel"]["state"] == "off"
+        yield world
 
 
 def _audit(world: ZeroConfigWorld, email: str, since: str) -> list[dict[str, Any]]:
@@ -168,7 +140,7 @@ def test_zero_config_pod_plays_through_the_tunnel(
     zero_config_world: ZeroConfigWorld, page: Page, mode: str
 ) -> None:
     world = zero_config_world
-    email, password = _viewer(world)
+    email, password = world.camera_world.viewer()
     since = datetime.now(UTC).isoformat()
     _set_mode(world, mode)
     opened = time.monotonic()
@@ -179,10 +151,17 @@ def test_zero_config_pod_plays_through_the_tunnel(
         assert portal_stats(world.url)["tunnels"] == 1
 
         sign_in(page, world.url, email, password)
+        sockets: list[str] = []
+        page.on("websocket", lambda ws: sockets.append(ws.url))
         page.add_init_script(FIRST_FRAME_JS)
         page.goto(world.url + CAMERA_PATH)
         played = assert_plays(page, seconds=3.0)
         assert played["state"] == "playing", played
+        # The live view (MSE over the portal's live socket), not the HLS fallback.
+        assert state(page)["player"] == "mse", state(page)
+        own = world.url.replace("http://", "ws://")
+        live = f"{own}/api/pod/live/{world.tenant.pod_id}?camera_id=gate-camera-1&token="
+        assert len(sockets) == 1 and sockets[0].startswith(live), sockets
         frame_ms, playing_ms = page.evaluate("[window.__pbFrame, window.__pbPlaying]")
         assert frame_ms is not None and playing_ms is not None
         print(
@@ -191,7 +170,8 @@ def test_zero_config_pod_plays_through_the_tunnel(
             f"→ playing {playing_ms / 1000:.2f} s"
         )
 
-        # The viewing went through the tunnel: the portal's audit trail says so.
+        # The viewing went through the tunnel: the portal's audit trail says so (the live
+        # socket's stream_started carries the method its upstream used).
         events = _audit(world, email, since)
         started = [e["method"] for e in events if e["action"] == "stream_started"]
         issued = [e["method"] for e in events if e["action"] == "token_issued"]

@@ -15,12 +15,15 @@ from platebridge.portal.limits import ContentLengthLimit
 from platebridge.portal.pages import install_pages
 from platebridge.portal.routes import (
     auth,
+    camera_admin,
     cameras,
     enroll,
     health,
     heartbeat,
     openapi,
+    pod_admin,
     pods,
+    tenancy,
     users,
 )
 from platebridge.portal.routes.streaming import install_streaming
@@ -68,6 +71,8 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders)  # outermost: every response, errors included
     install_error_handlers(app)
     for module in (health, auth, heartbeat, enroll, cameras, pods, users, openapi):
+        app.include_router(module.router)
+    for module in (tenancy, pod_admin, camera_admin):  # lifecycle of objects (issue 15)
         app.include_router(module.router)
     install_streaming(app)  # stream tokens, proxy, audit
     install_tunnel(app)  # WS /api/pod/tunnel + internal forwarding between portal processes

@@ -57,7 +57,7 @@ def _iso(value: datetime | None) -> str | None:
 #: to a few tens of ms.
 _LIST_COLUMNS = (
     Camera.camera_id,
-    Camera.name,
+    func.coalesce(Camera.display_name, Camera.name).label("name"),  # the admin's name first
     Camera.stream_url,
     Camera.status,
     Camera.position,

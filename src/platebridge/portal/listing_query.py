@@ -113,8 +113,9 @@ class Filters:
             if self.state is not None:
                 stmt = stmt.where(camera_state_filter(_camera_state(self.state), cutoff))
             if self.q:
-                cols = (Camera.name, Camera.camera_id, Pod.name, Pod.pod_id, Site.name)
-                stmt = stmt.where(text_match(self.q, *cols))
+                # display_name: the admin's name (NULL matches nothing)
+                cols = (Camera.name, Camera.display_name, Camera.camera_id, Pod.name, Pod.pod_id)
+                stmt = stmt.where(text_match(self.q, *cols, Site.name))
         else:
             if self.state is not None:
                 stmt = stmt.where(pod_state_filter(_pod_state(self.state), cutoff))

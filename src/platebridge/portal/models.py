@@ -150,6 +150,9 @@ class Pod(Base):
     #: with the same digest only refreshes ``last_heartbeat`` (the fast path).
     heartbeat_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     created_at: Mapped[datetime]
+    #: Set while an admin has decommissioned the pod: keys revoked, stream secret voided, no
+    #: heartbeat accepted, its cameras out of every list (``services.pod_lifecycle``).
+    decommissioned_at: Mapped[datetime | None]
 
 
 class Camera(Base):
@@ -174,6 +177,12 @@ class Camera(Base):
     sub_media: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    #: The admin's name for the camera (lists show it when set); the heartbeat never touches
+    #: it and keeps ``name`` as the POD's config says.
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    #: Since when the POD's camera list no longer has this camera (None: it reports it). Only
+    #: such a camera can be removed by an admin; a heartbeat that reports it again clears this.
+    missing_since: Mapped[datetime | None]
 
 
 class User(Base):

@@ -12,7 +12,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platebridge.portal.errors import not_found
-from platebridge.portal.models import AuditEvent, Camera, Pod, Site, User
+from platebridge.portal.models import AuditEvent, Camera, Community, Pod, Site, User
 
 
 def scoped_pods(user: User) -> Select[Pod, Site]:
@@ -25,12 +25,12 @@ def scoped_pods(user: User) -> Select[Pod, Site]:
 
 
 def scoped_cameras(user: User) -> Select[Camera, Pod, Site]:
-    """Cameras of the user's company, with their pod and site."""
+    """Cameras of the user's company, with their pod and site (none of a decommissioned pod)."""
     return (
         select(Camera, Pod, Site)
         .join(Pod, Pod.id == Camera.pod_id)
         .join(Site, Site.id == Pod.site_id)
-        .where(Pod.company_id == user.company_id)
+        .where(Pod.company_id == user.company_id, Pod.decommissioned_at.is_(None))
     )
 
 
@@ -68,6 +68,7 @@ async def get_camera_for_user(
                 Pod.company_id == user.company_id,
                 Pod.pod_id == pod_id,
                 Camera.camera_id == camera_id,
+                Pod.decommissioned_at.is_(None),  # a decommissioned pod's cameras: gone
             )
         )
     ).one_or_none()
@@ -91,3 +92,21 @@ async def get_site_for_user(session: AsyncSession, user: User, site_id: str) -> 
     if site is None:
         raise not_found("site")
     return site
+
+
+def scoped_communities(user: User) -> Select[Community]:
+    """Communities of the user's company (admin pages and the lifecycle API)."""
+    return select(Community).where(Community.company_id == user.company_id)
+
+
+async def get_community_for_user(session: AsyncSession, user: User, community_id: str) -> Community:
+    """The user's community by id, or 404 (also for other companies' and malformed ids)."""
+    try:
+        wanted = uuid.UUID(community_id)
+    except ValueError:
+        raise not_found("community") from None
+    stmt = scoped_communities(user).where(Community.id == wanted)
+    found = (await session.execute(stmt)).scalar_one_or_none()
+    if found is None:
+        raise not_found("community")
+    return found

@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from platebridge.core.errors import PlateBridgeError
 from platebridge.core.redact import redact_text
-from platebridge.portal.cli import audit, pods, serve, tenancy, users
+from platebridge.portal.cli import audit, cameras, pods, serve, tenancy, users
 from platebridge.portal.cli.base import CliError, Registry, settings
 from platebridge.portal.services import admin
 
@@ -26,6 +27,7 @@ COMMAND_MODULES: tuple[Callable[[Registry], None], ...] = (
     tenancy.register,
     users.register,
     pods.register,
+    cameras.register,
     audit.register,
 )
 
@@ -54,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = args.func(args, settings())
     except (CliError, admin.AdminError) as exc:
         print(f"platebridge-portal: error: {exc}", file=sys.stderr)
+        return 1
+    except PlateBridgeError as exc:  # the services' refusals (not found, not empty, …)
+        print(f"platebridge-portal: error: {exc.message}", file=sys.stderr)
         return 1
     except (SQLAlchemyError, OSError) as exc:
         detail = redact_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

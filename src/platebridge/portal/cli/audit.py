@@ -1,4 +1,4 @@
-"""``audit``: a company's stream-access trail."""
+"""``audit``: a company's stream-access trail; ``audit --changes``: its admin-change trail."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from platebridge.portal.cli.base import Registry, Result, cli_time, run_admin
 from platebridge.portal.models import Company
 from platebridge.portal.scoping import company_audit_events
-from platebridge.portal.services import admin, audit
+from platebridge.portal.services import admin, audit, changes
 from platebridge.portal.settings import PortalSettings
 
 
 def cmd_audit(args: argparse.Namespace, settings: PortalSettings) -> Result:
+    if args.changes:
+        return _changes(args, settings)
     flt = audit.AuditFilter(
         pod_id=args.pod_id,
         camera_id=args.camera,
@@ -31,6 +33,15 @@ def cmd_audit(args: argparse.Namespace, settings: PortalSettings) -> Result:
     return run_admin(settings, action)
 
 
+def _changes(args: argparse.Namespace, settings: PortalSettings) -> Result:
+    async def action(s: AsyncSession) -> Result:
+        company = await admin.resolve(s, Company, args.company, "company")
+        rows = await changes.list_changes(s, company.id, args.limit)
+        return {"company_id": str(company.id), "changes": [changes.change_dict(r) for r in rows]}
+
+    return run_admin(settings, action)
+
+
 def register(reg: Registry) -> None:
     sp = reg.command(cmd_audit, "audit", help_text="a company's stream-access trail")
     sp.add_argument("--company", required=True, help="company id or unique name")
@@ -40,3 +51,8 @@ def register(reg: Registry) -> None:
     sp.add_argument("--since", help="ISO 8601 time (UTC when no zone is given)")
     sp.add_argument("--until", help="ISO 8601 time (UTC when no zone is given)")
     sp.add_argument("--limit", type=int, default=audit.DEFAULT_LIMIT)
+    sp.add_argument(
+        "--changes",
+        action="store_true",
+        help="the admin-change trail instead (who changed what, when; newest first)",
+    )

@@ -80,8 +80,15 @@ def cli_time(value: str | None, name: str) -> datetime | None:
 
 
 def print_fields(command: str, result: Result) -> None:
+    """``key: value`` lines; a list of objects as one indented ``k=v, …`` line per item."""
     for key, value in result.items():
-        print(f"{key}: {value}")
+        if isinstance(value, list):
+            print(f"{key}: {len(value)}")
+            for item in value:
+                fields = item.items() if isinstance(item, dict) else [("", item)]
+                print("  - " + ", ".join(f"{k}={v}" if k else str(v) for k, v in fields))
+        else:
+            print(f"{key}: {value}")
 
 
 @dataclass

@@ -39,6 +39,8 @@ async def pod_secret(session: AsyncSession, key_hash: bytes, pod_id: str) -> Pod
     pod = await (_pod_of_pod_key if key.kind == "pod" else _pod_of_enrollment_key)(
         session, key, pod_id
     )
+    if pod.decommissioned_at is not None:  # its secret is void: nothing to hand out
+        raise ApiError(403, "pod_decommissioned", "this pod was decommissioned by an admin")
     return PodSecret(pod.pod_id, pod.stream_token_secret, key.kind)
 
 

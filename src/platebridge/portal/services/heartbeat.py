@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -240,6 +240,7 @@ _POD_COLUMNS = (
     _PODS.c.ip_address,
     _PODS.c.stream_port,
     _PODS.c.stream_mode,
+    _PODS.c.decommissioned_at,
 )
 _POD_BY_ID = select(*_POD_COLUMNS).where(_PODS.c.id == bindparam("b_id"))
 _POD_BY_WIRE_ID = select(*_POD_COLUMNS).where(
@@ -267,9 +268,28 @@ class _KeyRow:
 
 async def _key_row(conn: AsyncConnection, key_hash: bytes) -> _KeyRow:
     row = (await conn.execute(_KEY_BY_HASH, {"b_key_hash": key_hash})).first()
+    if row is not None and row.revoked_at is not None and row.pod_id is not None:
+        await _refuse_decommissioned(conn, row.pod_id)  # its keys were revoked with it
     if row is None or row.revoked_at is not None:
         raise ApiError(401, "invalid_api_key", "API key is unknown or revoked")
     return _KeyRow(row.kind, row.pod_id, row.company_id, row.site_id)
+
+
+_DECOMMISSIONED = select(_PODS.c.decommissioned_at).where(_PODS.c.id == bindparam("b_id"))
+
+
+def pod_decommissioned() -> ApiError:
+    return ApiError(
+        403,
+        "pod_decommissioned",
+        "this pod was decommissioned by an admin of its company: it may not heartbeat or "
+        "stream until re-enabled (which issues a new API key and stream secret)",
+    )
+
+
+async def _refuse_decommissioned(conn: AsyncConnection, pod_uuid: Any) -> None:
+    if (await conn.execute(_DECOMMISSIONED, {"b_id": pod_uuid})).scalar() is not None:
+        raise pod_decommissioned()
 
 
 async def _pod_for_key(
@@ -280,6 +300,8 @@ async def _pod_for_key(
         pod = (await conn.execute(_POD_BY_ID, {"b_id": key.pod_id})).first()
         if pod is None or pod.pod_id != req.pod_id:
             raise ApiError(403, "pod_mismatch", "this API key belongs to another pod_id")
+        if pod.decommissioned_at is not None:
+            raise pod_decommissioned()
         return pod, False
     registered = False
     params = {"b_company_id": key.company_id, "b_pod_id": req.pod_id}
@@ -306,6 +328,8 @@ async def _pod_for_key(
         raise ApiError(
             403, "pod_in_other_site", "pod_id is registered under another site of this company"
         )
+    if pod.decommissioned_at is not None:
+        raise pod_decommissioned()
     return pod, registered
 
 
@@ -368,7 +392,10 @@ def _camera_upsert(conn: AsyncConnection) -> Any:
     stmt = _UPSERTS.get(name)
     if stmt is None:
         ins = _insert_for(conn)(_CAMS)
-        set_ = {c: getattr(ins.excluded, c) for c in (*_CAMERA_UPDATE_COLUMNS, "updated_at")}
+        set_ = {
+            c: getattr(ins.excluded, c)
+            for c in (*_CAMERA_UPDATE_COLUMNS, "updated_at", "missing_since")
+        }
         stmt = _UPSERTS[name] = ins.on_conflict_do_update(
             index_elements=["pod_id", "camera_id"], set_=set_
         )
@@ -380,9 +407,16 @@ _MARK_INACTIVE = (
     .where(
         _CAMS.c.pod_id == bindparam("b_pod_id"),
         _CAMS.c.camera_id.not_in(bindparam("b_reported", expanding=True)),
-        _CAMS.c.status != "inactive",
+        or_(_CAMS.c.status != "inactive", _CAMS.c.missing_since.is_(None)),
     )
-    .values(status="inactive", updated_at=bindparam("b_now", type_=_CAMS.c.updated_at.type))
+    .values(
+        status="inactive",
+        updated_at=bindparam("b_now", type_=_CAMS.c.updated_at.type),
+        # Not reported any more: an admin may remove it (services.pod_lifecycle).
+        missing_since=func.coalesce(
+            _CAMS.c.missing_since, bindparam("b_now", type_=_CAMS.c.missing_since.type)
+        ),
+    )
 )
 
 
@@ -406,6 +440,7 @@ async def _apply_cameras(
                 "sub_media": media_json(c.sub_media),
                 "created_at": now,
                 "updated_at": now,
+                "missing_since": None,  # reported (again): back in the lists
             }
             for c in reported
         ]
