@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import logging
 import os
 import shutil
@@ -218,11 +219,15 @@ class CameraSupervisor:
     async def _prepare(self) -> MediaInfo | None:
         if self._media is None:
             self._media = await self._probe()
+            if self.is_sub:  # a substream carries no audio (grid tiles are muted)
+                media = self._media
+                self.state.media = media and dataclasses.replace(media, audio_codec=None)
+                return self._media
             self.state.media = self._media
             note = audio_plan(self._media)[1]
             if note != self.state.note:
                 self.state.note = note
-                if note and not self.is_sub:  # a substream carries no audio
+                if note:
                     log.info("camera %s: %s", self.camera.camera_id, note)
         return self._media
 
