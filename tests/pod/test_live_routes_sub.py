@@ -4,6 +4,7 @@ camera without a substream serves its main stream; any other ``stream`` is 422."
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from pathlib import Path
 
@@ -114,3 +115,16 @@ async def test_stream_sub_starts_the_substream_for_its_viewer_and_releases_it(po
     assert json.loads(ws[1]["text"])["codecs"].startswith("avc3")
     await asyncio.sleep(0.4)
     assert not demand.running and demand.viewers == 0
+
+
+async def test_a_body_never_started_still_releases_the_substream(pod: Pod) -> None:
+    """The client left before the server began the body: its finally never runs."""
+    _, demand = with_sub(pod)
+    ctx = pod.app.state.pod
+    response = await live_routes.live_stream(ctx, CAM, main_query()[len("token=") :], "sub")
+    assert demand.viewers == 1 and pod.states[CAM].sub is not None
+    sub_live = pod.states[CAM].sub.live
+    assert sub_live is not None and sub_live.fanout.subscriber_count == 1
+    del response
+    gc.collect()
+    assert demand.viewers == 0 and sub_live.fanout.subscriber_count == 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import weakref
 from collections.abc import AsyncIterator, Callable
 
 from fastapi import APIRouter, WebSocket
@@ -49,6 +50,19 @@ def mime(codecs: str) -> str:
 
 def _nothing() -> None:
     return None
+
+
+def _once(*steps: Callable[[], None]) -> Callable[[], None]:
+    """Run ``steps`` on the first call only."""
+    done: list[bool] = []
+
+    def run() -> None:
+        if not done:
+            done.append(True)
+            for step in steps:
+                step()
+
+    return run
 
 
 def check_stream(stream: str | None) -> str:
@@ -120,6 +134,7 @@ async def live_stream(
 ) -> StreamingResponse:
     live, release = await open_live(ctx, camera_id, token, stream)
     sub = live.fanout.subscribe()
+    leave = _once(sub.close, release)
 
     async def body() -> AsyncIterator[bytes]:
         try:
@@ -127,11 +142,15 @@ async def live_stream(
                 if isinstance(message, bytes):
                     yield message
         finally:
-            sub.close()
-            release()
+            leave()
+
+    iterator = body()
+    # A body the server never started (the client left before it) never runs its finally:
+    # leave when it is collected instead, so a substream is never held by a viewer gone.
+    weakref.finalize(iterator, leave)
 
     headers = {"Cache-Control": "no-store", "X-Live-Codecs": live.codecs}
-    return StreamingResponse(body(), media_type=LIVE_TYPE, headers=headers)
+    return StreamingResponse(iterator, media_type=LIVE_TYPE, headers=headers)
 
 
 async def _refuse(ws: WebSocket, exc: PlateBridgeError) -> None:
