@@ -1,12 +1,13 @@
 """Opaque, signed page cursors for the listings (``GET /api/cameras``, ``GET /api/pods``).
 
-A cursor is ``<payload>.<mac>``: the payload is the base64url JSON list of the last row's sort
-key, the MAC the first 16 bytes of HMAC-SHA256 over the payload and the cursor's *scope* (the
-listing, the user's company and the filters), keyed by a key derived from the portal's
-``secret_key``. So a cursor cannot be forged or altered, a cursor of company A is refused for
-company B (and would reveal nothing: queries stay scoped), and a cursor only continues the
-listing it came from (same filters). Every refusal is one 400 ``invalid_cursor``; the content
-(site, pod and camera names of the caller's own company) is not secret, only unforgeable.
+A cursor is ``<payload>.<mac>``: the payload is the base64url JSON of the last row's sort key
+and the listing's total (counted once, on the first page, and carried on); the MAC is the first
+16 bytes of HMAC-SHA256 over the payload and the cursor's *scope* (the listing, the user's
+company and the filters), keyed by a key derived from the portal's ``secret_key``. So a cursor
+cannot be forged or altered, a cursor of company A is refused for company B (and would reveal
+nothing: queries stay scoped), and a cursor only continues the listing it came from (same
+filters). Every refusal is one 400 ``invalid_cursor``; the content (site, pod and camera names
+of the caller's own company) is not secret, only unforgeable.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def encode_cursor(key: bytes, scope: str, values: Sequence[str]) -> str:
-    payload = _b64(orjson.dumps(list(values))).encode()
+def encode_cursor(key: bytes, scope: str, values: Sequence[str], total: int) -> str:
+    payload = _b64(orjson.dumps({"k": list(values), "n": total})).encode()
     return f"{payload.decode()}.{_b64(_mac(key, scope, payload))}"
 
 
@@ -58,8 +59,9 @@ def invalid_cursor() -> ApiError:
     )
 
 
-def decode_cursor(key: bytes, scope: str, cursor: str, size: int) -> tuple[str, ...]:
-    """The sort key a cursor of ``scope`` carries (``size`` strings), or 400 ``invalid_cursor``."""
+def decode_cursor(key: bytes, scope: str, cursor: str, size: int) -> tuple[tuple[str, ...], int]:
+    """The sort key (``size`` strings) and total a cursor of ``scope`` carries, or 400
+    ``invalid_cursor``."""
     if len(cursor) > MAX_CURSOR_LENGTH or cursor.count(".") != 1:
         raise invalid_cursor()
     payload, mac = cursor.split(".")
@@ -67,23 +69,32 @@ def decode_cursor(key: bytes, scope: str, cursor: str, size: int) -> tuple[str, 
         given = _unb64(mac)
         if not hmac.compare_digest(given, _mac(key, scope, payload.encode())):
             raise invalid_cursor()
-        values = orjson.loads(_unb64(payload))
+        doc = orjson.loads(_unb64(payload))
     except (ValueError, binascii.Error, orjson.JSONDecodeError):
         raise invalid_cursor() from None
+    values = doc.get("k") if isinstance(doc, dict) else None
+    total = doc.get("n") if isinstance(doc, dict) else None
     if (
         not isinstance(values, list)
         or len(values) != size
         or not all(isinstance(v, str) and len(v) <= _MAX_VALUE for v in values)
+        or not isinstance(total, int)
+        or isinstance(total, bool)
+        or total < 0
     ):
         raise invalid_cursor()
-    return tuple(values)
+    return tuple(values), total
 
 
-def read_cursor(key: bytes, scope: str, cursor: str | None, size: int) -> tuple[str, ...] | None:
-    """The sort key to continue after (None: the first page)."""
-    return None if cursor is None else decode_cursor(key, scope, cursor, size)
+def read_cursor(
+    key: bytes, scope: str, cursor: str | None, size: int
+) -> tuple[tuple[str, ...] | None, int | None]:
+    """The sort key to continue after and the total so far ((None, None): the first page)."""
+    if cursor is None:
+        return None, None
+    return decode_cursor(key, scope, cursor, size)
 
 
-def next_cursor(key: bytes, scope: str, last: Sequence[str] | None) -> str | None:
+def next_cursor(key: bytes, scope: str, last: Sequence[str] | None, total: int) -> str | None:
     """The cursor of the next page (None: this page is the last)."""
-    return None if last is None else encode_cursor(key, scope, last)
+    return None if last is None else encode_cursor(key, scope, last, total)

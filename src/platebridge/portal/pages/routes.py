@@ -148,9 +148,11 @@ async def _camera_list(
 ) -> tuple[Page, str | None, list[str]]:
     """One page of cameras for a page or a fragment: the page, its next cursor, site names."""
     scope = filters.scope(f"page-{view}", user)
-    after = read_cursor(key, scope, cursor, 3)
+    after, total = read_cursor(key, scope, cursor, 3)
     async with db.read() as session:
-        page = await camera_page(session, user, settings.offline_after, filters, after=after)
+        page = await camera_page(
+            session, user, settings.offline_after, filters, after=after, total=total
+        )
         sites: list[str] = []
         if cursor is None and view == "cards":
             stmt = scoped_sites(user).with_only_columns(Site.name).distinct().order_by(Site.name)
@@ -162,7 +164,7 @@ async def _camera_list(
             cols = direct.with_only_columns(Pod.stream_mode, Pod.ip_address, Pod.stream_port)
             _allow_direct(request, [r._asdict() for r in await session.execute(cols)])
     page.items = with_badges(page.items)
-    return page, next_cursor(key, scope, page.next_key), sites
+    return page, next_cursor(key, scope, page.next_key, page.total), sites
 
 
 def _more_url(view: View, **params: str) -> str:

@@ -70,7 +70,7 @@ async def cameras(
         site=site, community=community, pod_id=pod_id, status=status, state=state, q=clean_query(q)
     )
     scope = filters.scope("cameras", user)
-    after = read_cursor(key, scope, cursor, 3)
+    after, total = read_cursor(key, scope, cursor, 3)
     issued: list[tuple[str, str]] = []  # direct-mode tokens handed out, for the audit trail
     sign = direct_url_signer(user, settings, issued)
     async with db.read() as session:
@@ -80,13 +80,14 @@ async def cameras(
             settings.offline_after,
             filters,
             after=after,
+            total=total,
             limit=limit,
             direct_url_for=sign,
         )
     await record_tokens_issued(db, user, issued, ip)
     body = {
         "cameras": page.items,
-        "next_cursor": next_cursor(key, scope, page.next_key),
+        "next_cursor": next_cursor(key, scope, page.next_key, page.total),
         "total": page.total,
         "limit": limit,
     }

@@ -55,7 +55,7 @@ async def pods(
 ) -> dict[str, Any]:
     filters = Filters(site=site, community=community, state=status, q=clean_query(q))
     scope = filters.scope("pods", user)
-    after = read_cursor(key, scope, cursor, 2)
+    after, total = read_cursor(key, scope, cursor, 2)
     async with db.read() as session:
         page = await pod_page(
             session,
@@ -63,13 +63,14 @@ async def pods(
             settings.offline_after,
             filters,
             after=after,
+            total=total,
             limit=limit,
             networks=state.networks,
             tunnels=hub.connected,
         )
     return {
         "pods": page.items,
-        "next_cursor": next_cursor(key, scope, page.next_key),
+        "next_cursor": next_cursor(key, scope, page.next_key, page.total),
         "total": page.total,
         "limit": limit,
     }
