@@ -162,3 +162,43 @@ async def test_memory_bounded_under_producer_flood() -> None:
     assert all(len(s._queue) <= budget // size + 2 for s in stuck)
     late = fan.subscribe()  # cache overflowed at this GOP: the late viewer waits for a keyframe
     assert fan.cache_bytes == 0 and late.waiting_keyframe and drain(late) == [INIT]
+
+
+async def test_next_batch_joins_queued_fragments_but_not_init_or_notices() -> None:
+    fan = LiveFanout(budget=10_000)
+    fan.set_init(INIT, "avc1.640028")
+    frags = [frag(0, key=True), frag(1), frag(2), frag(3), frag(4)]
+    for f in frags:
+        fan.push(f)
+    late = fan.subscribe()  # init + the keyframe cache (5 fragments of 10 bytes) at once
+    assert await late.next_batch(1024) == INIT  # the init segment is a message of its own
+    assert await late.next_batch(35) == b"".join(f.data for f in frags[:3])  # up to the limit
+    assert late.queued_bytes == 20 and late.sent_bytes == len(INIT) + 30
+    assert await late.next_batch(5) == frags[3].data  # never fewer than one fragment
+    fan.set_init(b"ftyp+moov2", "avc1.640028")  # restarted: the queue is dropped
+    fan.push(frag(5, key=True))
+    fan.push(frag(6))
+    assert await late.next_batch(1024) == Notice("restarted", codecs="avc1.640028")
+    assert await late.next_batch(1024) == b"ftyp+moov2"
+    assert await late.next_batch(1024) == frag(5, key=True).data + frag(6).data
+    assert late.queued_bytes == 0
+    late.close()
+    try:
+        await late.next_batch(1024)
+    except StopAsyncIteration:
+        pass
+    else:
+        raise AssertionError("a closed subscription ends the batches")
+
+
+async def test_next_batch_stops_at_a_skip_notice() -> None:
+    fan = LiveFanout(budget=25, max_skips=10)
+    fan.set_init(INIT, "avc1.640028")
+    sub = fan.subscribe()
+    assert await sub.next_batch(1024) == INIT
+    for n in range(4):  # 40 bytes > the budget of 25: the queue is dropped, wait for a keyframe
+        fan.push(frag(n, key=n == 0))
+    fan.push(frag(4, key=True))
+    fan.push(frag(5))
+    assert await sub.next_batch(1024) == Notice("skipped", skips=1)
+    assert await sub.next_batch(1024) == frag(4, key=True).data + frag(5).data

@@ -145,7 +145,8 @@ def check_three_viewers(world: World, open_upstreams: Any, auth: dict[str, str])
             assert hello["mime"] == f'video/mp4; codecs="{hello["codecs"]}"'
             parsed = split(init + b"".join(fragments))
             assert parsed.init is not None and parsed.init.data == init
-            assert len(parsed.fragments) == 5
+            # at least 5: queued fragments (the keyframe cache) come joined in larger messages
+            assert len(parsed.fragments) >= 5
             assert parsed.fragments[0].keyframe  # the keyframe cache: a picture at once
         assert open_upstreams() == 1  # ONE live request at the POD for three viewers
     wait_until(lambda: open_upstreams() == 0, timeout=30, what="the live upstream closed")

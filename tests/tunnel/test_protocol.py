@@ -103,3 +103,12 @@ def test_queries() -> None:
 def test_passed_headers_are_filtered() -> None:
     items = [("Content-Type", "video/mp2t"), ("Set-Cookie", "a=b"), ("Server", "x")]
     assert proto.response_headers(items) == [("content-type", "video/mp2t")]
+
+
+def test_live_bodies_start_with_the_live_window() -> None:
+    assert proto.stream_window("/live/gate-camera-1", proto.DEFAULT_WINDOW) == proto.LIVE_WINDOW
+    # never less than the connection's window, and only for the live body
+    assert proto.stream_window("/live/cam", proto.MAX_WINDOW) == proto.MAX_WINDOW
+    for path in ("/stream", "/stream/cam/seg_1.ts", "/live/cam/ws", "/health", "/live/"):
+        assert proto.stream_window(path, proto.DEFAULT_WINDOW) == proto.DEFAULT_WINDOW
+    assert proto.LIVE_WINDOW <= proto.MAX_WINDOW  # one CREDIT increment may carry it

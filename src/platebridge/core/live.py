@@ -128,12 +128,7 @@ class Subscription:
     def __aiter__(self) -> Subscription:
         return self
 
-    async def __anext__(self) -> Message:
-        while not self._queue:
-            if self.close_reason is not None:
-                raise StopAsyncIteration
-            self._wake.clear()
-            await self._wake.wait()
+    def _pop(self) -> Message:
         message = self._queue.popleft()
         if isinstance(message, bytes):
             self.queued_bytes -= len(message)
@@ -141,6 +136,35 @@ class Subscription:
             if self.queued_bytes <= self.budget:
                 self._limit = self.budget
         return message
+
+    async def __anext__(self) -> Message:
+        while not self._queue:
+            if self.close_reason is not None:
+                raise StopAsyncIteration
+            self._wake.clear()
+            await self._wake.wait()
+        return self._pop()
+
+    async def next_batch(self, limit: int) -> Message:
+        """The next message; a fragment is joined with the fragments queued right behind it,
+        up to ``limit`` bytes in all (never fewer than one). A viewer that is behind — the
+        keyframe cache on joining, up to ~250 fragments — gets a few large messages instead
+        of one per frame: one send and one ``appendBuffer`` each instead of hundreds. An init
+        segment and notices stay messages of their own. Raises ``StopAsyncIteration`` at the
+        end, like iterating."""
+        message = await self.__anext__()
+        init = self._fanout.init
+        if not isinstance(message, bytes) or message is init:
+            return message
+        parts, size = [message], len(message)
+        while self._queue:
+            nxt = self._queue[0]
+            if not isinstance(nxt, bytes) or nxt is init or size + len(nxt) > limit:
+                break
+            self._pop()
+            parts.append(nxt)
+            size += len(nxt)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def __aenter__(self) -> Subscription:
         return self

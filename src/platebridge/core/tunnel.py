@@ -21,7 +21,9 @@ One request = one stream (ids chosen by the portal, odd, increasing)::
     portal → POD   CANCEL                                     (viewer left: stop sending)
 
 **Flow control.** Each stream starts with ``window`` bytes of credit (from ``HELLO``); the POD
-sends DATA only within its credit and the portal grants more as the viewer consumes. The portal
+sends DATA only within its credit and the portal grants more as the viewer consumes. A live
+body gets :data:`LIVE_WINDOW` (the portal sends the difference as a ``CREDIT`` right after the
+``REQUEST``). The portal
 therefore reads the WebSocket continuously (it never has more than ``window`` bytes buffered per
 stream), so one slow viewer of a large segment never blocks another stream's playlist on the
 same connection. A POD that exceeds its credit breaks the protocol and is disconnected.
@@ -56,6 +58,11 @@ MAX_CONTROL = 8 * 1024
 MAX_MESSAGE = HEADER.size + MAX_DATA
 DEFAULT_WINDOW = 256 * 1024
 MAX_WINDOW = 16 * 1024 * 1024
+#: Credit of an endless live body (``/live/{camera}``): the portal grants it up to this at the
+#: start, so a new viewer's keyframe cache (up to ``core.live.DEFAULT_CACHE_LIMIT``, ~5 MB for
+#: a 10 s GOP at 4 Mbit/s) crosses at once instead of in ``window``-sized round trips. It costs
+#: no memory in practice: the portal's fan-out reads a live body as fast as it arrives.
+LIVE_WINDOW = 12 * 1024 * 1024
 DEFAULT_MAX_STREAMS = 64
 MAX_STREAM_ID = 2**32 - 1
 
@@ -78,6 +85,7 @@ _ALLOWED_PATHS = (
     re.compile(r"/health"),
     re.compile(rf"/live/{_CAMERA}"),  # the live fMP4 body (never /live/{camera}/ws)
 )
+_LIVE = _ALLOWED_PATHS[-1]
 _QUERY = re.compile(r"[A-Za-z0-9._~%&=+-]*")
 
 
@@ -101,6 +109,12 @@ def allowed_path(path: str) -> bool:
     if ".." in path:
         return False
     return any(p.fullmatch(path) for p in _ALLOWED_PATHS)
+
+
+def stream_window(path: str, window: int) -> int:
+    """The credit a stream for ``path`` gets at its start: ``window``, or :data:`LIVE_WINDOW`
+    for a live body. (The POD needs no change: the extra arrives as an ordinary ``CREDIT``.)"""
+    return max(window, LIVE_WINDOW) if _LIVE.fullmatch(path) else window
 
 
 def allowed_query(query: str) -> bool:

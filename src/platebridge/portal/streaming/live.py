@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
@@ -47,6 +47,10 @@ LINGER_SECONDS = 5.0
 INIT_TIMEOUT = 10.0
 #: Seconds one WebSocket send may take; a viewer slower than that is dropped.
 SEND_TIMEOUT = 10.0
+#: Fragments queued for a viewer are joined into binary messages of up to this size (the
+#: viewer protocol's binary messages are byte ranges of the stream, not one fragment each);
+#: 1 MiB is the default ``max_size`` of common WebSocket clients (Python ``websockets``).
+BATCH_BYTES = 1024 * 1024
 #: A camera restart (the POD ends its body) is bridged for this long, trying again every
 #: RESUME_PAUSE seconds, while the POD says the camera is coming back.
 RESUME_SECONDS = 10.0
@@ -322,8 +326,13 @@ _TOO_SLOW = (TOO_SLOW, "the viewer did not keep up with the live stream", CLOSE_
 
 async def _pump(viewer: LiveViewer, socket: LiveSocket) -> tuple[str, str, int]:
     """Send the subscription's messages; the (code, detail, close code) it ended with."""
-    messages: AsyncIterator[Message] = aiter(viewer.subscription)
-    async for message in messages:
+    subscription = viewer.subscription
+    while True:
+        try:
+            # What is queued goes in few large messages (the keyframe cache on joining).
+            message = await subscription.next_batch(BATCH_BYTES)
+        except StopAsyncIteration:
+            break
         try:
             await _send(socket, message)
         except TimeoutError:

@@ -54,6 +54,7 @@ class TunnelStream:
     )
     queue: asyncio.Queue[_Item] = field(default_factory=asyncio.Queue)
     buffered: int = 0
+    window: int = proto.DEFAULT_WINDOW  # the credit granted at the start (the most buffered)
     finished: bool = False
 
     def __post_init__(self) -> None:
@@ -131,12 +132,16 @@ class TunnelConnection:
             raise TunnelClosed("the tunnel is closed")
         if len(self._streams) >= self.max_streams:
             raise StreamReset("busy", "too many concurrent tunnel requests")
-        stream = TunnelStream(self, next(self._ids))
+        stream = TunnelStream(self, next(self._ids), window=proto.stream_window(path, self.window))
         self._streams[stream.stream_id] = stream
         head = proto.RequestHead(method="GET", path=path, query=query)
         self._outbox.put_nowait(
             proto.encode_control(proto.FrameType.REQUEST, stream.stream_id, head)
         )
+        if stream.window > self.window:  # a live body: its keyframe cache crosses at once
+            self._outbox.put_nowait(
+                proto.encode_credit(stream.stream_id, stream.window - self.window)
+            )
         return stream
 
     def grant(self, stream: TunnelStream, size: int) -> None:
@@ -214,7 +219,7 @@ class TunnelConnection:
             if not stream.head.done():
                 raise proto.TunnelProtocolError("DATA before RESPONSE")
             stream.buffered += len(frame.payload)
-            if stream.buffered > self.window:
+            if stream.buffered > stream.window:
                 raise proto.TunnelProtocolError("DATA beyond the granted credit")
             stream.queue.put_nowait(frame.payload)
         elif kind is proto.FrameType.END:
