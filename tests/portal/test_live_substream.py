@@ -84,3 +84,14 @@ def test_an_invalid_stream_is_422_before_the_upgrade(pod_world: World) -> None:
     with open_ws(f"{url}&stream=main", pod_world.auth) as ws:  # explicit main: the main upstream
         assert start_of_stream(ws)[1] == INIT
     assert pod_world.pod.tokens and "stream=" not in pod_world.pod.tokens[0]
+
+
+def test_direct_mode_live_url_carries_stream_sub(pod_world: World) -> None:
+    url = f"{pod_world.portal.url}/api/pods/{pod_world.tenant.pod_id}"
+    r = httpx.patch(url, json={"stream_mode": "direct"}, headers=pod_world.auth, timeout=15)
+    assert r.status_code == 200, r.text
+    data = token_request(pod_world, stream="sub").json()
+    assert data["stream_mode"] == "direct"
+    base = f"ws://127.0.0.1:{pod_world.pod.port}/live/{CAMERA}/ws?token={data['token']}"
+    assert data["live_url"] == base + "&stream=sub"
+    assert "stream=" not in token_request(pod_world).json()["live_url"]  # main: as before
