@@ -31,6 +31,7 @@ IDENTIFIERS: dict[str, Callable[[Company], str]] = {
     "camera_id": lambda c: c.camera_id,
     "site": lambda c: c.site_name,
     "site_id": lambda c: c.site_id,
+    "community_id": lambda c: c.community_id,  # the lifecycle routes (issue 15)
     "community": lambda c: c.community_id,  # the listings' filter (name or id)
     "user": lambda c: c.admin_email,
     "user_id": lambda c: c.admin_id,
@@ -57,6 +58,10 @@ OTHERS: dict[str, str | None] = {
     "role": "admin",  # PATCH /api/users/{user_id}: own admin stays admin (a no-op)
     "current_password": None,  # POST /api/account/password: the caller's own, no identifier
     "new_password": None,
+    # Object lifecycle (issue 15): the own-company call must change nothing that matters.
+    "confirm": None,  # decommission without it: 422, the pod stays in service
+    "new_pod_id": "matrix-api-pod",  # POST /api/pods: a new wire id, not a lookup
+    "display_name": "Matrix camera",
 }
 #: Routes whose identifier parameter is not a tenant lookup (the login form's e-mail).
 #: Inviting: the e-mail is a new address (one answer, 409, whichever company holds it).
@@ -67,11 +72,18 @@ NOT_TENANT_LOOKUPS = {"POST /api/auth/login", "POST /api/users/invite"}
 FORM_LOOKUPS: dict[str, tuple[str, ...]] = {
     "POST /pods/new": ("site_id",),
     "POST /pods/enrollment-key": ("site_id",),
+    "POST /pods/{pod_id}/move": ("site_id",),
+    "POST /sites/new": ("community_id",),
 }
 FORM_FIXED: dict[str, dict[str, str]] = {
     "POST /pods/new": {"pod_id": "matrix-new-pod", "name": "Matrix POD"},
     "POST /pods/{pod_id}/mode": {"stream_mode": "direct"},
     "POST /users/{user_id}/role": {"role": "admin"},
+    "POST /pods/{pod_id}/rename": {"name": "Matrix POD"},
+    "POST /sites/new": {"name": "Matrix site"},
+    "POST /sites/{site_id}/rename": {"name": "Matrix site renamed"},
+    "POST /sites/communities/{community_id}/rename": {"name": "Matrix community"},
+    "POST /pods/{pod_id}/cameras/{camera_id}/rename": {"display_name": "Matrix camera"},
 }
 
 #: Process-to-process routes (HMAC-signed by the portal's secret key, not for users): outside

@@ -1,12 +1,14 @@
 """Admin forms of the PODs page. Each POST calls the same services as the CLI
-(``services.admin``) after resolving its pod/site through ``scoping`` (404 outside the
-company); secrets are shown once on the answering page (``Cache-Control: no-store``)."""
+(``services.pod_lifecycle``) after resolving its pod/site through ``scoping`` (404 outside the
+company); secrets are shown once on the answering page (``Cache-Control: no-store``). Every
+change is in the company's change trail (the audit page)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
+from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
 
 from platebridge.portal.csrf import form_fields
@@ -14,10 +16,11 @@ from platebridge.portal.db import Database
 from platebridge.portal.deps import AdminUser, CurrentUser, Db, Hub, Settings, Streaming, page
 from platebridge.portal.errors import ApiError
 from platebridge.portal.listing import list_pods
-from platebridge.portal.models import STREAM_MODES, Site, User, as_stream_mode
+from platebridge.portal.models import STREAM_MODES, Pod, Site, User, as_stream_mode
 from platebridge.portal.pages.render import render
+from platebridge.portal.routes.pod_admin import close_tunnel
 from platebridge.portal.scoping import get_pod_for_user, get_site_for_user, scoped_sites
-from platebridge.portal.services import admin
+from platebridge.portal.services import admin, pod_lifecycle, tenancy
 from platebridge.portal.services.pod_config import render_pod_config
 from platebridge.portal.settings import PortalSettings
 from platebridge.portal.streaming.state import StreamingState
@@ -52,6 +55,15 @@ async def _pods_page(
             tunnels=hub.connected,
         )
         sites = list((await session.scalars(scoped_sites(user).order_by(Site.name))).all())
+        decommissioned = set(
+            (
+                await session.scalars(
+                    select(Pod.pod_id).where(
+                        Pod.company_id == user.company_id, Pod.decommissioned_at.is_not(None)
+                    )
+                )
+            ).all()
+        )
     return render(
         request,
         "pods.html",
@@ -59,6 +71,7 @@ async def _pods_page(
         no_store=shown is not None,
         pods=pods,
         sites=sites,
+        decommissioned=decommissioned,
         stream_modes=STREAM_MODES,
         shown=shown,
         error=error,
@@ -82,8 +95,8 @@ async def add_pod(
     try:
         async with db.write() as session:
             site = await get_site_for_user(session, user, form.get("site_id", ""))
-            created = await admin.create_pod(
-                session, str(site.id), form.get("pod_id", ""), form.get("name") or None
+            created = await pod_lifecycle.create_pod(
+                session, site, form.get("pod_id", "").strip(), form.get("name") or None, user
             )
             shown = {
                 "title": f"POD {created.pod.pod_id} added",
@@ -96,9 +109,11 @@ async def add_pod(
                     created.stream_token_secret,
                 ),
             }
-    except admin.AdminError as exc:
+    except ApiError as exc:
+        if exc.status == 404:
+            raise
         return await _pods_page(
-            request, user, db, settings, state, hub, error=str(exc), status_code=400
+            request, user, db, settings, state, hub, error=exc.message, status_code=400
         )
     return await _pods_page(request, user, db, settings, state, hub, shown=shown)
 
@@ -116,7 +131,7 @@ async def rotate_key(
 ) -> Response:
     async with db.write() as session:
         pod = await get_pod_for_user(session, user, pod_id)
-        issued = await admin.rotate_pod_key(session, pod)
+        issued = await pod_lifecycle.rotate_key(session, pod, user)
     shown = {
         "title": f"New API key for POD {pod_id} (the old one is revoked)",
         "api_key": issued.api_key,
@@ -137,7 +152,7 @@ async def rotate_secret(
 ) -> Response:
     async with db.write() as session:
         pod = await get_pod_for_user(session, user, pod_id)
-        secret = await admin.rotate_pod_stream_secret(session, pod)
+        secret = await pod_lifecycle.rotate_secret(session, pod, user)
     shown = {
         "title": f"New stream secret for POD {pod_id} (tokens signed with the old one are refused)",
         "stream_token_secret": secret,
@@ -156,7 +171,7 @@ async def stream_mode(request: Request, user: AdminUser, db: Db, pod_id: Slug) -
         raise ApiError(422, "validation_error", f"stream mode must be one of {allowed}")
     async with db.write() as session:
         pod = await get_pod_for_user(session, user, pod_id)
-        pod.stream_mode = mode
+        await pod_lifecycle.set_stream_mode(session, pod, mode, user)
     return RedirectResponse("/pods", status_code=303)
 
 
@@ -169,6 +184,7 @@ async def enrollment_key(
     async with db.write() as session:
         site = await get_site_for_user(session, user, form.get("site_id", ""))
         _, issued = await admin.issue_enrollment_key(session, str(site.id))
+        tenancy.record_enrollment_key(session, site, issued.key.id, user)
         site_name = site.name
     shown = {
         "title": f"Enrollment key for site {site_name}",
@@ -176,3 +192,144 @@ async def enrollment_key(
         "note": "PODs configured with this key register themselves under this site.",
     }
     return await _pods_page(request, user, db, settings, state, hub, shown=shown)
+
+
+# --- lifecycle: rename, move, decommission, re-enable, delete ---------------------------------
+
+
+async def _refused(
+    request: Request,
+    user: User,
+    db: Database,
+    settings: PortalSettings,
+    state: StreamingState,
+    hub: TunnelHub,
+    exc: ApiError,
+) -> Response:
+    """A refusal (409/422) as the PODs page with its message; 404 stays the error page."""
+    if exc.status == 404:
+        raise exc
+    return await _pods_page(
+        request, user, db, settings, state, hub, error=exc.message, status_code=exc.status
+    )
+
+
+@router.post("/{pod_id}/rename")
+@page
+async def rename(
+    request: Request,
+    user: AdminUser,
+    db: Db,
+    settings: Settings,
+    state: Streaming,
+    hub: Hub,
+    pod_id: Slug,
+) -> Response:
+    name = (await form_fields(request)).get("name", "")
+    try:
+        async with db.write() as session:
+            pod = await get_pod_for_user(session, user, pod_id)
+            await pod_lifecycle.rename_pod(session, pod, name, user)
+    except ApiError as exc:
+        return await _refused(request, user, db, settings, state, hub, exc)
+    return RedirectResponse("/pods", status_code=303)
+
+
+@router.post("/{pod_id}/move")
+@page
+async def move(
+    request: Request,
+    user: AdminUser,
+    db: Db,
+    settings: Settings,
+    state: Streaming,
+    hub: Hub,
+    pod_id: Slug,
+) -> Response:
+    site_id = (await form_fields(request)).get("site_id", "")
+    async with db.write() as session:
+        pod = await get_pod_for_user(session, user, pod_id)
+        site = await get_site_for_user(session, user, site_id)  # another company's: 404
+        _, note = await pod_lifecycle.move_pod(session, pod, site, user)
+    if note:
+        return await _pods_page(request, user, db, settings, state, hub, error=note)
+    return RedirectResponse("/pods", status_code=303)
+
+
+@router.post("/{pod_id}/decommission")
+@page
+async def decommission(
+    request: Request,
+    user: AdminUser,
+    db: Db,
+    settings: Settings,
+    state: Streaming,
+    hub: Hub,
+    pod_id: Slug,
+) -> Response:
+    confirm = (await form_fields(request)).get("confirm", "").strip()
+    try:
+        async with db.write() as session:
+            pod = await get_pod_for_user(session, user, pod_id)
+            if confirm != pod.pod_id:
+                raise ApiError(
+                    422,
+                    "confirmation_required",
+                    f"type the POD id {pod.pod_id!r} to confirm decommissioning it",
+                )
+            await pod_lifecycle.decommission(session, pod, user)
+            pod_uuid = pod.id
+    except ApiError as exc:
+        return await _refused(request, user, db, settings, state, hub, exc)
+    close_tunnel(hub, pod_uuid)
+    return RedirectResponse("/pods", status_code=303)
+
+
+@router.post("/{pod_id}/enable")
+@page
+async def enable(
+    request: Request,
+    user: AdminUser,
+    db: Db,
+    settings: Settings,
+    state: Streaming,
+    hub: Hub,
+    pod_id: Slug,
+) -> Response:
+    try:
+        async with db.write() as session:
+            pod = await get_pod_for_user(session, user, pod_id)
+            creds = await pod_lifecycle.reenable(session, pod, user)
+    except ApiError as exc:
+        return await _refused(request, user, db, settings, state, hub, exc)
+    shown = {
+        "title": f"POD {pod_id} re-enabled: its new key and stream secret",
+        "api_key": creds.api_key,
+        "stream_token_secret": creds.stream_token_secret,
+        "config_yaml": render_pod_config(
+            pod_id, portal_url(request), creds.api_key, creds.stream_token_secret
+        ),
+        "note": "Put them into the POD's config.yaml and restart the POD agent; its cameras "
+        "come back with its next heartbeat.",
+    }
+    return await _pods_page(request, user, db, settings, state, hub, shown=shown)
+
+
+@router.post("/{pod_id}/delete")
+@page
+async def delete(
+    request: Request,
+    user: AdminUser,
+    db: Db,
+    settings: Settings,
+    state: Streaming,
+    hub: Hub,
+    pod_id: Slug,
+) -> Response:
+    try:
+        async with db.write() as session:
+            pod = await get_pod_for_user(session, user, pod_id)
+            await pod_lifecycle.delete_pod(session, pod, user)
+    except ApiError as exc:
+        return await _refused(request, user, db, settings, state, hub, exc)
+    return RedirectResponse("/pods", status_code=303)

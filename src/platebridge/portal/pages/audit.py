@@ -1,4 +1,5 @@
-"""``/audit``: the company's stream-access trail for admins (``services.audit``), filterable."""
+"""``/audit``: the company's stream-access trail for admins (``services.audit``), filterable,
+and next to it the admin-change trail (``services.changes``: who changed what, when)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from platebridge.portal.deps import AdminUser, Db, page
 from platebridge.portal.pages.render import render
 from platebridge.portal.scoping import scoped_audit_events
 from platebridge.portal.services.audit import Action, AuditFilter, list_events
+from platebridge.portal.services.changes import change_dict, list_changes
 
 router = APIRouter(include_in_schema=False)
 ACTIONS: dict[str, Action] = {"token_issued": "token_issued", "stream_started": "stream_started"}
@@ -35,5 +37,6 @@ async def audit_page(
     )
     async with db.read() as session:
         events = await list_events(session, scoped_audit_events(user), flt)
+        trail = [change_dict(row) for row in await list_changes(session, user.company_id)]
     filters = {"pod_id": pod_id, "camera_id": camera_id, "user": user_filter, "action": action}
-    return render(request, "audit.html", events=events, filters=filters)
+    return render(request, "audit.html", events=events, filters=filters, changes=trail)

@@ -119,11 +119,11 @@ async def move_pod(body: Move, user: AdminUser, db: Db, pod_id: PodId) -> dict[s
 
 @router.post("/{pod_id}/decommission")
 async def decommission_pod(
-    body: Decommission, user: AdminUser, db: Db, hub: Hub, pod_id: PodId
+    user: AdminUser, db: Db, hub: Hub, pod_id: PodId, body: Decommission | None = None
 ) -> dict[str, Any]:
     async with db.write() as session:
         pod = await get_pod_for_user(session, user, pod_id)  # 404 first: nothing else leaks
-        if body.confirm != pod.pod_id:
+        if body is None or body.confirm != pod.pod_id:
             raise ApiError(
                 422, "confirmation_required", "confirm must repeat the pod id to decommission it"
             )
