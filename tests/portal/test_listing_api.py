@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -295,3 +296,34 @@ def test_pods_pages_and_filters(app_portal: AppPortal, world: World, db_url: str
     assert online == {"pod-a1", "pod-a2", "pod-b1"} and offline == {"aa-unused"}
     r = get(app_portal, "/api/pods", auth, status="bogus")
     assert r.status_code == 422
+
+
+def test_decommissioned_pods_cameras_are_neither_listed_nor_counted(
+    app_portal: AppPortal, db_url: str
+) -> None:
+    from sqlalchemy import update
+
+    from platebridge.portal.models import Pod, utcnow
+    from platebridge.portal.services import admin
+
+    t = seed_company(db_url)
+    auth = app_portal.login(t.email, t.password)
+    heartbeat(app_portal, t.api_key, cameras_doc(t.pod_id, 3))
+    keys: list[str] = []
+
+    async def second_pod(s: Any) -> None:
+        keys.append((await admin.create_pod(s, t.site_id, "pod-live", "live")).api_key)
+
+    asyncio.run(in_session(db_url, second_pod))
+    heartbeat(app_portal, keys[0], cameras_doc("pod-live", 2))
+    assert get(app_portal, "/api/cameras", auth, limit=1).json()["total"] == 5
+
+    async def decommission(s: Any) -> None:
+        mine = (Pod.company_id == uuid.UUID(t.company_id), Pod.pod_id == t.pod_id)
+        await s.execute(update(Pod).where(*mine).values(decommissioned_at=utcnow()))
+
+    asyncio.run(in_session(db_url, decommission))
+    for params in ({"limit": 1}, {"limit": 1, "status": "active"}, {"q": "a", "limit": 1}):
+        body = get(app_portal, "/api/cameras", auth, **params).json()
+        assert body["total"] == 2, params
+        assert {c["pod_id"] for c in walk(app_portal, auth, **params)} == {"pod-live"}

@@ -22,7 +22,7 @@ from platebridge.portal.listing_query import (
     after_key,
 )
 from platebridge.portal.models import Camera, CameraStatus, Pod, Site, User, utcnow
-from platebridge.portal.scoping import scoped_cameras, scoped_pods
+from platebridge.portal.scoping import scoped_camera_pods, scoped_cameras, scoped_pods
 from platebridge.portal.status import camera_streamable, effective_pod_status
 from platebridge.portal.streaming.live import live_path
 from platebridge.portal.streaming.select import proxy_refusal
@@ -96,7 +96,7 @@ async def _pod_id_lists(
     pods_only = Filters(site=filters.site, community=filters.community, pod_id=filters.pod_id)
     onward = tuple_(*POD_ORDER) >= tuple_(*after[:2]) if after is not None else true()
     ids_stmt = pods_only.apply(
-        scoped_pods(user).with_only_columns(Pod.id, onward), user, 0, now, cameras=False
+        scoped_camera_pods(user).with_only_columns(Pod.id, onward), user, 0, now, cameras=False
     )
     rows = list(await session.execute(ids_stmt.order_by(*POD_ORDER)))
     return [r[0] for r in rows], [r[0] for r in rows if r[1]]

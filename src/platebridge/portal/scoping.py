@@ -34,6 +34,11 @@ def scoped_cameras(user: User) -> Select[Camera, Pod, Site]:
     )
 
 
+def scoped_camera_pods(user: User) -> Select[Pod, Site]:
+    """The pods whose cameras :func:`scoped_cameras` shows (the listings page by these pods)."""
+    return scoped_pods(user).where(Pod.decommissioned_at.is_(None))
+
+
 def scoped_audit_events(user: User) -> Select[AuditEvent]:
     """Audit rows of the user's company (routes add the admin check)."""
     return company_audit_events(user.company_id)
