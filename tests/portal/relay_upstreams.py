@@ -21,7 +21,8 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.responses import Response
 
-from platebridge.portal.streaming.relay import PodRelay, UpstreamError, upstream_error_handler
+from platebridge.portal.streaming.relay import PodRelay
+from platebridge.portal.streaming.relay_errors import UpstreamError, upstream_error_handler
 from tests.support.procs import free_port
 
 T = TypeVar("T")

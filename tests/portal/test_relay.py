@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from platebridge.portal.streaming.relay import PodRelay, UpstreamError
+from platebridge.portal.streaming.relay import PodRelay
+from platebridge.portal.streaming.relay_errors import UpstreamError
 from platebridge.portal.streaming.ssrf import parse_networks
 from tests.portal.relay_upstreams import PLAYLIST, LoopThread, RelayServer, Upstream, payload
 from tests.support.procs import free_port

@@ -37,7 +37,7 @@ from platebridge.portal.streaming.live import (
     stream_query,
 )
 from platebridge.portal.streaming.path import PodStream, open_stream
-from platebridge.portal.streaming.relay import UpstreamBody, UpstreamError
+from platebridge.portal.streaming.relay_errors import UpstreamBody, UpstreamError
 from platebridge.portal.streaming.select import Method, Upstream
 
 LIVE_PATH = "/api/pod/live/{pod_id}"

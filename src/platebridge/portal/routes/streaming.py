@@ -32,11 +32,8 @@ from platebridge.portal.streaming.hls_rewrite import SEGMENT_NAME, PlaylistError
 from platebridge.portal.streaming.hls_rewrite import segment_uri_for as portal_segment_uri_for
 from platebridge.portal.streaming.issue_token import issue_stream_token
 from platebridge.portal.streaming.path import PodStream, open_stream
-from platebridge.portal.streaming.relay import (
-    PLAYLIST_MEDIA_TYPE,
-    UpstreamError,
-    upstream_error_handler,
-)
+from platebridge.portal.streaming.relay import PLAYLIST_MEDIA_TYPE
+from platebridge.portal.streaming.relay_errors import UpstreamError, upstream_error_handler
 from platebridge.portal.streaming.select import Upstream
 from platebridge.portal.streaming.snapshot import fetch_snapshot
 

@@ -18,7 +18,7 @@ from urllib.parse import quote
 from platebridge.portal.settings import PortalSettings
 from platebridge.portal.streaming.access_cache import Access
 from platebridge.portal.streaming.authorize import require_online
-from platebridge.portal.streaming.relay import UpstreamError
+from platebridge.portal.streaming.relay_errors import UpstreamError
 from platebridge.portal.streaming.select import Upstream
 from platebridge.portal.streaming.state import StreamingState
 

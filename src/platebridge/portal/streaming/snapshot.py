@@ -6,7 +6,8 @@ import asyncio
 
 import httpx
 
-from platebridge.portal.streaming.relay import PodRelay, UpstreamError
+from platebridge.portal.streaming.relay import PodRelay
+from platebridge.portal.streaming.relay_errors import UpstreamError
 
 MAX_SNAPSHOT_BYTES = 4 * 1024 * 1024
 

@@ -10,7 +10,8 @@ from platebridge.portal.services import audit
 from platebridge.portal.settings import PortalSettings
 from platebridge.portal.streaming.access_cache import AccessCache
 from platebridge.portal.streaming.live import LiveRelays
-from platebridge.portal.streaming.relay import PodRelay, UpstreamError
+from platebridge.portal.streaming.relay import PodRelay
+from platebridge.portal.streaming.relay_errors import UpstreamError
 from platebridge.portal.streaming.select import (
     ReachabilityCache,
     Upstream,

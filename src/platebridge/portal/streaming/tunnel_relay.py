@@ -7,7 +7,8 @@ chooses between proxy and tunnel and so imports the tunnel; the tunnel never imp
 from __future__ import annotations
 
 from platebridge.portal.settings import PortalSettings
-from platebridge.portal.streaming.relay import PodRelay, relay_client
+from platebridge.portal.streaming.relay import PodRelay
+from platebridge.portal.streaming.relay_pools import relay_client
 from platebridge.portal.tunnel.hub import TunnelHub
 from platebridge.portal.tunnel.transport import TunnelTransport
 
