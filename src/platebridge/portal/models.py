@@ -160,6 +160,9 @@ class Camera(Base):
     __table_args__ = (
         UniqueConstraint("pod_id", "camera_id"),
         one_of("status", CameraStatus),
+        #: The listings' status filter and the pods listing's per-status camera counts
+        #: (index-only on PostgreSQL); migration 0009.
+        Index(None, "pod_id", "status"),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
     pod_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pods.id", ondelete="CASCADE"))
