@@ -51,9 +51,10 @@ def make_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, pool_size=16, max_overflow=16)
         _sqlite_setup(engine)
         return engine
-    # PostgreSQL: 24 (+16) here plus the heartbeat fast path's own 8 (``Database.pg_fetch``)
-    # keeps a portal at <= 48 server connections, as before that pool existed.
-    return create_async_engine(url, pool_size=24, max_overflow=16, pool_pre_ping=False)
+    # PostgreSQL: 20 (+16) here plus the heartbeat fast path's own 4 (``Database.pg_fetch``)
+    # keeps a portal at <= 40 server connections (docs/deploy.md, "Several portal processes":
+    # N processes need N x 40 of the server's max_connections).
+    return create_async_engine(url, pool_size=20, max_overflow=16, pool_pre_ping=False)
 
 
 def dialect_insert(session: AsyncSession) -> Any:
@@ -83,6 +84,7 @@ class Database:
         self._pg_pool: asyncpg.Pool | None = None
         self._pg_pool_lock = asyncio.Lock()
         self._sqlite_sync: sqlite3.Connection | None = None
+        self._coalescers: dict[str, _Coalescer] = {}
 
     @asynccontextmanager
     async def _sqlite_writer(self) -> AsyncIterator[None]:
@@ -139,9 +141,22 @@ class Database:
             if self._pg_pool is None:
                 cargs, cparams = self.engine.dialect.create_connect_args(self.engine.url)
                 self._pg_pool = await asyncpg.create_pool(
-                    *cargs, min_size=1, max_size=8, reset=_no_reset, **cparams
+                    *cargs, min_size=1, max_size=PG_FAST_POOL_SIZE, reset=_no_reset, **cparams
                 )
             return self._pg_pool
+
+    async def pg_coalesced(self, sql: str, row: tuple[Any, ...]) -> Any | None:
+        """PostgreSQL: one row of a statement that concurrent callers share.
+
+        ``sql`` takes one array parameter per field of ``row`` plus a last ``int[]`` of
+        ordinals, and returns rows whose first column is the ordinal of the caller they
+        answer (at most one each). Callers arriving while the statement's previous runs are
+        in flight are sent together as one statement (see :class:`_Coalescer`); each gets
+        its own row, or None when the statement returned none for it."""
+        coalescer = self._coalescers.get(sql)
+        if coalescer is None:
+            coalescer = self._coalescers[sql] = _Coalescer(self, sql)
+        return await coalescer.submit(row)
 
     def sqlite_try_write(self, sql: str, params: tuple[Any, ...]) -> list[Any] | None:
         """SQLite: run one autocommitted write statement synchronously on the event loop, or
@@ -183,6 +198,79 @@ class Database:
             self._sqlite_sync.close()
             self._sqlite_sync = None
         await self.engine.dispose()
+
+
+#: The heartbeat fast path's own asyncpg connections (``Database.pg_fetch``).
+PG_FAST_POOL_SIZE = 4
+#: Runs of one coalesced statement in flight at once; callers arriving meanwhile queue and
+#: go together in the next run. Two keep the connection busy while the next batch forms.
+COALESCE_IN_FLIGHT = 2
+#: At most this many callers in one run (bounds the arrays and the statement's time).
+COALESCE_MAX_BATCH = 256
+
+
+class _Coalescer:
+    """Group commit for one statement shape (the unchanged heartbeat's timestamp UPDATE).
+
+    At 2,000 heartbeats/s one statement per heartbeat spent as much CPU on the driver and the
+    server (a round trip, a pool checkout, an executor per statement) as the rest of the
+    request. Here a caller queues its row; while fewer than ``COALESCE_IN_FLIGHT`` runs are
+    in flight a run starts on the next loop turn with every queued row, otherwise the rows
+    wait for a run to finish. Idle, a caller waits one loop turn; busy, at most one run more
+    — and the busier the process, the bigger (and cheaper per row) the runs.
+    """
+
+    def __init__(self, db: Database, sql: str) -> None:
+        self.db, self.sql = db, sql
+        self.pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self.in_flight = 0
+        self.scheduled = False
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def submit(self, row: tuple[Any, ...]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self.pending.append((row, future))
+        self._schedule(loop)
+        return future
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.pending and not self.scheduled and self.in_flight < COALESCE_IN_FLIGHT:
+            self.scheduled = True
+            loop.call_soon(self._start)
+
+    def _start(self) -> None:
+        self.scheduled = False
+        batch = [item for item in self.pending[:COALESCE_MAX_BATCH] if not item[1].done()]
+        del self.pending[:COALESCE_MAX_BATCH]
+        if batch:
+            self.in_flight += 1
+            task = asyncio.ensure_future(self._run(batch))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        self._schedule(asyncio.get_running_loop())
+
+    async def _run(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+        try:
+            columns = [list(c) for c in zip(*(row for row, _ in batch), strict=True)]
+            rows = await self.db.pg_fetch(self.sql, *columns, list(range(len(batch))))
+        except BaseException as exc:
+            for _, future in batch:
+                if not future.done():
+                    if isinstance(exc, asyncio.CancelledError):
+                        future.cancel()
+                    else:
+                        future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            answers = {row[0]: row for row in rows}
+            for n, (_, future) in enumerate(batch):
+                if not future.done():
+                    future.set_result(answers.get(n))
+        finally:
+            self.in_flight -= 1
+            self._schedule(asyncio.get_running_loop())
 
 
 async def _no_reset(_conn: asyncpg.Connection) -> None:

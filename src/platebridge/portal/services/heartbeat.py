@@ -157,16 +157,18 @@ async def fast_heartbeat(
     """Refresh ``last_heartbeat`` if nothing else changed and return the pod's stream mode
     (for the response's ``tunnel``); None means "take the slow path".
 
-    One statement on the driver itself (see ``Database.pg_fetch`` / ``sqlite_try_write``):
-    it authenticates the pod key, checks pod_id and digest, and writes the timestamp."""
+    One statement on the driver itself (see ``Database.pg_coalesced`` / ``sqlite_try_write``):
+    it authenticates the pod key, checks pod_id and digest, and writes the timestamp. On
+    PostgreSQL concurrent heartbeats share one statement (group commit, ``_FAST_SQL_PG``)."""
     if not db.is_sqlite:
-        rows = await db.pg_fetch(_FAST_SQL_PG, key_hash, req.pod_id, digest, now)
-    else:
-        params = (key_hash, req.pod_id, digest, _sqlite_time(db)(now))
-        found = db.sqlite_try_write(_FAST_SQL_SQLITE, params)
-        if found is None:  # the write lock is taken: queue like every other writer
-            found = await db.execute_single(_FAST_UPDATE, _fast_params(key_hash, req, digest, now))
-        rows = found
+        row = await db.pg_coalesced(_FAST_SQL_PG, (key_hash, req.pod_id, digest, now))
+        return None if row is None else str(row[1])
+    params = (key_hash, req.pod_id, digest, _sqlite_time(db)(now))
+    rows: list[Any] | None = db.sqlite_try_write(_FAST_SQL_SQLITE, params)
+    if rows is None:  # the write lock is taken: queue like every other writer
+        rows = list(
+            await db.execute_single(_FAST_UPDATE, _fast_params(key_hash, req, digest, now))
+        )
     return str(rows[0][1]) if len(rows) == 1 else None
 
 
@@ -193,7 +195,20 @@ _FAST_SQL = (
     "AND pods.pod_id = {pod} AND pods.heartbeat_digest = {digest} "
     "RETURNING pods.id, pods.stream_mode"
 )
-_FAST_SQL_PG = _FAST_SQL.format(key="$1", pod="$2", digest="$3", now="$4")
+# PostgreSQL: the same checks for a batch of heartbeats, one array per field and the
+# callers' ordinals (``Database.pg_coalesced``). Plan: nested loops over the arrays with the
+# key_hash and pods primary-key indexes. A pod twice in one batch updates once and answers
+# once: its other heartbeat takes the slow path, which applies it in full.
+_FAST_SQL_PG = (
+    "UPDATE pods SET last_heartbeat = b.now "
+    "FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::timestamptz[], $5::int[]) "
+    "AS b(key_hash, pod_id, digest, now, n) "
+    "JOIN api_keys ON api_keys.key_hash = b.key_hash AND api_keys.kind = 'pod' "
+    "AND api_keys.revoked_at IS NULL "
+    "WHERE pods.id = api_keys.pod_id AND pods.pod_id = b.pod_id "
+    "AND pods.heartbeat_digest = b.digest "
+    "RETURNING b.n, pods.stream_mode"
+)
 _FAST_SQL_SQLITE = _FAST_SQL.format(key="?1", pod="?2", digest="?3", now="?4")
 
 
