@@ -20,14 +20,10 @@
 set -euo pipefail
 # The whole script is one block, read before it runs: editing the file mid-run cannot derail it.
 {
-die() { echo "fresh-machine-check: ERROR: $*" >&2; exit 1; }
-log() { echo "fresh-machine-check: [$(date -u +%H:%M:%S)] $*"; }
-
-[ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, mount, chroot): sudo bash $0 $*"
-# Everything runs in a private mount namespace: whatever happens, no mount outlives the check.
-if [ -z "${FRESH_IN_NS:-}" ]; then
-  FRESH_IN_NS=1 exec unshare --mount --propagation private -- "$BASH" "$0" "$@"
-fi
+FRESH_NAME=fresh-machine-check
+# shellcheck source=scripts/lib/rootfs.sh
+. "$(dirname "$0")/lib/rootfs.sh"
+fresh_enter_namespace "$@"  # root; a private mount namespace: no mount outlives the check
 
 KEEP=0 AS_ROOT=0 TARGET=debian12 REPO=""
 while [ $# -gt 0 ]; do
@@ -53,32 +49,6 @@ DEMO_LOG="$WORK/demo.log"
 START=$SECONDS
 
 # --- the host: debootstrap, the mirror --------------------------------------------------------
-
-# The first http(s) mirror that the host's apt sources give for a suite (one-line and deb822).
-host_mirror() {
-  local suite=$1 f
-  {
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-      [ -r "$f" ] || continue
-      awk -v s="$suite" '$1 == "deb" {
-          i = 2; if ($2 ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
-          if ($(i + 1) == s) print $i }' "$f"
-    done
-    for f in /etc/apt/sources.list.d/*.sources; do
-      [ -r "$f" ] || continue
-      awk -v s="$suite" 'BEGIN { RS = ""; FS = "\n" } {
-          uris = ""; suites = ""; deb = 0; on = 1
-          for (j = 1; j <= NF; j++) {
-            l = $j; if (l ~ /^#/) continue
-            if (l ~ /^Types:/ && l ~ /[ \t]deb([ \t]|$)/) deb = 1
-            if (l ~ /^URIs:/) { sub(/^URIs:[ \t]*/, "", l); uris = l }
-            if (l ~ /^Suites:/) { sub(/^Suites:[ \t]*/, "", l); suites = " " l " " }
-            if (l ~ /^Enabled:[ \t]*[Nn]o/) on = 0
-          }
-          if (deb && on && index(suites, " " s " ")) { split(uris, u, /[ \t]+/); print u[1] } }' "$f"
-    done
-  } | grep -E '^https?://' | head -n 1 || true
-}
 
 case "$TARGET" in
   debian12)
@@ -117,20 +87,6 @@ curl -sfI -m 10 "$MIRROR/dists/$SUITE/Release" >/dev/null \
 # --- clean-up: always, in every way the check can end -----------------------------------------
 
 DEMO_PID=""
-chroot_pids() {  # every process whose root is our rootfs
-  local p
-  for p in /proc/[0-9]*; do
-    [ "$(readlink "$p/root" 2>/dev/null)" = "$ROOT" ] && echo "${p#/proc/}"
-  done
-  return 0
-}
-unmount_all() {
-  local m
-  # Deepest first; lazily if something still holds one (the namespace drops them anyway).
-  for m in $(findmnt -rn -o TARGET | grep -F "$ROOT" | sort -r); do
-    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-  done
-}
 # shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
   local code=$?
@@ -138,32 +94,19 @@ cleanup() {
     kill -INT -- "-$DEMO_PID" 2>/dev/null || true
     sleep 5
   fi
-  local left
-  left="$(chroot_pids)"
-  if [ -n "$left" ]; then
-    # shellcheck disable=SC2086
-    kill -KILL $left 2>/dev/null || true
-  fi
-  unmount_all
+  rootfs_release
   if [ "$code" -ne 0 ]; then
     echo "fresh-machine-check: FAIL $TARGET (commit $COMMIT) after $(elapsed $((SECONDS - START)))." \
       "Logs: $WORK/debootstrap.log, $DEMO_LOG; rootfs kept in $ROOT" >&2
   fi
   exit "$code"
 }
-elapsed() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- the root filesystem ----------------------------------------------------------------------
 
-mkdir -p "$WORK"
-unmount_all
-if [ -d "$ROOT" ]; then
-  ! findmnt -rn -o TARGET | grep -qF "$ROOT" || die "something is still mounted in $ROOT"
-  log "removing the previous rootfs $ROOT"
-  rm -rf --one-file-system "$ROOT"
-fi
+rootfs_clear
 rm -f "$DEMO_LOG"
 START=$SECONDS  # the times are the check's own, not the removal of an old rootfs
 
@@ -180,54 +123,13 @@ if [ "$TARGET" = ubuntu2404 ]; then
     DB_ARGS+=(--no-check-gpg)
   fi
 fi
-SCRIPT=()
-[ -e "/usr/share/debootstrap/scripts/$SUITE" ] || SCRIPT=(/usr/share/debootstrap/scripts/gutsy)
+DB_SCRIPT=()
+[ -e "/usr/share/debootstrap/scripts/$SUITE" ] || DB_SCRIPT=(/usr/share/debootstrap/scripts/gutsy)
 
 : >"$WORK/debootstrap.log"
-T0=$SECONDS
-log "debootstrap $SUITE (${DB_ARGS[*]}) from $MIRROR into $ROOT (log: $WORK/debootstrap.log)"
-if [ "$KEEP" = 1 ]; then
-  TARBALL="$WORK/debootstrap-$SUITE.tgz"
-  if [ ! -f "$TARBALL" ]; then
-    debootstrap "${DB_ARGS[@]}" --make-tarball="$TARBALL" "$SUITE" "$WORK/tarball-tmp" \
-      "$MIRROR" "${SCRIPT[@]}" >>"$WORK/debootstrap.log" 2>&1 || die "debootstrap failed"
-    rm -rf --one-file-system "$WORK/tarball-tmp"
-  fi
-  DB_ARGS+=(--unpack-tarball="$TARBALL")
-fi
-debootstrap "${DB_ARGS[@]}" "$SUITE" "$ROOT" "$MIRROR" "${SCRIPT[@]}" \
-  >>"$WORK/debootstrap.log" 2>&1 || die "debootstrap failed (see $WORK/debootstrap.log)"
-T_DEBOOTSTRAP=$((SECONDS - T0))
-log "debootstrap done in $(elapsed $T_DEBOOTSTRAP) ($(du -sh --one-file-system "$ROOT" | cut -f1))"
-
-printf '%s\n' "$SOURCES" >"$ROOT/etc/apt/sources.list"
-# apt in the chroot must not start daemons (nginx's postinst would): the Debian way to say so.
-printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"
-chmod 755 "$ROOT/usr/sbin/policy-rc.d"
-cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
-# The chroot shares the host's hostname (sudo looks it up).
-HOSTNAME_NOW="$(cat /proc/sys/kernel/hostname)"
-echo "$HOSTNAME_NOW" >"$ROOT/etc/hostname"
-printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost\n' "$HOSTNAME_NOW" \
-  >"$ROOT/etc/hosts"
-
-# A host that reaches the internet through a TLS-inspecting proxy trusts its CA from
-# /usr/local/share/ca-certificates; the chroot must too (as any machine behind it would), and
-# pip and npm are pointed at the system bundle (npm does not read it by itself). Without local
-# CAs on the host, nothing is added.
-TLS_ENV=()
-if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
-  cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
-  chroot "$ROOT" update-ca-certificates >/dev/null 2>&1 || die "update-ca-certificates failed"
-  TLS_ENV=(PIP_CERT=/etc/ssl/certs/ca-certificates.crt
-    NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt)
-  log "the host's local CAs are trusted in the chroot too (${TLS_ENV[*]})"
-fi
-
-mount -t proc proc "$ROOT/proc"
-mount -t sysfs sysfs "$ROOT/sys"
-mount --bind /dev "$ROOT/dev"
-mount --bind /dev/pts "$ROOT/dev/pts"
+rootfs_debootstrap "$SUITE" "$MIRROR" "$KEEP"
+rootfs_configure "$SOURCES"
+rootfs_mount
 mount -t tmpfs -o mode=1777,nosuid,nodev shm "$ROOT/dev/shm"
 
 if [ "$AS_ROOT" = 1 ]; then

@@ -23,14 +23,10 @@
 # FRESH_PORTAL_PORT (18180), FRESH_POD_PORT (18100), FRESH_CAMERA_PORT (18654).
 set -euo pipefail
 
-die() { echo "fresh-pod-check: ERROR: $*" >&2; exit 1; }
-log() { echo "fresh-pod-check: [$(date -u +%H:%M:%S)] $*"; }
-elapsed() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
-
-[ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, mount, chroot): sudo bash $0"
-if [ -z "${FRESH_IN_NS:-}" ]; then  # a private mount namespace: no mount outlives the check
-  FRESH_IN_NS=1 exec unshare --mount --propagation private -- "$BASH" "$0" "$@"
-fi
+FRESH_NAME=fresh-pod-check
+# shellcheck source=scripts/lib/rootfs.sh
+. "$(dirname "$0")/lib/rootfs.sh"
+fresh_enter_namespace "$@"
 KEEP=0
 [ "${1:-}" = --keep ] && KEEP=1
 REPO="$(cd "$(dirname "$0")/.." && git rev-parse --show-toplevel)"
@@ -49,24 +45,10 @@ done
 START=$SECONDS
 
 PIDS=()
-chroot_pids() {
-  local p
-  for p in /proc/[0-9]*; do [ "$(readlink "$p/root" 2>/dev/null)" = "$ROOT" ] && echo "${p#/proc/}"; done
-  return 0
-}
-unmount_all() {
-  local m
-  for m in $(findmnt -rn -o TARGET | grep -F "$ROOT" | sort -r); do
-    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-  done
-}
 cleanup() {
-  local code=$? left
+  local code=$?
   for pid in "${PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
-  left="$(chroot_pids)"
-  # shellcheck disable=SC2086
-  [ -z "$left" ] || kill -KILL $left 2>/dev/null || true
-  unmount_all
+  rootfs_release
   if [ "$code" -ne 0 ]; then
     echo "fresh-pod-check: FAIL (commit $COMMIT) after $(elapsed $((SECONDS - START))); logs in $WORK" >&2
   elif [ "$KEEP" = 0 ]; then
@@ -78,28 +60,18 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- the root filesystem --------------------------------------------------------------------------
-mkdir -p "$WORK"
-unmount_all
-[ ! -d "$ROOT" ] || rm -rf --one-file-system "$ROOT"
+rootfs_clear
 T0=$SECONDS
-log "debootstrap bookworm (minbase + ca-certificates,git,sudo) from $MIRROR into $ROOT"
-debootstrap --variant=minbase --include=ca-certificates,git,sudo bookworm "$ROOT" "$MIRROR" \
-  >"$WORK/debootstrap.log" 2>&1 || die "debootstrap failed (see $WORK/debootstrap.log)"
-printf 'deb %s bookworm main\ndeb %s bookworm-updates main\ndeb http://deb.debian.org/debian-security bookworm-security main\n' \
-  "$MIRROR" "$MIRROR" >"$ROOT/etc/apt/sources.list"
-printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d" && chmod 755 "$ROOT/usr/sbin/policy-rc.d"
-cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
-printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n' "$(cat /proc/sys/kernel/hostname)" >"$ROOT/etc/hosts"
-CHROOT_ENV=(/usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8)
-if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then  # a TLS-inspecting proxy
-  cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
-  chroot "$ROOT" update-ca-certificates >/dev/null 2>&1 || die "update-ca-certificates failed"
-  CHROOT_ENV+=(PIP_CERT=/etc/ssl/certs/ca-certificates.crt)
-fi
-mount -t proc proc "$ROOT/proc"
-mount -t sysfs sysfs "$ROOT/sys"
-mount --bind /dev "$ROOT/dev"
-mount --bind /dev/pts "$ROOT/dev/pts"
+# shellcheck disable=SC2054  # debootstrap's lists are comma-separated
+DB_ARGS=(--variant=minbase --include=ca-certificates,git,sudo)
+: >"$WORK/debootstrap.log"
+rootfs_debootstrap bookworm "$MIRROR" 0
+rootfs_configure "deb $MIRROR bookworm main
+deb $MIRROR bookworm-updates main
+deb http://deb.debian.org/debian-security bookworm-security main"
+CHROOT_ENV=(/usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8
+  ${TLS_ENV[@]+"${TLS_ENV[@]}"})
+rootfs_mount
 mount -t tmpfs -o mode=755 run "$ROOT/run"
 in_root() { chroot "$ROOT" "${CHROOT_ENV[@]}" "$@"; }
 log "installing systemd in the rootfs (every real Debian 12 has it; minbase has not)"

@@ -35,15 +35,10 @@
 set -euo pipefail
 # The whole script is one block, read before it runs: editing the file mid-run cannot derail it.
 {
-die() { echo "fresh-portal-check: ERROR: $*" >&2; exit 1; }
-log() { echo "fresh-portal-check: [$(date -u +%H:%M:%S)] $*"; }
-elapsed() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
-
-[ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, mount, chroot, unshare): sudo bash $0 $*"
-# A private mount namespace: whatever happens, no mount outlives the check.
-if [ -z "${FRESH_IN_NS:-}" ]; then
-  FRESH_IN_NS=1 exec unshare --mount --propagation private -- "$BASH" "$0" "$@"
-fi
+FRESH_NAME=fresh-portal-check
+# shellcheck source=scripts/lib/rootfs.sh
+. "$(dirname "$0")/lib/rootfs.sh"
+fresh_enter_namespace "$@"  # root; a private mount namespace: no mount outlives the check
 
 KEEP=0 REPO=""
 while [ $# -gt 0 ]; do
@@ -63,31 +58,6 @@ ROOT="$WORK/rootfs"
 DOMAIN=portal.test
 START=$SECONDS
 
-# The first http(s) mirror the host's apt sources give for a suite (one-line and deb822 files).
-host_mirror() {
-  local suite=$1 f
-  {
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-      [ -r "$f" ] || continue
-      awk -v s="$suite" '$1 == "deb" {
-          i = 2; if ($2 ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
-          if ($(i + 1) == s) print $i }' "$f"
-    done
-    for f in /etc/apt/sources.list.d/*.sources; do
-      [ -r "$f" ] || continue
-      awk -v s="$suite" 'BEGIN { RS = ""; FS = "\n" } {
-          uris = ""; suites = ""; deb = 0; on = 1
-          for (j = 1; j <= NF; j++) {
-            l = $j; if (l ~ /^#/) continue
-            if (l ~ /^Types:/ && l ~ /[ \t]deb([ \t]|$)/) deb = 1
-            if (l ~ /^URIs:/) { sub(/^URIs:[ \t]*/, "", l); uris = l }
-            if (l ~ /^Suites:/) { sub(/^Suites:[ \t]*/, "", l); suites = " " l " " }
-            if (l ~ /^Enabled:[ \t]*[Nn]o/) on = 0
-          }
-          if (deb && on && index(suites, " " s " ")) { split(uris, u, /[ \t]+/); print u[1] } }' "$f"
-    done
-  } | grep -E '^https?://' | head -n 1 || true
-}
 MIRROR="${MIRROR:-$(host_mirror bookworm)}"
 MIRROR="${MIRROR:-http://deb.debian.org/debian}"
 SECURITY="$(host_mirror bookworm-security)"
@@ -100,27 +70,10 @@ curl -sfI -m 10 "$MIRROR/dists/bookworm/Release" >/dev/null \
 
 # --- clean-up: always, in every way the check can end ------------------------------------------
 
-# shellcheck disable=SC2317  # called by cleanup (the EXIT trap)
-chroot_pids() {  # every process whose root is our rootfs
-  local p
-  for p in /proc/[0-9]*; do
-    [ "$(readlink "$p/root" 2>/dev/null)" = "$ROOT" ] && echo "${p#/proc/}"
-  done
-  return 0
-}
-unmount_all() {  # deepest first; lazily if something still holds one
-  local m
-  for m in $(findmnt -rn -o TARGET | grep -F "$ROOT" | sort -r); do
-    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-  done
-}
 # shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
-  local code=$? left
-  left="$(chroot_pids)"
-  # shellcheck disable=SC2086
-  [ -z "$left" ] || kill -KILL $left 2>/dev/null || true
-  unmount_all
+  local code=$?
+  rootfs_release
   if [ "$code" -ne 0 ]; then
     echo "fresh-portal-check: FAIL (commit $COMMIT) after $(elapsed $((SECONDS - START)));" \
       "logs in $WORK, rootfs kept in $ROOT" >&2
@@ -134,59 +87,17 @@ trap 'exit 130' INT TERM
 
 # --- the root filesystem -----------------------------------------------------------------------
 
-mkdir -p "$WORK"
-unmount_all
-if [ -d "$ROOT" ]; then
-  ! findmnt -rn -o TARGET | grep -qF "$ROOT" || die "something is still mounted in $ROOT"
-  log "removing the previous rootfs $ROOT"
-  rm -rf --one-file-system "$ROOT"
-fi
+rootfs_clear
 rm -f "$WORK"/*.log
 START=$SECONDS
 
 # shellcheck disable=SC2054  # debootstrap's lists are comma-separated
 DB_ARGS=(--variant=minbase --include=ca-certificates,git,sudo)
-T0=$SECONDS
-log "debootstrap bookworm (${DB_ARGS[*]}) from $MIRROR into $ROOT (log: $WORK/debootstrap.log)"
-if [ "$KEEP" = 1 ]; then
-  TARBALL="$WORK/debootstrap-bookworm.tgz"
-  if [ ! -f "$TARBALL" ]; then
-    debootstrap "${DB_ARGS[@]}" --make-tarball="$TARBALL" bookworm "$WORK/tarball-tmp" "$MIRROR" \
-      >"$WORK/debootstrap.log" 2>&1 || die "debootstrap failed (see $WORK/debootstrap.log)"
-    rm -rf --one-file-system "$WORK/tarball-tmp"
-  fi
-  DB_ARGS+=(--unpack-tarball="$TARBALL")
-fi
-debootstrap "${DB_ARGS[@]}" bookworm "$ROOT" "$MIRROR" >>"$WORK/debootstrap.log" 2>&1 \
-  || die "debootstrap failed (see $WORK/debootstrap.log)"
-T_DEBOOTSTRAP=$((SECONDS - T0))
-log "debootstrap done in $(elapsed $T_DEBOOTSTRAP) ($(du -sh --one-file-system "$ROOT" | cut -f1))"
-
-printf 'deb %s bookworm main\ndeb %s bookworm-updates main\ndeb %s bookworm-security main\n' \
-  "$MIRROR" "$MIRROR" "$SECURITY" >"$ROOT/etc/apt/sources.list"
-# apt in the rootfs must not start daemons (the postinsts of nginx, PostgreSQL and Redis would):
-# the Debian way to say so. They are started below, in their own network namespace.
-printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"
-chmod 755 "$ROOT/usr/sbin/policy-rc.d"
-cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
-HOSTNAME_NOW="$(cat /proc/sys/kernel/hostname)"  # sudo looks it up
-echo "$HOSTNAME_NOW" >"$ROOT/etc/hostname"
-printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost\n' "$HOSTNAME_NOW" \
-  >"$ROOT/etc/hosts"
-# Behind a TLS-inspecting proxy the host trusts its CA from /usr/local/share/ca-certificates; the
-# rootfs must too (as any machine behind it would), and pip and npm are pointed at the bundle.
-TLS_ENV=()
-if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
-  cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
-  chroot "$ROOT" update-ca-certificates >/dev/null 2>&1 || die "update-ca-certificates failed"
-  TLS_ENV=(PIP_CERT=/etc/ssl/certs/ca-certificates.crt
-    NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt)
-  log "the host's local CAs are trusted in the rootfs too (${TLS_ENV[*]})"
-fi
-mount -t proc proc "$ROOT/proc"
-mount -t sysfs sysfs "$ROOT/sys"
-mount --bind /dev "$ROOT/dev"
-mount --bind /dev/pts "$ROOT/dev/pts"
+rootfs_debootstrap bookworm "$MIRROR" "$KEEP"
+rootfs_configure "deb $MIRROR bookworm main
+deb $MIRROR bookworm-updates main
+deb $SECURITY bookworm-security main"
+rootfs_mount
 mount -t tmpfs -o mode=1777,nosuid,nodev shm "$ROOT/dev/shm"  # PostgreSQL's shared memory
 mount -t tmpfs -o mode=755,nosuid,nodev run "$ROOT/run"  # no /run/systemd/system: no systemd
 
