@@ -22,13 +22,12 @@ from starlette.responses import Response
 
 from platebridge.core.enroll import ENROLL_PATH, EnrollRequest, EnrollResponse
 from platebridge.portal import json_body
-from platebridge.portal.credentials import bearer_token, client_ip
+from platebridge.portal.credentials import client_ip
 from platebridge.portal.db import Database
 from platebridge.portal.errors import ApiError
-from platebridge.portal.limits import read_body_capped
 from platebridge.portal.markers import public
-from platebridge.portal.pod_keys import active_key, key_throttled, presented_key_hash
-from platebridge.portal.routes.heartbeat import PlainRoute
+from platebridge.portal.pod_keys import key_throttled
+from platebridge.portal.routes.heartbeat import PlainRoute, read_keyed_body
 from platebridge.portal.services import enroll as service
 from platebridge.portal.settings import PortalSettings
 from platebridge.portal.throttle import get_throttle
@@ -66,14 +65,7 @@ def _parse(body: bytes) -> EnrollRequest:
 async def _enroll(
     request: Request, db: Database, settings: PortalSettings, source: str | None
 ) -> Response:
-    key_hash = presented_key_hash(bearer_token(request))
-    body = await read_body_capped(request, MAX_BODY_BYTES)
-    try:
-        req = _parse(body)
-    except (ApiError, ValidationError):
-        async with db.read() as session:  # an unknown key is told so before any body error
-            await active_key(session, key_hash)
-        raise
+    key_hash, req = await read_keyed_body(request, db, MAX_BODY_BYTES, _parse)
     async with db.read() as session:
         found = await service.pod_secret(session, key_hash, req.pod_id)
     log.info(

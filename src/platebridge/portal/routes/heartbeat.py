@@ -12,7 +12,7 @@ and so counts toward the source's throttle like any refused key (``portal/json_b
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.routing import APIRoute
@@ -38,6 +38,7 @@ from platebridge.portal.settings import PortalSettings
 from platebridge.portal.throttle import get_throttle
 
 Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
+T = TypeVar("T")
 
 
 class PlainRoute(APIRoute):
@@ -82,17 +83,27 @@ def _parse(body: bytes) -> HeartbeatRequest:
         return hb.parse_heartbeat(body)
 
 
+async def read_keyed_body(
+    request: Request, db: Database, max_bytes: int, parse: Callable[[bytes], T]
+) -> tuple[bytes, T]:
+    """The hash of the ``pbk_`` key a POD request presents and its parsed body (at most
+    ``max_bytes``). A body that does not parse is refused only after the key was looked up:
+    an unknown key is told so (``invalid_api_key``, counted by the throttle) before any body
+    error. The heartbeat and enroll routes."""
+    key_hash = presented_key_hash(bearer_token(request))
+    body = await read_body_capped(request, max_bytes)
+    try:
+        return key_hash, parse(body)
+    except (ApiError, ValidationError):
+        async with db.read() as session:
+            await active_key(session, key_hash)
+        raise
+
+
 async def _heartbeat(
     request: Request, db: Database, settings: PortalSettings, source: str | None
 ) -> Response:
-    key_hash = presented_key_hash(bearer_token(request))
-    body = await read_body_capped(request, hb.MAX_BODY_BYTES)
-    try:
-        req = _parse(body)
-    except (ApiError, ValidationError):
-        async with db.read() as session:  # an unknown key is told so before any field error
-            await active_key(session, key_hash)
-        raise
+    key_hash, req = await read_keyed_body(request, db, hb.MAX_BODY_BYTES, _parse)
     now = utcnow()
     digest = hb.heartbeat_digest(req)
     registered = False

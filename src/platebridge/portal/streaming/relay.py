@@ -117,6 +117,16 @@ async def _within(
     raise TimeoutError
 
 
+async def _logged(what: str, url: str, run: Callable[[str, _LogUrl], Awaitable[T]]) -> T:
+    """``run(url, log_url)``; a failure is logged (``POD <what> relay failed``) and raised."""
+    log_url = _LogUrl(url)
+    try:
+        return await run(url, log_url)
+    except UpstreamError as exc:
+        logger.warning("POD %s relay failed: %s (%s) for %s", what, exc.error, exc.status, log_url)
+        raise
+
+
 class PodRelay:
     """Fetch playlists and stream segments from PODs over one pooled HTTP client."""
 
@@ -254,14 +264,7 @@ class PodRelay:
 
         Raises :class:`UpstreamError` on any failure.
         """
-        log_url = _LogUrl(url)
-        try:
-            return await self._fetch_playlist(url, log_url)
-        except UpstreamError as exc:
-            logger.warning(
-                "POD playlist relay failed: %s (%s) for %s", exc.error, exc.status_code, log_url
-            )
-            raise
+        return await _logged("playlist", url, self._fetch_playlist)
 
     async def _fetch_playlist(self, url: str, log_url: _LogUrl) -> str:
         request = self._request(url)
@@ -312,27 +315,23 @@ class PodRelay:
     async def open_live(self, url: str) -> UpstreamBody:
         """Open the POD's endless live body at ``url`` (``200 video/mp4`` checked) for the
         caller to read (:func:`read_error` maps a failure mid-body) and close."""
-        log_url = _LogUrl(url)
-        try:
-            response = await self._open_media(url, log_url, frozenset({"video/mp4"}))
-        except UpstreamError as exc:
-            logger.warning("POD live relay failed: %s (%s) for %s", exc.error, exc.status, log_url)
-            raise
-        return response
+        return await _logged("live", url, self._open_live)
 
-    async def _open_media(
-        self, url: str, log_url: _LogUrl, types: frozenset[str]
-    ) -> RelayedResponse:
+    async def _open_head(self, url: str, log_url: _LogUrl, *, explained: bool) -> RelayedResponse:
+        """:meth:`_open` within ``head_timeout`` (a late answer is closed)."""
         request = self._request(url)
         try:
-            response = await _within(
+            return await _within(
                 self.head_timeout,
-                self._open(request, log_url, explained=True),
+                self._open(request, log_url, explained=explained),
                 leftover=_close_response,
             )
         except TimeoutError:
             raise transport_error(TimeoutError()) from None
-        if content_type(response) not in types:
+
+    async def _open_live(self, url: str, log_url: _LogUrl) -> RelayedResponse:
+        response = await self._open_head(url, log_url, explained=True)
+        if content_type(response) != "video/mp4":
             await response.aclose()
             raise UpstreamError(
                 502, "upstream_bad_live", "the POD answered with something else than live video"
@@ -347,23 +346,10 @@ class PodRelay:
         media segment. Return the response from the route right away: it owns the upstream
         connection and closes it when it ends.
         """
-        log_url = _LogUrl(url)
-        try:
-            return await self._stream_segment(url, log_url)
-        except UpstreamError as exc:
-            logger.warning(
-                "POD segment relay failed: %s (%s) for %s", exc.error, exc.status_code, log_url
-            )
-            raise
+        return await _logged("segment", url, self._stream_segment)
 
     async def _stream_segment(self, url: str, log_url: _LogUrl) -> BodyStream:
-        request = self._request(url)
-        try:
-            response = await _within(
-                self.head_timeout, self._open(request, log_url), leftover=_close_response
-            )
-        except TimeoutError:
-            raise transport_error(TimeoutError()) from None
+        response = await self._open_head(url, log_url, explained=False)
         media_type = content_type(response)
         if media_type not in SEGMENT_CONTENT_TYPES:
             await response.aclose()
