@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Uuid, any_, bindparam, func, select, true, tuple_
+from sqlalchemy import Uuid, any_, bindparam, false, func, select, true, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,8 +18,10 @@ from platebridge.portal.listing_query import (
     CAMERA_ORDER,
     DEFAULT_LIMIT,
     POD_ORDER,
+    POD_TEXT,
     Filters,
     after_key,
+    text_match,
 )
 from platebridge.portal.models import Camera, CameraStatus, Pod, Site, User, utcnow
 from platebridge.portal.scoping import scoped_camera_pods, scoped_cameras, scoped_pods
@@ -81,9 +83,10 @@ async def _pod_id_lists(
     filters: Filters,
     after: tuple[str, ...] | None,
     now: datetime,
-) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+) -> tuple[list[uuid.UUID], list[uuid.UUID], list[uuid.UUID]]:
     """The ids of the company's pods the listing may reach, in listing order: all of them (for
-    the count) and those from the cursor's pod on (``(site name, pod_id) >= …``, for the page).
+    the count), those from the cursor's pod on (``(site name, pod_id) >= …``, for the page)
+    and those whose own names match ``q`` (compared once per pod, not per camera).
 
     Pods first: a page then reads only the cameras of its next few pods (``cameras.pod_id =
     ANY(…)`` on PostgreSQL, ``IN (…)`` on SQLite: probes of the ``(pod_id, camera_id)`` index)
@@ -95,18 +98,22 @@ async def _pod_id_lists(
     """
     pods_only = Filters(site=filters.site, community=filters.community, pod_id=filters.pod_id)
     onward = tuple_(*POD_ORDER) >= tuple_(*after[:2]) if after is not None else true()
-    ids_stmt = pods_only.apply(
-        scoped_camera_pods(user).with_only_columns(Pod.id, onward), user, 0, now, cameras=False
-    )
+    named = text_match(filters.q, *POD_TEXT) if filters.q else false()
+    cols = scoped_camera_pods(user).with_only_columns(Pod.id, onward, named)
+    ids_stmt = pods_only.apply(cols, user, 0, now, cameras=False)
     rows = list(await session.execute(ids_stmt.order_by(*POD_ORDER)))
-    return [r[0] for r in rows], [r[0] for r in rows if r[1]]
+    return [r[0] for r in rows], [r[0] for r in rows if r[1]], [r[0] for r in rows if r[2]]
+
+
+def _pods_are(pod_ids: list[uuid.UUID], postgres: bool, name: str = "b_pod_ids") -> Any:
+    """``cameras.pod_id`` among ``pod_ids``: one array parameter on PostgreSQL."""
+    if not postgres:
+        return Camera.pod_id.in_(pod_ids)
+    return Camera.pod_id == any_(bindparam(name, value=pod_ids, type_=postgresql.ARRAY(Uuid())))
 
 
 def _in_pods(stmt: Any, pod_ids: list[uuid.UUID], postgres: bool) -> Any:
-    if not postgres:
-        return stmt.where(Camera.pod_id.in_(pod_ids))
-    param = bindparam("b_pod_ids", value=pod_ids, type_=postgresql.ARRAY(Uuid()))
-    return stmt.where(Camera.pod_id == any_(param))
+    return stmt.where(_pods_are(pod_ids, postgres))
 
 
 @dataclass(slots=True)
@@ -145,9 +152,12 @@ async def camera_page(
     page counts — in the page query itself (``count(*) OVER ()``) when it reads every matching
     camera anyway (text search, ``state``), else with one count of the pods' cameras."""
     now = utcnow()
-    base = filters.apply(scoped_cameras(user), user, offline_after, now, cameras=True)
     postgres = session.get_bind().dialect.name == "postgresql"
-    every_pod, onward = await _pod_id_lists(session, user, filters, after, now)
+    every_pod, onward, named = await _pod_id_lists(session, user, filters, after, now)
+    q_pods = _pods_are(named, postgres, "b_q_pods") if filters.q else None
+    base = filters.apply(
+        scoped_cameras(user), user, offline_after, now, cameras=True, q_pods=q_pods
+    )
     # Core execution, rows unpacked by position: no ORM loading, no per-row attribute lookups
     # (bench/listing.py: the Python loop over 4,000 rows was most of the request).
     conn = await session.connection()

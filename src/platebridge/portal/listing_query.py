@@ -74,6 +74,12 @@ def camera_state_filter(state: CameraState, cutoff: datetime) -> ColumnElement[b
     return and_(~offline, Pod.status != "error", Camera.status == "active")
 
 
+#: What ``q`` searches: the camera's names and id (display_name: the admin's name, NULL matches
+#: nothing), and its pod's and site's.
+CAMERA_TEXT = (Camera.name, Camera.display_name, Camera.camera_id)
+POD_TEXT = (Pod.name, Pod.pod_id, Site.name)
+
+
 @dataclass(frozen=True, slots=True)
 class Filters:
     """What a listing is narrowed to. ``status``: the camera's own status (cameras) — pods use
@@ -93,9 +99,19 @@ class Filters:
         return "|".join(parts)
 
     def apply(
-        self, stmt: Any, user: User, offline_after: int, now: datetime, *, cameras: bool
+        self,
+        stmt: Any,
+        user: User,
+        offline_after: int,
+        now: datetime,
+        *,
+        cameras: bool,
+        q_pods: ColumnElement[bool] | None = None,
     ) -> Any:
-        """Add the filters to a statement joining Pod and Site (and Camera for ``cameras``)."""
+        """Add the filters to a statement joining Pod and Site (and Camera for ``cameras``).
+        ``q_pods``: for cameras, "the camera's pod matches ``q``" as a condition on the camera
+        alone (its pod id among the matching pods'), instead of comparing the pod's and site's
+        names again on every camera row."""
         if self.site is not None:
             stmt = stmt.where(_id_or_name(Site.id, Site.name, self.site))
         if self.community is not None:
@@ -112,15 +128,15 @@ class Filters:
                 stmt = stmt.where(Camera.status == self.status)
             if self.state is not None:
                 stmt = stmt.where(camera_state_filter(_camera_state(self.state), cutoff))
-            if self.q:
-                # display_name: the admin's name (NULL matches nothing)
-                cols = (Camera.name, Camera.display_name, Camera.camera_id, Pod.name, Pod.pod_id)
-                stmt = stmt.where(text_match(self.q, *cols, Site.name))
+            if self.q and q_pods is not None:  # the pods' own match computed once per pod
+                stmt = stmt.where(or_(text_match(self.q, *CAMERA_TEXT), q_pods))
+            elif self.q:
+                stmt = stmt.where(text_match(self.q, *CAMERA_TEXT, *POD_TEXT))
         else:
             if self.state is not None:
                 stmt = stmt.where(pod_state_filter(_pod_state(self.state), cutoff))
             if self.q:
-                stmt = stmt.where(text_match(self.q, Pod.name, Pod.pod_id, Site.name))
+                stmt = stmt.where(text_match(self.q, *POD_TEXT))
         return stmt
 
 
