@@ -4,11 +4,13 @@ World: the viewer's company holds ``--pods`` pods x 4 cameras (default 1,000 →
 ``--companies`` companies of that size fill the database (default 25 → 100,000 cameras). The
 portal is a real process; requests are sequential (wrk, 1 connection): latency, not throughput.
 
-Measured in one run, each against the same run's baseline (``GET /health``: the portal's
-floor for an authenticated-less JSON request on this machine at this moment):
+Measured in one run, each against the same run's baselines (``GET /health``: the portal's
+floor for a JSON request with one trivial query on this machine at this moment;
+``GET /api/auth/me``: the same with the session lookup every listing request makes too):
 
 * the first page (100 cameras), a page in the middle (cursor after 2,000 cameras) and the last;
-* text search ``q`` (a narrow one: ~44 hits, and a broad one: first page of ~800 hits);
+* text search ``q`` (a narrow one, ``pod 123``: 4 hits, and a broad one, ``camera 3``: the first
+  page of 1,000 hits);
 * ``GET /api/pods`` (first page) and ``limit=500`` (the largest page) for reference;
 * Chromium (``--browser``): the cameras page of that company, navigation start → first
   contentful paint, DOMContentLoaded, and "responsive" (a task queued after the first
@@ -167,6 +169,7 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             narrow = quote(f"pod {min(123, args.pods - 1)}")
             paths = {
                 "health (baseline)": "/health",
+                "me (auth baseline)": "/api/auth/me",
                 "page 1": "/api/cameras",
                 "page middle": f"/api/cameras?cursor={mid}" if mid else "/api/cameras",
                 "page last": f"/api/cameras?cursor={last}" if last else "/api/cameras",
