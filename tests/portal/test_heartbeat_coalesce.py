@@ -198,3 +198,26 @@ def test_a_failing_statement_fails_every_caller_of_its_batch(pg_url: str) -> Non
         assert all(isinstance(r, ConnectionResetError) for r in results), results
 
     _run(pg_url, body)
+
+
+def test_the_batch_statement_is_index_lookups_even_on_unanalysed_tables(pg_url: str) -> None:
+    """A fresh database (statistics say "tiny") planned a scan of api_keys per batch row."""
+
+    async def body(db: Database) -> list[str]:
+        pods = await _pods(db)
+        arrays = [list(c) for c in zip(*pods, strict=True)]
+        now = datetime.now(UTC)
+        keys, reqs, digests = arrays
+        params = (
+            keys,
+            [r.pod_id for r in reqs],
+            digests,
+            [now] * len(pods),
+            list(range(len(pods))),
+        )
+        rows = await db.pg_fetch("EXPLAIN " + hb._FAST_SQL_PG, *params)
+        return [str(r[0]) for r in rows]
+
+    plan = "\n".join(_run(pg_url, body))
+    assert "Seq Scan" not in plan, plan
+    assert "Index Scan using uq_api_keys_key_hash" in plan, plan  # pods: by pk or (.., pod_id)
