@@ -145,6 +145,8 @@ async def _camera_list(
     view: View,
     filters: Filters,
     cursor: str | None,
+    *,
+    sites: bool = True,
 ) -> tuple[Page, str | None, list[str]]:
     """One page of cameras for a page or a fragment: the page, its next cursor, site names."""
     scope = filters.scope(f"page-{view}", user)
@@ -153,10 +155,10 @@ async def _camera_list(
         page = await camera_page(
             session, user, settings.offline_after, filters, after=after, total=total
         )
-        sites: list[str] = []
-        if cursor is None and view == "cards":
+        names: list[str] = []
+        if sites and cursor is None and view == "cards":
             stmt = scoped_sites(user).with_only_columns(Site.name).distinct().order_by(Site.name)
-            sites = list((await session.execute(stmt)).scalars())
+            names = list((await session.execute(stmt)).scalars())
         if view == "grid":
             # Direct-mode PODs of the company may be played by tiles of later pages too (their
             # origins go into this response's CSP; few pods are direct, at most 200 listed).
@@ -164,7 +166,7 @@ async def _camera_list(
             cols = direct.with_only_columns(Pod.stream_mode, Pod.ip_address, Pod.stream_port)
             _allow_direct(request, [r._asdict() for r in await session.execute(cols)])
     page.items = with_badges(page.items)
-    return page, next_cursor(key, scope, page.next_key, page.total), sites
+    return page, next_cursor(key, scope, page.next_key, page.total), names
 
 
 def _more_url(view: View, **params: str) -> str:
@@ -246,16 +248,19 @@ async def cameras_more(
     db: Db,
     settings: Settings,
     key: CursorKey,
-    cursor: Annotated[str, Query(max_length=MAX_CURSOR_LENGTH)],
+    cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)] = None,
     view: View = "cards",
     site: Annotated[str, Query(max_length=200)] = "",
     status: Annotated[str, Query(max_length=16)] = "",
     q: Q = "",
 ) -> Response:
     """The next page of the cameras page or the grid as an HTML fragment (the same partials);
-    the cursor after it in ``X-Next-Cursor`` (absent: the last page). docs/web.md."""
+    the cursor after it in ``X-Next-Cursor`` (absent: the last page); without a cursor, the
+    first page. docs/web.md."""
     filters = _grid_filters(site, q) if view == "grid" else _card_filters(site, status, q)
-    page, after, _ = await _camera_list(request, user, db, settings, key, view, filters, cursor)
+    page, after, _ = await _camera_list(
+        request, user, db, settings, key, view, filters, cursor, sites=False
+    )
     response = render(request, "_camera_page.html", cameras=page.items, view=view, lazy_tiles=True)
     if after is not None:
         response.headers["X-Next-Cursor"] = after
