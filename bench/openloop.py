@@ -157,7 +157,8 @@ class _HttpLoad:
         self.requests, self.rate = requests, rate
         self.n = max(1, int(rate * duration))
         self.pending: deque[tuple[int, float]] = deque()
-        self.idle: list[_Lane] = []
+        #: FIFO: every lane gets used, none idles past the server's keep-alive timeout
+        self.idle: deque[_Lane] = deque()
         self.lat: list[float] = []
         self.late: list[float] = []
         self.errors = 0
@@ -178,7 +179,7 @@ class _HttpLoad:
             self.pending.append((self.sent, self.t0 + self.sent / self.rate))
             self.sent += 1
         while self.pending and self.idle:
-            self.idle.pop().send(*self.pending.popleft())
+            self.idle.popleft().send(*self.pending.popleft())
         if self.sent < self.n:
             self.loop.call_later(0.0005, self.tick)
 
@@ -193,11 +194,13 @@ class _HttpLoad:
         self._check()
 
     def lost(self, lane: _Lane) -> None:
-        if lane in self.idle:
+        if lane in self.idle:  # closed while idle (keep-alive timeout): no request lost
             self.idle.remove(lane)
-        self.errors += 1
-        self.lat.append(time.perf_counter() - lane.due)
-        self._check()
+            return
+        if self.finished is not None and not self.finished.done():
+            self.errors += 1  # closed with a request in flight
+            self.lat.append(time.perf_counter() - lane.due)
+            self._check()
 
     def _check(self) -> None:
         if len(self.lat) >= self.n and self.finished is not None and not self.finished.done():
@@ -221,7 +224,7 @@ async def http_open_loop(
         host, port = targets[k % len(targets)]
         _t, lane = await loop.create_connection(lambda: _Lane(gen), host, port)
         lanes.append(lane)
-    gen.idle = list(reversed(lanes))
+    gen.idle = deque(lanes)
     try:
         await asyncio.wait_for(gen.start(loop), timeout=duration + 60)
     finally:
