@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from websockets.asyncio.client import connect
 
-from platebridge.core.bmff import child, u32
+from platebridge.core.bmff import child, iter_boxes, u32
 
 T = TypeVar("T")
 #: Seconds of lag (arrival - media time) within which the keyframe cache counts as delivered.
@@ -113,17 +113,23 @@ def _timescale(init: bytes) -> int:
     return u32(init, mdhd[0] + (20 if version == 1 else 12), mdhd[1])
 
 
-def _decode_time(fragment: bytes) -> int | None:
-    """The first traf's baseMediaDecodeTime (moof/traf/tfdt), None without one."""
-    moof = child(fragment, 0, len(fragment), "moof")
-    traf = moof and child(fragment, moof[0], moof[1], "traf")
-    tfdt = traf and child(fragment, traf[0], traf[1], "tfdt")
-    if not tfdt:
-        return None
-    body = tfdt[0]
-    if fragment[body] == 1:
-        return int.from_bytes(fragment[body + 4 : body + 12], "big")
-    return u32(fragment, body + 4, tfdt[1])
+def _decode_times(message: bytes) -> list[int]:
+    """Each fragment's baseMediaDecodeTime (moof/traf/tfdt), in order: a binary message holds
+    one fragment or several (the portal joins what is queued for a viewer)."""
+    out = []
+    for kind, body, end in iter_boxes(message, 0, len(message)):
+        if kind != "moof":
+            continue
+        traf = child(message, body, end, "traf")
+        tfdt = traf and child(message, traf[0], traf[1], "tfdt")
+        if not tfdt:
+            continue
+        pos = tfdt[0]
+        if message[pos] == 1:
+            out.append(int.from_bytes(message[pos + 4 : pos + 12], "big"))
+        else:
+            out.append(u32(message, pos + 4, tfdt[1]))
+    return out
 
 
 @dataclass
@@ -137,7 +143,8 @@ class Viewer:
     init_text_at: float | None = None
     init_at: float | None = None
     first_at: float | None = None
-    arrivals: list[tuple[float, float, int]] = field(default_factory=list)
+    #: (arrival, media time of its first and last fragment, bytes, fragments) per message
+    arrivals: list[tuple[float, float, float, int, int]] = field(default_factory=list)
     bytes: int = 0
     messages: int = 0
     error: str | None = None
@@ -186,9 +193,8 @@ class Viewer:
                     if self.first_at is None:
                         self.first_at = now
                     if len(self.arrivals) < self.keep:
-                        dts = _decode_time(message)
-                        media = dts / scale if dts is not None else float("nan")
-                        self.arrivals.append((now, media, len(message)))
+                        times = [t / scale for t in _decode_times(message)] or [float("nan")]
+                        self.arrivals.append((now, times[0], times[-1], len(message), len(times)))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a result, not a crash of the benchmark
@@ -202,8 +208,8 @@ class Viewer:
         camera's pace). Also the cache's media seconds and bytes."""
         if self.first_at is None or len(self.arrivals) < 2:
             return None
-        t0, m0, _ = self.arrivals[0]
-        lags = [(t - t0) - (m - m0) for t, m, _ in self.arrivals]
+        t0, m0 = self.arrivals[0][:2]
+        lags = [(a[0] - t0) - (a[2] - m0) for a in self.arrivals]
         # The first fragment from which the lag no longer falls (by more than ~a frame):
         # robust to jitter and to a slow drift between the camera's clock and ours.
         suffix_min, low = [0.0] * len(lags), float("inf")
@@ -217,7 +223,8 @@ class Viewer:
             "init_ms": ((self.init_at or self.opened) - self.opened) * ms,
             "first_fragment_ms": (self.first_at - self.opened) * ms,
             "cache_done_ms": (self.arrivals[end][0] - self.opened) * ms,
-            "cache_media_s": self.arrivals[end][1] - m0,
-            "cache_fragments": end + 1,
-            "cache_bytes": sum(size for _, _, size in self.arrivals[: end + 1]),
+            "cache_media_s": self.arrivals[end][2] - m0,
+            "cache_fragments": sum(a[4] for a in self.arrivals[: end + 1]),
+            "cache_messages": end + 1,
+            "cache_bytes": sum(a[3] for a in self.arrivals[: end + 1]),
         }

@@ -205,6 +205,7 @@ def start(world: World, method: str, args: Any) -> list[dict[str, Any]]:
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="portal live fan-out cost and live start")
     p.add_argument("--methods", default="proxy,tunnel")
+    p.add_argument("--phases", default="fanout,start", help="fanout, start or both")
     p.add_argument("--viewers", default="1,11,51", help="viewer counts, the first is the base")
     p.add_argument("--window", type=float, default=10.0, help="seconds measured per level")
     p.add_argument("--settle", type=float, default=3.0, help="seconds after the last join")
@@ -221,6 +222,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         args.viewers, args.window, args.settle, args.rounds, args.tail = "1,3", 2.0, 1.0, 1, 2.0
         args.gop, args.width, args.height, args.bitrate = 2.0, 640, 360, 600
     args.methods = args.methods.split(",")
+    args.phases = args.phases.split(",")
     args.viewers = [int(n) for n in args.viewers.split(",")]
     if args.viewers[0] != 1 or sorted(args.viewers) != args.viewers:
         p.error("--viewers starts at 1 and grows")
@@ -268,11 +270,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             agent, world.agent_base = start_pod_agent(tmp, config)
             sql(db_url, "UPDATE pods SET stream_mode = 'proxy'")
             time.sleep(min(3 * args.gop, 20) + 2)  # a camera that has been streaming
-            starts += start(world, "direct", args)
+            if "start" in args.phases:
+                starts += start(world, "direct", args)
             for method in args.methods:
                 world.set_mode(method)
-                fan += fanout(world, method, args)
-                starts += start(world, method, args)
+                if "fanout" in args.phases:
+                    fan += fanout(world, method, args)
+                if "start" in args.phases:
+                    starts += start(world, method, args)
     finally:
         if agent is not None:
             agent.stop(timeout=15)
@@ -293,14 +298,14 @@ def _report(
           r["cpu_per_extra_viewer_percent"] if r["viewers"] > 1 else "-",
           r["pod_sent_Bps"] / kb, r["viewer_received_Bps_median"] / kb, r["pod_bytes_ratio"],
           r["loadavg"][0]] for r in fan],
-    )  # fmt: skip
+    ) if fan else ""  # fmt: skip
     start_table = table(
         ["method", "join", "cache s", "cache MB", "init text ms", "first fragment ms",
          "cache done ms"],
         [[r["method"], r["join"], r.get("cache_media_s", "-"),
           r.get("cache_bytes", 0) / 1e6, r.get("init_text_ms", "-"),
           r.get("first_fragment_ms", "-"), r.get("cache_done_ms", "-")] for r in starts],
-    )  # fmt: skip
+    ) if starts else ""  # fmt: skip
     print(fan_table)
     print(start_table)
     targets = []
@@ -322,6 +327,7 @@ def _report(
     out = {
         "config": {
             "methods": args.methods,
+            "phases": args.phases,
             "viewers": args.viewers,
             "window_s": args.window,
             "camera": f"{args.width}x{args.height}@25 H.264 High, GOP {args.gop:g} s, target "

@@ -50,6 +50,10 @@ from tests.web.conftest import CHROMIUM_ARGS, find_chromium
 CHROMIUM = find_chromium()
 CAMERA = "gate-camera-1"
 READER = BENCH / "clock_reader.js"
+WS_TIMING = BENCH / "ws_timing.js"
+#: Messages closer together than this (ms) belong to the keyframe cache's burst; live fragments
+#: come one per frame (40 ms at 25 fps).
+BURST_GAP_MS = 25.0
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,7 @@ def _view(
         ctx.request.post("/api/auth/login", data={"email": creds[0], "password": creds[1]})
         page = ctx.new_page()
         page.add_init_script(path=str(READER))
+        page.add_init_script(path=str(WS_TIMING))
         page.add_init_script(f"PlateBridgeClock.start({args.interval * 1000:.0f}, '.player video')")
         page.goto(path + spec.query)
         try:
@@ -150,11 +155,34 @@ def _view(
             "max_ms": max(lat),
             "frozen_max_s": _frozen(clock["samples"]),
             "camera_not_active_s": not_active,
+            **_ws_parts(page.evaluate("() => window.__pbWs")),
             "player_ok": page.evaluate(f"() => {spec.is_playing}"),
             "state": page.evaluate(_STATE_JS),
         }
     finally:
         ctx.close()
+
+
+def _ws_parts(ws: dict[str, Any] | None) -> dict[str, Any]:
+    """The live socket's times (ms from navigation start; bench/ws_timing.js): opened, the
+    init text, the first fragment (the message after the init segment), and the end of the
+    keyframe cache's burst (the last message before the first gap of ``BURST_GAP_MS``)."""
+    if not ws or not ws["created"] or len(ws["messages"]) < 2:
+        return {"ws_created_ms": None}
+    msgs = ws["messages"]
+    end = len(msgs) - 1
+    for i in range(2, len(msgs)):
+        if msgs[i][0] - msgs[i - 1][0] > BURST_GAP_MS:
+            end = i - 1
+            break
+    return {
+        "ws_created_ms": ws["created"],
+        "ws_init_ms": ws["init"],
+        "ws_first_fragment_ms": msgs[1][0],
+        "ws_cache_done_ms": msgs[end][0],
+        "ws_cache_bytes": sum(size for _, size in msgs[1 : end + 1]),
+        "ws_cache_messages": end,
+    }
 
 
 _STATE_JS = "() => (document.querySelector('.player') || {dataset: {}}).dataset.state || null"
@@ -287,14 +315,19 @@ def _one_camera(
 def _report(args: Any, runs: list[dict[str, Any]], load_before: list[float]) -> dict[str, Any]:
     headers = ["player", "method", "GOP s", "TTFF ms", "median ms", "p95 ms", "max ms"]
     headers += ["frozen max s", "POD not active s", "samples", "camera kbit/s"]
+    headers += ["socket opened ms", "cache in ms", "cache MB"]
     rows = []
     for r in runs:
         if not r["first_frame"]:
-            rows.append([r["player"], r["method"], r["gop_s"], "no frame", *["-"] * 7])
+            rows.append([r["player"], r["method"], r["gop_s"], "no frame", *["-"] * 10])
             continue
         ms = [round(float(r[k])) for k in ("ttff_ms", "median_ms", "p95_ms", "max_ms")]
         rest = [r["frozen_max_s"], r["camera_not_active_s"], r["samples"], r["camera_kbps"]]
-        rows.append([r["player"], r["method"], r["gop_s"], *ms, *rest])
+        ws: list[Any] = ["-"] * 3
+        if r.get("ws_created_ms") is not None:
+            ws = [round(r["ws_created_ms"]), round(r["ws_cache_done_ms"])]
+            ws.append(r["ws_cache_bytes"] / 1e6)
+        rows.append([r["player"], r["method"], r["gop_s"], *ms, *rest, *ws])
     text = table(headers, rows)
     print(text)
     targets = []
