@@ -12,7 +12,14 @@ from tests.support.portal import SeededCompany
 
 pytestmark = pytest.mark.e2e  # a real portal process (tests/conftest.py guards it)
 
-PUBLIC_PATHS = {"/health", "/api/auth/login", "/api/pod/heartbeat", "/api/pod/enroll"}
+#: ``/api/invites/accept``: a single-use link's token is the credential (docs/portal.md, Users).
+PUBLIC_PATHS = {
+    "/health",
+    "/api/auth/login",
+    "/api/pod/heartbeat",
+    "/api/pod/enroll",
+    "/api/invites/accept",
+}
 
 
 def test_login_bearer_cookie_logout(portal: Portal, tenant: SeededCompany) -> None:
