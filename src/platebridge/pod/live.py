@@ -22,6 +22,10 @@ log = logging.getLogger("platebridge.pod.live")
 READ_SIZE = 64 * 1024
 #: Keyframe intervals remembered; the watchdog uses the longest of them.
 INTERVALS = 8
+#: Intervals needed before one counts as measured: a camera sends an extra keyframe when
+#: another RTSP client joins (an NVR, a technician's VLC), which splits one GOP into two short
+#: gaps; with three gaps one is a whole regular interval.
+MIN_INTERVALS = 3
 #: The bitrate is the live output's bytes over (about) the last BITRATE_WINDOW seconds,
 #: sampled at most every BITRATE_SAMPLE seconds.
 BITRATE_WINDOW = 30.0
@@ -61,8 +65,9 @@ class CameraLive:
 
     @property
     def keyframe_interval(self) -> float | None:
-        """The longest of the recently measured keyframe intervals (s), None until measured."""
-        return max(self._intervals) if self._intervals else None
+        """The longest of the recently measured keyframe intervals (s); None until
+        :data:`MIN_INTERVALS` gaps have been measured (one extra keyframe cannot shrink it)."""
+        return max(self._intervals) if len(self._intervals) >= MIN_INTERVALS else None
 
     def bitrate_kbps(self) -> int | None:
         """The live output's bitrate (kbit/s) over the last ~30 s, 2 significant digits, kept

@@ -52,7 +52,7 @@ from platebridge.pod.ffmpeg import (
     parse_media_probe,
     sub_argv,
 )
-from platebridge.pod.live import CameraLive
+from platebridge.pod.live import MIN_INTERVALS, CameraLive
 from platebridge.pod.stderr_tail import StderrTail
 from platebridge.pod.substream import OnDemand
 from platebridge.pod.transcode import H264Encoder, choose_encoder
@@ -314,7 +314,7 @@ class CameraSupervisor:
         """Measured: from the live fragments, else from the gaps between HLS segments."""
         if self.live is not None and self.live.keyframe_interval is not None:
             return self.live.keyframe_interval
-        return max(self._segment_gaps) if len(self._segment_gaps) >= 2 else None
+        return max(self._segment_gaps) if len(self._segment_gaps) >= MIN_INTERVALS else None
 
     def segment_stall(self) -> float:
         interval = self.keyframe_interval() or self.config.max_keyframe_interval
