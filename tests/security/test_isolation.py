@@ -62,6 +62,8 @@ OTHERS: dict[str, str | None] = {
     "confirm": None,  # decommission without it: 422, the pod stays in service
     "new_pod_id": "matrix-api-pod",  # POST /api/pods: a new wire id, not a lookup
     "display_name": "Matrix camera",
+    "body": None,  # POST /api/pods/{pod_id}/decommission: optional body (its confirm)
+    "stream": None,  # main or sub of the same camera: the default (main)
 }
 #: Routes whose identifier parameter is not a tenant lookup (the login form's e-mail).
 #: Inviting: the e-mail is a new address (one answer, 409, whichever company holds it).
