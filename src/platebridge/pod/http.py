@@ -72,6 +72,7 @@ async def health(ctx: Context) -> dict[str, Any]:
                 "note": s.note,
                 "live_codecs": (s.live.codecs or None) if s.live is not None else None,
                 "keyframe_interval": _interval(s),
+                "restarts": s.restarts,  # ffmpeg restarts since the agent started
             }
             for s in ctx.cameras.values()
         ],
