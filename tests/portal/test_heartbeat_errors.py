@@ -130,9 +130,12 @@ def test_invalid_fields_422_name_the_field(
     assert field in _fields(r)
     # Nothing half-written: neither the pod nor the valid first camera.
     assert pod_row(app_portal, tenant)["last_heartbeat"] is None
-    assert app_portal.client.get(
-        "/api/cameras", headers=app_portal.login(tenant.email, tenant.password)
-    ).json()["cameras"] == []
+    assert (
+        app_portal.client.get(
+            "/api/cameras", headers=app_portal.login(tenant.email, tenant.password)
+        ).json()["cameras"]
+        == []
+    )
 
 
 def test_not_json_422(app_portal: AppPortal, tenant: SeededCompany) -> None:

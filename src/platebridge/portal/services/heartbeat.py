@@ -166,9 +166,7 @@ async def fast_heartbeat(
     params = (key_hash, req.pod_id, digest, _sqlite_time(db)(now))
     rows: list[Any] | None = db.sqlite_try_write(_FAST_SQL_SQLITE, params)
     if rows is None:  # the write lock is taken: queue like every other writer
-        rows = list(
-            await db.execute_single(_FAST_UPDATE, _fast_params(key_hash, req, digest, now))
-        )
+        rows = list(await db.execute_single(_FAST_UPDATE, _fast_params(key_hash, req, digest, now)))
     return str(rows[0][1]) if len(rows) == 1 else None
 
 
