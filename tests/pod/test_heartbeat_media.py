@@ -76,7 +76,13 @@ def test_round_significant() -> None:
 def test_media_from_probe_and_live_output() -> None:
     clock = Clock()
     live = new_live(clock)
-    feed(live, clock, 12, kbps=4000, gop_s=4.0)
+    feed(
+        live,
+        clock,
+        16,  # 3 keyframe gaps: measured (pod/live.py MIN_INTERVALS)
+        kbps=4000,
+        gop_s=4.0,
+    )
     media = camera_media(CAMERA, state_with(live))
     assert media is not None
     assert media.model_dump(exclude_none=True) == {

@@ -22,6 +22,7 @@ ENUMERATED = {
     ("pods", "stream_mode"): models.StreamMode,
     ("cameras", "status"): models.CameraStatus,
     ("users", "role"): models.Role,
+    ("user_links", "purpose"): models.LinkPurpose,
     ("api_keys", "kind"): models.KeyKind,
     ("audit_events", "action"): models.AuditAction,
     ("audit_events", "method"): models.AuditMethod,

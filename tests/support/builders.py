@@ -67,7 +67,7 @@ def stream_token(
     pod_id: str = POD_ID,
     secret: str = SECRET,
     user_id: str = "user-1",
-    exp_in: int = 600,
+    exp_in: int = 6 * 3600,  # parametrize builds tokens at collection: outlive a long suite
     iat: int | None = None,
 ) -> str:
     """A viewer's stream token as the portal signs it (``exp_in`` < 0: already expired)."""
