@@ -73,3 +73,19 @@ def stream_token(
     """A viewer's stream token as the portal signs it (``exp_in`` < 0: already expired)."""
     claims = StreamClaims(user_id, pod_id, camera_id, int(time.time()) + exp_in, iat=iat)
     return sign_stream_token(claims, secret)
+
+
+def footage_token(
+    camera_id: str = CAMERA_ID,
+    *,
+    start: int,
+    end: int,
+    pod_id: str = POD_ID,
+    secret: str = SECRET,
+    user_id: str = "user-1",
+    exp_in: int = 6 * 3600,
+) -> str:
+    """A recorded-footage token for ``[start, end]`` (epoch s), as the portal signs it."""
+    exp = int(time.time()) + exp_in
+    claims = StreamClaims(user_id, pod_id, camera_id, exp, scope="footage", start=start, end=end)
+    return sign_stream_token(claims, secret)

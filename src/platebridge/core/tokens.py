@@ -4,6 +4,11 @@ The payload is compact JSON ``{"user_id", "pod_id", "camera_id", "exp"}`` (plus 
 ``iat``) encoded as unpadded base64url; the signature is the unpadded base64url HMAC-SHA256 of
 the *encoded payload text*, keyed with the pod's stream secret. Verification never raises
 anything but :class:`TokenError`, whatever bytes it is handed.
+
+A **footage token** (recorded video, issue 13) adds ``"scope": "footage", "from", "to"``: the
+epoch seconds of the range it may watch (``from < to``). A live token has none of these keys
+(so every live token signed before them is unchanged); the verifier (the POD) checks the scope
+per path and the range per request — see docs/tokens.md.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 MAX_TOKEN_LENGTH = 2048
 MAX_CLAIM_LENGTH = 128
@@ -24,6 +29,9 @@ MAX_CLAIM_LENGTH = 128
 DEFAULT_LEEWAY = 30
 
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+
+Scope = Literal["live", "footage"]
+SCOPES: tuple[Scope, ...] = ("live", "footage")
 
 
 class TokenError(Exception):
@@ -42,6 +50,18 @@ class StreamClaims:
     camera_id: str
     exp: int
     iat: int | None = None
+    #: ``live`` (the default: HLS, /live, /snapshot) or ``footage`` (the recording paths).
+    scope: Scope = "live"
+    #: Footage tokens only: the range ``[start, end]`` (epoch s; JSON ``from`` / ``to``).
+    start: int | None = None
+    end: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.scope == "footage":
+            if self.start is None or self.end is None or not self.start < self.end:
+                raise ValueError("a footage token needs start < end")
+        elif self.scope != "live" or self.start is not None or self.end is not None:
+            raise ValueError("a live token has no range")
 
     def to_payload(self) -> dict[str, Any]:
         payload: dict[str, Any] = {
@@ -52,7 +72,17 @@ class StreamClaims:
         }
         if self.iat is not None:
             payload["iat"] = self.iat
+        if self.scope == "footage":
+            payload |= {"scope": "footage", "from": self.start, "to": self.end}
         return payload
+
+    def covers(self, start: float, end: float) -> bool:
+        """True when ``[start, end]`` lies within a footage token's range."""
+        return (
+            self.start is not None
+            and self.end is not None
+            and self.start <= start <= end <= self.end
+        )
 
 
 def b64url_encode(data: bytes) -> str:
@@ -102,6 +132,22 @@ def _claim_int(payload: dict[str, Any], name: str, *, required: bool) -> int | N
     return value
 
 
+def _claim_scope(payload: dict[str, Any]) -> tuple[Scope, int | None, int | None]:
+    """``scope`` absent (or ``"live"``): no range allowed; ``"footage"``: ``from < to``."""
+    scope = payload.get("scope", "live")
+    if scope == "live":
+        if "from" in payload or "to" in payload:
+            raise TokenError("malformed", "a live stream token carries no time range")
+        return "live", None, None
+    if scope != "footage":
+        raise TokenError("malformed", "token claim 'scope' is invalid")
+    start = _claim_int(payload, "from", required=True)
+    end = _claim_int(payload, "to", required=True)
+    if start is None or end is None or not start < end:
+        raise TokenError("malformed", "footage token range is empty or reversed")
+    return "footage", start, end
+
+
 def verify_stream_token(
     token: object,
     secret: str | bytes,
@@ -128,12 +174,16 @@ def verify_stream_token(
         raise TokenError("malformed", "stream token payload is not base64url JSON") from exc
     if not isinstance(payload, dict):
         raise TokenError("malformed", "stream token payload is not a JSON object")
+    scope, start, end = _claim_scope(payload)
     claims = StreamClaims(
         user_id=_claim_str(payload, "user_id"),
         pod_id=_claim_str(payload, "pod_id"),
         camera_id=_claim_str(payload, "camera_id"),
         exp=_claim_int(payload, "exp", required=True) or 0,
         iat=_claim_int(payload, "iat", required=False),
+        scope=scope,
+        start=start,
+        end=end,
     )
     current = time.time() if now is None else now
     if claims.exp <= current:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from platebridge.core.errors import PlateBridgeError
-from platebridge.core.tokens import StreamClaims, TokenError, verify_stream_token
+from platebridge.core.tokens import Scope, StreamClaims, TokenError, verify_stream_token
 from platebridge.pod.config import PodConfig
 from platebridge.pod.ffmpeg import PLAYLIST_NAME, camera_dir
 from platebridge.pod.playlist import newest_segment
@@ -35,13 +35,19 @@ class PodContext:
     snapshotter: Snapshotter
     tunnel_status: Callable[[], dict[str, Any]] | None
 
-    def authorize(self, token: str | None) -> StreamClaims:
+    def authorize(self, token: str | None, scope: Scope = "live") -> StreamClaims:
+        """The token's claims for a path of ``scope``: the live paths (``/stream…``,
+        ``/live…``, ``/snapshot``) refuse footage tokens, the recording paths live tokens."""
         try:
             claims = verify_stream_token(token, self.secret)
         except TokenError as exc:
             raise ApiError(401, f"token_{exc.reason}", exc.message) from None
         if claims.pod_id != self.config.pod_id:
             raise ApiError(403, "wrong_pod", "stream token was issued for another POD")
+        if claims.scope != scope:
+            raise ApiError(
+                403, "wrong_scope", f"this path needs a {scope} token, not {claims.scope}"
+            )
         return claims
 
     def known_camera(self, camera_id: str) -> CameraState:
