@@ -87,6 +87,27 @@ class CameraMedia(_Wire):
     transcoded: bool = Field(default=False, description="Video re-encoded by the POD (H.264).")
 
 
+RecordingState = Literal["recording", "off", "error", "disk_full"]
+
+
+class CameraRecording(_Wire):
+    """The camera's recording on the POD (docs/recording.md). Coarse on purpose, so the
+    heartbeat digest stays the same beat after beat: times to the minute, bytes to 2
+    significant digits."""
+
+    enabled: bool = Field(description="Recording is configured on (record: true).")
+    state: RecordingState = Field(description="What the POD is doing now.")
+    oldest: float | None = Field(default=None, ge=0, description="Epoch s, oldest footage.")
+    newest: float | None = Field(default=None, ge=0, description="Epoch s, newest (minute).")
+    bytes: int = Field(default=0, ge=0, description="Bytes of footage on disk.")
+    gaps_24h: int = Field(default=0, ge=0, le=100_000, description="Gaps in the last 24 h.")
+
+
+class PodDisk(_Wire):
+    total: int = Field(ge=0, description="Bytes of the recording filesystem.")
+    free: int = Field(ge=0, description="Bytes free on it (2 significant digits).")
+
+
 class HeartbeatCamera(_Wire):
     camera_id: Slug = Field(description="Camera id, unique within the POD.")
     name: Name = Field(description="Human-readable camera name.")
@@ -108,6 +129,9 @@ class HeartbeatCamera(_Wire):
     sub_media: CameraMedia | None = Field(
         default=None, description="The same for the camera's substream, when it has one."
     )
+    recording: CameraRecording | None = Field(
+        default=None, description="Recording state and footage (additive; older PODs omit it)."
+    )
 
 
 class HeartbeatRequest(_Wire):
@@ -124,6 +148,9 @@ class HeartbeatRequest(_Wire):
         default=None,
         max_length=MAX_CAMERAS,
         description="Every camera the POD serves. Omitted: the camera list is left as it is.",
+    )
+    disk: PodDisk | None = Field(
+        default=None, description="The recording filesystem (additive; older PODs omit it)."
     )
 
     @field_validator("ip_address")
