@@ -31,6 +31,7 @@ from platebridge.core.heartbeat import DEFAULT_STREAM_PORT, Slug
 from platebridge.pod.envexpand import EnvExpansionError, expand_tree
 
 DEFAULT_HLS_DIR = Path("/run/platebridge-pod/hls")
+DEFAULT_RECORDING_DIR = Path("/var/lib/platebridge/recordings")
 FLAT_CAMERA_KEYS = ("camera_id", "camera_name", "camera_rtsp_url", "camera_position")
 _FLAT_TARGETS = ("camera_id", "name", "rtsp_url", "position")
 
@@ -72,6 +73,16 @@ class CameraConfig(_Strict):
         le=3840,
         description="With transcode: scale the main stream down to this width (aspect kept; "
         "never up). Unset: the camera's size.",
+    )
+    record: bool = Field(
+        default=True,
+        description="Record this camera continuously (docs/recording.md); false: live only.",
+    )
+    retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=3650,
+        description="Keep this camera's footage this many days (unset: the POD's).",
     )
     transcode_bitrate: int | None = Field(
         default=None,
@@ -124,6 +135,28 @@ class PodConfig(_Strict):
     heartbeat_interval: float = Field(default=60, ge=1, le=3600)
     heartbeat_timeout: float = Field(default=10, gt=0, le=120)
     hls_dir: Path = Field(default=DEFAULT_HLS_DIR, description="Where HLS output is written.")
+    recording_dir: Path = Field(
+        default=DEFAULT_RECORDING_DIR,
+        description="Where footage is recorded (<camera>/<YYYY-MM-DD>/<HHMMSS>.mp4, UTC) "
+        "with its index (index.sqlite3).",
+    )
+    recording_file_seconds: int = Field(
+        default=60, ge=10, le=600, description="Length of a recorded file, seconds."
+    )
+    retention_days: int = Field(
+        default=30, ge=1, le=3650, description="Footage older than this many days is deleted."
+    )
+    retention_min_free_bytes: int = Field(
+        default=2 * 1024**3,
+        ge=0,
+        description="Delete the oldest footage to keep at least this many bytes free.",
+    )
+    retention_min_free_percent: float = Field(
+        default=10,
+        ge=0,
+        le=90,
+        description="… and at least this percentage of the recording filesystem free.",
+    )
     hls_segment_seconds: float = Field(default=1, ge=0.5, le=2)
     hls_list_size: int = Field(default=6, ge=3, le=30)
     rtsp_timeout: float = Field(default=5, ge=1, le=60, description="Seconds of RTSP silence.")

@@ -27,6 +27,40 @@ def camera_dir(config: PodConfig, camera_id: str) -> Path:
     return config.hls_dir / camera_id
 
 
+def recording_dir(config: PodConfig, camera_id: str) -> Path:
+    return config.recording_dir / camera_id
+
+
+#: A recorded file's name below its camera's directory (strftime, UTC: ffmpeg runs with TZ=UTC).
+RECORDING_PATTERN = "%Y-%m-%d/%H%M%S.mp4"
+#: Fragments of at most 1 s (and a new one at every keyframe), each with a ``prft`` box: the
+#: wall clock the index puts on the media time (:mod:`platebridge.pod.recording.mp4scan`).
+RECORD_MOVFLAGS = "empty_moov+default_base_moof+frag_keyframe"
+RECORD_FORMAT_OPTIONS = f"movflags={RECORD_MOVFLAGS}:frag_duration=1000000:write_prft=wallclock"
+
+
+def recording_output(config: PodConfig, camera_id: str) -> tuple[list[str], str]:
+    """The recording output's muxer options and its strftime file pattern: ``segment`` cuts
+    a new MP4 file at the first keyframe after every ``recording_file_seconds`` of wall clock
+    (aligned to the clock: 60 s files start on the minute)."""
+    directory = str(recording_dir(config, camera_id)).replace("%", "%%")
+    options = [
+        "-f",
+        "segment",
+        "-segment_time",
+        str(config.recording_file_seconds),
+        "-segment_atclocktime",
+        "1",
+        "-segment_format",
+        "mp4",
+        "-segment_format_options",
+        RECORD_FORMAT_OPTIONS,
+        "-strftime",
+        "1",
+    ]
+    return options, f"{directory}/{RECORDING_PATTERN}"
+
+
 @dataclass(frozen=True)
 class MediaInfo:
     """What a probe of the camera found (``ffprobe`` before each ffmpeg start)."""
@@ -138,8 +172,10 @@ def camera_argv(
     media: MediaInfo | None = None,
     live: bool = True,
     encoder: H264Encoder = "libx264",
+    record: bool = False,
 ) -> list[str]:
-    """One RTSP session (over TCP), two outputs: HLS (MPEG-TS segments) and live fMP4 on stdout.
+    """One RTSP session (over TCP), up to three outputs: HLS (MPEG-TS segments), live fMP4 on
+    stdout and (``record``) the recording, fMP4 files of :func:`recording_output`.
 
     Video is stream-copied into both. HLS: the epoch start number keeps media sequence numbers
     growing across restarts so players never go backwards; ``temp_file`` means a segment is only
@@ -151,10 +187,14 @@ def camera_argv(
 
     ``transcode: h264``: the video is encoded **once** (``encoder``, see
     :mod:`platebridge.pod.transcode`) and both outputs are slaves of one ``tee`` muxer (two
-    ordinary outputs would run two encoders); audio as without transcoding.
+    ordinary outputs would run two encoders); audio as without transcoding. The recording is
+    a tee slave with ``onfail=ignore`` there (a full disk stops the recording, not the live
+    outputs); as an ordinary output its failure ends ffmpeg, and the supervisor restarts it
+    without recording (:mod:`platebridge.pod.recording.recorder`).
     """
     audio, _ = audio_plan(media)
     hls, playlist = hls_output(config, camera.camera_id)
+    rec, pattern = recording_output(config, camera.camera_id)
     head = _ffmpeg_head(config.ffmpeg_path)
     if camera.transcode == "h264":
         head += global_args(encoder)
@@ -162,17 +202,23 @@ def camera_argv(
     if camera.transcode == "h264":
         video = video_args(encoder, encode_for(camera, media))
         argv += ["-map", "0:v:0", *audio, *video]
-        if not live:
+        if not live and not record:
             return [*argv, *hls, playlist]
-        slaves = [tee_slave([*hls, *TS_EXTRADATA], playlist), tee_slave(LIVE_OPTIONS, "pipe:1")]
+        slaves = [tee_slave([*hls, *TS_EXTRADATA], playlist)]
+        if live:
+            slaves.append(tee_slave(LIVE_OPTIONS, "pipe:1"))
+        if record:
+            slaves.append(tee_slave([*rec, "-onfail", "ignore"], pattern))
         tee = ["-flags:v", "+global_header", "-f", "tee"]
         return [*argv, *tee, "-max_interleave_delta", LIVE_INTERLEAVE_US, "|".join(slaves)]
     maps = ["-map", "0:v:0", *audio, "-c:v", "copy"]
     argv += [*maps, *hls, playlist]
+    # Safari's MSE takes H.265 only as hvc1 (parameter sets in the init segment)
+    tag = ["-tag:v", "hvc1"] if media is not None and media.video_codec == "hevc" else []
     if live:
-        # Safari's MSE takes H.265 only as hvc1 (parameter sets in the init segment)
-        tag = ["-tag:v", "hvc1"] if media is not None and media.video_codec == "hevc" else []
         argv += [*maps, *tag, *LIVE_OPTIONS, "pipe:1"]
+    if record:
+        argv += [*maps, *tag, *rec, pattern]
     return argv
 
 

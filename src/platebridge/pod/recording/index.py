@@ -13,6 +13,7 @@ loop use ``asyncio.to_thread``. Times are float epoch seconds (UTC).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import struct
 import threading
@@ -206,6 +207,14 @@ class RecordingIndex:
             (camera_id, cutoff, cutoff, limit),
         )
         return [_file(r) for r in rows]
+
+    def known(self, paths: list[Path]) -> dict[Path, bool]:
+        """Which of ``paths`` are indexed, and whether as complete (closed) files."""
+        rows = self._query(
+            "SELECT path, complete FROM files WHERE path IN (SELECT value FROM json_each(?))",
+            (json.dumps([str(p) for p in paths]),),
+        )
+        return {Path(r["path"]): bool(r["complete"]) for r in rows}
 
     def paths(self, camera_id: str | None = None) -> set[Path]:
         if camera_id is None:
