@@ -32,7 +32,8 @@ def pod_config(
     tmp: Path, rtsp_url: str, *, tenant: SeededCompany | None = None, **overrides: Any
 ) -> dict[str, Any]:
     """One camera (``gate-camera-1``) on a free loopback port, 1 s heartbeats and segments,
-    HLS under ``tmp/hls``; the portal URL points where nothing listens unless overridden."""
+    HLS under ``tmp/hls``, recordings under ``tmp/recordings``; the portal URL points where
+    nothing listens unless overridden."""
     config: dict[str, Any] = {
         "pod_id": tenant.pod_id if tenant else POD_ID,
         "portal_url": f"http://127.0.0.1:{free_port()}",  # nothing listens there
@@ -47,6 +48,7 @@ def pod_config(
         "advertise_address": "127.0.0.1",
         "heartbeat_interval": 1,
         "hls_dir": str(tmp / "hls"),
+        "recording_dir": str(tmp / "recordings"),
         "hls_segment_seconds": 1,
         "rtsp_timeout": 3,
     }
