@@ -25,6 +25,7 @@ from platebridge.core.redact import redact_text
 from platebridge.pod.config import PodConfig
 from platebridge.pod.heartbeat import HeartbeatLoop, HeartbeatResult
 from platebridge.pod.http import create_app
+from platebridge.pod.recording.recorder import Recording
 from platebridge.pod.supervisor import TERM_GRACE, CameraSupervisor
 from platebridge.pod.tunnel import TunnelClient
 
@@ -217,15 +218,22 @@ async def _run(
         if heartbeat is not None:
             heartbeat.poke()
 
-    supervisors = [CameraSupervisor(config, cam, changed) for cam in config.cameras]
+    recording = await asyncio.to_thread(Recording, config)
+    stack.callback(recording.close)
+    supervisors = [
+        CameraSupervisor(config, cam, changed, recorder=recording.recorder(cam.camera_id))
+        for cam in config.cameras
+    ]
     states = {s.camera.camera_id: s.state for s in supervisors}
     tunnel = TunnelSwitch(config, tasks) if config.tunnel is not False else None
-    heartbeat = HeartbeatLoop(config, states, tunnel.on_heartbeat if tunnel else None)
+    on_beat = tunnel.on_heartbeat if tunnel else None
+    heartbeat = HeartbeatLoop(config, states, on_beat, recording)
     app = create_app(
         config,
         states,
         started_at=started,
         tunnel_status=tunnel.status if tunnel is not None else None,
+        recording=recording,
     )
     server = _server(config, app)
 
@@ -243,6 +251,17 @@ async def _run(
         await finish(cameras, TERM_GRACE + GRACE)
 
     _on_stop(stack, "cameras", stop_cameras)
+
+    # 1b. recording: indexing growing files, retention (after the cameras on the way out)
+    keeper = tasks.create_task(
+        part("recording", recording.run(), stopping, secrets), name="recording"
+    )
+
+    async def stop_recording() -> None:
+        recording.stop()
+        await finish([keeper], GRACE)
+
+    _on_stop(stack, "recording", stop_recording)
 
     # 2. the HTTP server
     http = tasks.create_task(part("HTTP server", _serve(server, sock), stopping), name="http")

@@ -29,6 +29,7 @@ from platebridge.pod.address import resolve_advertise_address
 from platebridge.pod.backoff import full_jitter
 from platebridge.pod.config import CameraConfig, PodConfig
 from platebridge.pod.ffmpeg import AUDIO_COPY, AUDIO_TO_AAC
+from platebridge.pod.recording.recorder import Recording
 from platebridge.pod.supervisor import CameraState
 
 log = logging.getLogger("platebridge.pod.heartbeat")
@@ -107,12 +108,16 @@ def _transcoded(camera: CameraConfig, probed: str | None, codecs: str | None) ->
 
 
 def build_payload(
-    config: PodConfig, states: Mapping[str, CameraState] | None = None
+    config: PodConfig,
+    states: Mapping[str, CameraState] | None = None,
+    recording: Recording | None = None,
 ) -> HeartbeatRequest:
-    """The spec's payload plus ``stream_port`` and per-camera status; RTSP URLs stripped."""
+    """The spec's payload plus ``stream_port`` and per-camera status; RTSP URLs stripped;
+    with ``recording``, each camera's recording and the POD's disk."""
     cameras = []
     for cam in config.cameras:
         state = (states or {}).get(cam.camera_id)
+        recorder = recording.recorder(cam.camera_id) if recording else None
         cameras.append(
             HeartbeatCamera(
                 camera_id=cam.camera_id,
@@ -123,6 +128,7 @@ def build_payload(
                 error=(state.error[:500] if state and state.error else None),
                 media=camera_media(cam, state),
                 sub_media=camera_media(cam, state.sub) if state else None,
+                recording=recorder.heartbeat() if recorder else None,
             )
         )
     return HeartbeatRequest(
@@ -132,6 +138,7 @@ def build_payload(
         status="online",
         stream_port=config.listen_port,
         cameras=cameras,
+        disk=recording.heartbeat_disk() if recording else None,
     )
 
 
@@ -181,9 +188,11 @@ class HeartbeatLoop:
         config: PodConfig,
         states: Mapping[str, CameraState],
         on_result: Callable[[HeartbeatResult], None] | None = None,
+        recording: Recording | None = None,
     ) -> None:
         self.config = config
         self.states = states
+        self.recording = recording
         self.on_result = on_result
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -205,7 +214,8 @@ class HeartbeatLoop:
         ) as client:
             while not self._stop.is_set():
                 self._wake.clear()
-                result = await send_heartbeat(client, cfg, build_payload(cfg, self.states))
+                payload = build_payload(cfg, self.states, self.recording)
+                result = await send_heartbeat(client, cfg, payload)
                 self._log(result, failures)
                 self.last = result
                 if self.on_result is not None:

@@ -28,6 +28,7 @@ from platebridge.pod.context import ApiError, Context, PodContext
 from platebridge.pod.ffmpeg import SEGMENT_NAME, camera_dir
 from platebridge.pod.live_routes import router as live_router
 from platebridge.pod.playlist import newest_segment, rewrite_playlist
+from platebridge.pod.recording.recorder import Recording
 from platebridge.pod.snapshot import SnapshotError, Snapshotter
 from platebridge.pod.supervisor import CameraState
 
@@ -152,6 +153,7 @@ def create_app(
     started_at: float | None = None,
     snapshotter: Snapshotter | None = None,
     tunnel_status: Callable[[], dict[str, Any]] | None = None,
+    recording: Recording | None = None,
 ) -> FastAPI:
     """Build the ASGI app. ``cameras`` is live state owned by the supervisors (read-only here)."""
     app = FastAPI(
@@ -169,6 +171,7 @@ def create_app(
         snapshotter=snapshotter or Snapshotter(config.ffmpeg_path),
         tunnel_status=tunnel_status,
     )
+    app.state.recording = recording  # the recording index for the playback routes
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware,

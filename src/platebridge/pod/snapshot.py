@@ -7,8 +7,8 @@ import contextlib
 import time
 from pathlib import Path
 
+from platebridge.pod.childproc import die_with_parent
 from platebridge.pod.ffmpeg import snapshot_argv
-from platebridge.pod.supervisor import die_with_parent
 
 CACHE_SECONDS = 3.0
 TIMEOUT = 10.0

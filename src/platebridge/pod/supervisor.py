@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import dataclasses
 import logging
 import os
@@ -41,6 +40,7 @@ from typing import Literal
 
 from platebridge.core.redact import redact_text
 from platebridge.pod.backoff import Backoff
+from platebridge.pod.childproc import die_with_parent
 from platebridge.pod.config import CameraConfig, PodConfig
 from platebridge.pod.ffmpeg import (
     PLAYLIST_NAME,
@@ -53,6 +53,7 @@ from platebridge.pod.ffmpeg import (
     sub_argv,
 )
 from platebridge.pod.live import MIN_INTERVALS, CameraLive
+from platebridge.pod.recording.recorder import FFMPEG_ENV, CameraRecorder
 from platebridge.pod.stderr_tail import StderrTail
 from platebridge.pod.substream import OnDemand
 from platebridge.pod.transcode import H264Encoder, choose_encoder
@@ -65,21 +66,6 @@ POLL_SECONDS = 0.25
 HEALTHY_UPTIME = 30.0
 TERM_GRACE = 5.0
 MAX_REASON = 300
-
-_PR_SET_PDEATHSIG = 1
-try:
-    _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6", use_errno=True)
-except OSError:  # not glibc Linux: rely on process-group clean-up only
-    _LIBC = None
-
-
-def die_with_parent() -> None:
-    """``preexec_fn``: the kernel SIGKILLs the child if the agent dies without cleaning up."""
-    parent = os.getppid()
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # parent already gone between fork and prctl
-        os._exit(1)
 
 
 @dataclass
@@ -107,10 +93,13 @@ class CameraSupervisor:
         camera: CameraConfig,
         on_change: Callable[[], None] | None = None,
         sub: bool = False,
+        recorder: CameraRecorder | None = None,
     ) -> None:
         self.config = config
         self.camera = camera
         self.is_sub = sub
+        self.recorder = None if sub else recorder
+        self._record = False
         self.url = camera.sub_url if sub and camera.sub_url else camera.url
         self.name = f"{camera.camera_id} (substream)" if sub else camera.camera_id
         self.dir = camera_dir(config, camera.camera_id)
@@ -245,7 +234,8 @@ class CameraSupervisor:
     def _argv(self, media: MediaInfo | None, encoder: H264Encoder) -> list[str]:
         if self.is_sub:
             return sub_argv(self.config, self.camera, media, encoder)
-        return camera_argv(self.config, self.camera, media, self.live is not None, encoder)
+        live = self.live is not None
+        return camera_argv(self.config, self.camera, media, live, encoder, self._record)
 
     async def _run_once(self) -> tuple[str, float]:
         """Run ffmpeg until it exits, stalls or we stop; return (reason, seconds active)."""
@@ -255,10 +245,12 @@ class CameraSupervisor:
         encoder = await self._choose_encoder() if self.camera.transcode == "h264" else "libx264"
         if self._stop.is_set():
             return "stopped", 0.0
+        self._record = self.recorder is not None and await self.recorder.before_run()
         live = self.live
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self._argv(media, encoder),
+                env={**os.environ, **FFMPEG_ENV},
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE if live else asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
@@ -283,6 +275,8 @@ class CameraSupervisor:
             for task in readers:
                 task.cancel()
             self._proc = None
+            if self.recorder is not None:
+                await self.recorder.after_run(self._stop.is_set(), reason)
             if live is not None:
                 live.end_run("camera_stopped" if self._stop.is_set() else "camera_error")
             # The stream is gone: remove the playlist so /stream answers 503, not stale video.
@@ -363,9 +357,13 @@ class CameraSupervisor:
                 if segment_at is not None or frame_at is not None:
                     active_since = now
                     self._set("active")
+                    if self.recorder is not None:
+                        self.recorder.on_active()
                 elif now - started > self.start_timeout:
                     return f"no video within {self.start_timeout:.0f} s", 0.0
                 continue
+            if self.recorder is not None and self.recorder.switch():
+                return "restarting to switch the recording on or off", active_for
             reason = self._stalled(now, segment_at or active_since, frame_at)
             if reason is not None:
                 return reason, active_for
