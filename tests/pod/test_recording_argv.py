@@ -38,6 +38,7 @@ def test_copy_mode_records_a_third_output_of_the_same_session() -> None:
     assert rec[rec.index("-strftime") + 1] == "1"
     fmt = rec[rec.index("-segment_format_options") + 1]
     assert "frag_duration=1000000" in fmt and "write_prft=wallclock" in fmt
+    assert "flush_packets=1" in fmt  # every fragment reaches the file at once (crash safety)
     assert "empty_moov" in fmt and "frag_keyframe" in fmt
     # without record the argv is what issue 12 had
     plain = camera_argv(cfg, cfg.cameras[0], media)

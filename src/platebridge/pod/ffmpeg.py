@@ -35,8 +35,13 @@ def recording_dir(config: PodConfig, camera_id: str) -> Path:
 RECORDING_PATTERN = "%Y-%m-%d/%H%M%S.mp4"
 #: Fragments of at most 1 s (and a new one at every keyframe), each with a ``prft`` box: the
 #: wall clock the index puts on the media time (:mod:`platebridge.pod.recording.mp4scan`).
+#: ``flush_packets=1`` writes every fragment to the file as it is cut: without it the segment's
+#: 32 KiB I/O buffer (and ffmpeg 5.1's segment muxer) held a whole file back, so ``kill -9``
+#: lost everything since the file began instead of at most the fragment being written.
 RECORD_MOVFLAGS = "empty_moov+default_base_moof+frag_keyframe"
-RECORD_FORMAT_OPTIONS = f"movflags={RECORD_MOVFLAGS}:frag_duration=1000000:write_prft=wallclock"
+RECORD_FORMAT_OPTIONS = (
+    f"movflags={RECORD_MOVFLAGS}:frag_duration=1000000:write_prft=wallclock:flush_packets=1"
+)
 
 
 def recording_output(config: PodConfig, camera_id: str) -> tuple[list[str], str]:
