@@ -6,12 +6,14 @@ seeking), so a 60 s file is scanned in a few milliseconds. A fragment is **whole
 in a torn fragment (or a torn box header), which :func:`scan_file` reports as ``whole_size`` <
 the file's size: the repair truncates the file there.
 
-Wall clock: ffmpeg writes a ``prft`` box (``write_prft=wallclock``) before each ``moof``: the
-NTP time at which it wrote the fragment and the media time of its first sample. A fragment is
-written when the packet after its last sample arrives, so the wall time of the fragment's
-*end* is at most that NTP time; the file's media→wall offset is the smallest ``ntp - end`` over
-its fragments (the least delayed one), which puts keyframe times within a frame or two of
-their arrival at the POD.
+Wall clock: ffmpeg writes a ``prft`` box (``write_prft=wallclock``) before each ``moof``: an
+NTP time and the media time of the fragment's first sample. Measured with the clock camera
+(ffmpeg 5.1, stream copy), that NTP time is when the fragment's *first* sample arrived (the
+burned-in clock of its first picture + the camera's ~70 ms latency), not when the fragment was
+written; fragments written in a burst (the probe's backlog at start) carry later times. So the
+file's media→wall offset is the smallest ``ntp - start`` over its fragments (the least delayed
+one), which puts keyframe times within a frame or two of their capture
+(``tests/pod/test_recording_clock_e2e.py`` checks every keyframe against the picture's clock).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class ScannedFile:
 
     def wall_offset(self) -> float | None:
         """wall = media + offset (see the module doc); None without any prft."""
-        offsets = [f.wall - (f.media_start + f.media_duration) for f in self.fragments if f.wall]
+        offsets = [f.wall - f.media_start for f in self.fragments if f.wall]
         return min(offsets) if offsets else None
 
     def keyframes(self, offset: float) -> tuple[tuple[float, int], ...]:
