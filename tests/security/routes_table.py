@@ -47,7 +47,8 @@ def _body_fields(dependant: Any) -> tuple[str, ...]:
     for param in dependant.body_params:
         annotation = getattr(param.field_info, "annotation", None)
         fields = getattr(annotation, "model_fields", None)
-        names.extend(fields.keys() if fields else [param.alias])
+        # the wire names (a field ``from_`` is sent as its alias ``from``)
+        names.extend([f.alias or k for k, f in fields.items()] if fields else [param.alias])
     return tuple(names)
 
 

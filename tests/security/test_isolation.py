@@ -64,6 +64,11 @@ OTHERS: dict[str, str | None] = {
     "display_name": "Matrix camera",
     "body": None,  # POST /api/pods/{pod_id}/decommission: optional body (its confirm)
     "stream": None,  # main or sub of the same camera: the default (main)
+    # Recorded footage (issue 13): a time range of the camera named by its identifiers.
+    "from": "1764700000",
+    "to": "1764700600",
+    "start": "1764700000",
+    "duration": None,
 }
 #: Routes whose identifier parameter is not a tenant lookup (the login form's e-mail).
 #: Inviting: the e-mail is a new address (one answer, 409, whichever company holds it).

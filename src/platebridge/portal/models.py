@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 from typing import Literal, cast, get_args
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     DateTime,
     Dialect,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -33,9 +35,19 @@ StreamMode = Literal["proxy", "direct", "tunnel", "auto"]
 STREAM_MODES: tuple[str, ...] = get_args(StreamMode)
 #: A camera as the portal records it (the POD's ``starting`` arrives as ``inactive``).
 CameraStatus = Literal["active", "inactive", "error"]
-Role = Literal["admin", "viewer"]
+#: ``admin``: everything; ``manager``: live, footage, export and share links; ``viewer``: live
+#: only (a guard). What each may do: ``scoping.ROLE_CAPABILITIES``.
+Role = Literal["admin", "manager", "viewer"]
 KeyKind = Literal["pod", "enrollment"]
-AuditAction = Literal["token_issued", "stream_started"]
+AuditAction = Literal[
+    "token_issued",
+    "stream_started",
+    "footage_view",
+    "footage_export",
+    "share_created",
+    "share_opened",
+    "share_revoked",
+]
 AuditMethod = Literal["proxy", "direct", "tunnel"]
 #: What a :class:`UserLink` is for.
 LinkPurpose = Literal["invite", "reset"]
@@ -153,6 +165,9 @@ class Pod(Base):
     #: Set while an admin has decommissioned the pod: keys revoked, stream secret voided, no
     #: heartbeat accepted, its cameras out of every list (``services.pod_lifecycle``).
     decommissioned_at: Mapped[datetime | None]
+    #: The POD's recording filesystem from the heartbeat (bytes; None: not reported).
+    disk_total: Mapped[int | None] = mapped_column(BigInteger)
+    disk_free: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Camera(Base):
@@ -186,6 +201,9 @@ class Camera(Base):
     #: Since when the POD's camera list no longer has this camera (None: it reports it). Only
     #: such a camera can be removed by an admin; a heartbeat that reports it again clears this.
     missing_since: Mapped[datetime | None]
+    #: The camera's recording on its POD from the heartbeat: compact JSON of
+    #: ``core.heartbeat.CameraRecording``, None when not reported.
+    recording: Mapped[str | None] = mapped_column(Text)
 
 
 class User(Base):
@@ -291,6 +309,30 @@ class AuditEvent(Base):
     action: Mapped[AuditAction] = mapped_column(String(16))
     method: Mapped[AuditMethod] = mapped_column(String(16))
     client_ip: Mapped[str | None] = mapped_column(String(45))
+    #: Footage and share rows: the recorded range concerned (epoch seconds), else None.
+    range_start: Mapped[float | None] = mapped_column(Double)
+    range_end: Mapped[float | None] = mapped_column(Double)
+
+
+class ShareLink(Base):
+    """A no-login link to one clip (``services.shares``): stored as SHA-256 of its secret (the
+    URL is shown once), bound to one camera and range, until ``expires_at`` or revocation."""
+
+    __tablename__ = "share_links"
+    __table_args__ = (Index(None, "company_id", "created_at"), Index(None, "camera_id"))
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    #: The camera row (its pod through it): a removed camera takes its links with it.
+    camera_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"))
+    #: The clip, epoch seconds.
+    clip_start: Mapped[float] = mapped_column(Double)
+    clip_end: Mapped[float] = mapped_column(Double)
+    created_by: Mapped[uuid.UUID | None]
+    created_by_email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
 
 
 class AdminChange(Base):

@@ -136,6 +136,22 @@ class AuditEventItem(TypedDict):
     action: AuditAction
     method: AuditMethod
     client_ip: str | None
+    #: Footage and share rows: the recorded range (epoch seconds), else None.
+    range_start: float | None
+    range_end: float | None
+
+
+class FootageToken(TypedDict):
+    """``POST /api/footage-token``: a footage token and the URLs that carry it (the POD's own
+    for ``direct``, else the portal's relay routes). ``media_url`` takes ``&start=…``
+    (``&duration=…``) appended; ``export_url`` is for the whole range (≤ 30 min exports)."""
+
+    token: str
+    expires_at: str
+    method: AuditMethod
+    recordings_url: str
+    media_url: str
+    export_url: str
 
 
 class AuditListing(TypedDict):

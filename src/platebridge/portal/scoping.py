@@ -1,18 +1,41 @@
 """Tenant scoping in ONE place: every user-facing query of pods or cameras starts here.
 
 A user only ever reaches rows whose ``pods.company_id`` is the user's company; anything else
-is indistinguishable from "does not exist" (404).
+is indistinguishable from "does not exist" (404). What a user may *do* with a camera they can
+reach is their role's capability (:data:`ROLE_CAPABILITIES`, :func:`require_capability`),
+checked after the tenant lookup so another company's camera stays 404 for every role.
 """
 
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platebridge.portal.errors import not_found
-from platebridge.portal.models import AuditEvent, Camera, Community, Pod, Site, User
+from platebridge.portal.errors import ApiError, not_found
+from platebridge.portal.models import AuditEvent, Camera, Community, Pod, Role, Site, User
+
+#: What a role may do with the cameras of its company: ``live`` (watch live), ``footage``
+#: (recorded video), ``export`` (download a clip), ``share`` (create and revoke share links).
+Capability = Literal["live", "footage", "export", "share"]
+ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
+    "admin": frozenset({"live", "footage", "export", "share"}),
+    "manager": frozenset({"live", "footage", "export", "share"}),
+    "viewer": frozenset({"live"}),
+}
+
+
+def can(user: User, capability: Capability) -> bool:
+    """True when the user's role has ``capability`` (an unknown role has none)."""
+    return capability in ROLE_CAPABILITIES.get(user.role, frozenset())
+
+
+def require_capability(user: User, capability: Capability) -> None:
+    """403 ``forbidden`` unless the user's role has ``capability``."""
+    if not can(user, capability):
+        raise ApiError(403, "forbidden", f"your role may not use {capability}: ask an admin")
 
 
 def scoped_pods(user: User) -> Select[Pod, Site]:

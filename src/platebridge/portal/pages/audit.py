@@ -3,7 +3,7 @@ and next to it the admin-change trail (``services.changes``: who changed what, w
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, get_args
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
@@ -15,7 +15,7 @@ from platebridge.portal.services.audit import Action, AuditFilter, list_events
 from platebridge.portal.services.changes import change_dict, list_changes
 
 router = APIRouter(include_in_schema=False)
-ACTIONS: dict[str, Action] = {"token_issued": "token_issued", "stream_started": "stream_started"}
+ACTIONS: dict[str, Action] = {action: action for action in get_args(Action)}
 
 
 @router.get("/audit")

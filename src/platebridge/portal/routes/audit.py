@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from platebridge.portal.deps import AdminUser, Db
 from platebridge.portal.errors import ApiError
+from platebridge.portal.models import AuditAction
 from platebridge.portal.schemas import AuditListing
 from platebridge.portal.scoping import scoped_audit_events
 from platebridge.portal.services.audit import DEFAULT_LIMIT, MAX_LIMIT, AuditFilter, list_events
@@ -31,7 +32,7 @@ async def audit_events(
     user_filter: Annotated[str | None, Query(alias="user", max_length=320)] = None,
     since: Annotated[datetime | None, Query()] = None,
     until: Annotated[datetime | None, Query()] = None,
-    action: Annotated[Literal["token_issued", "stream_started"] | None, Query()] = None,
+    action: Annotated[AuditAction | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
     flt = AuditFilter(

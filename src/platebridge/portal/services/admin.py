@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select, update
@@ -20,6 +20,7 @@ from platebridge.portal.models import (
     Community,
     Company,
     Pod,
+    Role,
     Site,
     User,
     utcnow,
@@ -33,7 +34,7 @@ from platebridge.portal.security import (
 )
 from platebridge.portal.services.auth import normalize_email
 
-ROLES = ("admin", "viewer")
+ROLES: tuple[str, ...] = get_args(Role)
 MIN_PASSWORD_LENGTH = 8
 _slug = TypeAdapter(Slug)
 T = TypeVar("T", Company, Community, Site)

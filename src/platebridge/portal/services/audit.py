@@ -13,15 +13,15 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import Select, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platebridge.portal.models import AuditEvent, User, utcnow
+from platebridge.portal.models import AuditAction, AuditEvent, AuditMethod, User, utcnow
 
-Action = Literal["token_issued", "stream_started"]
-Method = Literal["proxy", "direct", "tunnel"]
+Action = AuditAction
+Method = AuditMethod
 
 DEFAULT_LIMIT = 200
 MAX_LIMIT = 1000
@@ -36,7 +36,9 @@ def new_event(
     method: Method,
     client_ip: str | None,
     at: datetime | None = None,
+    range_: tuple[float, float] | None = None,
 ) -> AuditEvent:
+    """A row by ``user``; ``range_``: the recorded range a footage or share row concerns."""
     return AuditEvent(
         company_id=user.company_id,
         at=at or utcnow(),
@@ -47,6 +49,8 @@ def new_event(
         action=action,
         method=method,
         client_ip=(client_ip or None) and client_ip[:45],
+        range_start=range_[0] if range_ else None,
+        range_end=range_[1] if range_ else None,
     )
 
 
@@ -98,6 +102,8 @@ def event_json(event: AuditEvent) -> dict[str, Any]:
         "action": event.action,
         "method": event.method,
         "client_ip": event.client_ip,
+        "range_start": event.range_start,
+        "range_end": event.range_end,
     }
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from platebridge.core.heartbeat import (
     DEFAULT_STREAM_PORT,
     CameraMedia,
+    CameraRecording,
     HeartbeatCamera,
     HeartbeatRequest,
 )
@@ -121,6 +122,7 @@ def heartbeat_digest(req: HeartbeatRequest) -> bytes | None:
         "port": req.stream_port,
         "status": req.status,
         "fw": req.firmware_version,
+        "disk": None if req.disk is None else req.disk.model_dump(),
         "cameras": [_camera_doc(c) for c in sorted(req.cameras, key=lambda c: c.camera_id)],
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).digest()
@@ -136,10 +138,11 @@ def _camera_doc(cam: HeartbeatCamera) -> dict[str, Any]:
         "rtsp": stored_rtsp_url(cam.rtsp_url),
         "media": media_json(cam.media),
         "sub_media": media_json(cam.sub_media),
+        "recording": media_json(cam.recording),
     }
 
 
-def media_json(media: CameraMedia | None) -> str | None:
+def media_json(media: CameraMedia | CameraRecording | None) -> str | None:
     """What ``cameras.media`` / ``sub_media`` keep: compact JSON of the validated model (the
     POD rounds its measured values, so an unchanged camera gives the same text every beat)."""
     return None if media is None else media.model_dump_json(exclude_none=True)
@@ -268,6 +271,7 @@ _CAMERA_UPDATE_COLUMNS = (
     "rtsp_url",
     "media",
     "sub_media",
+    "recording",
 )
 
 
@@ -376,6 +380,8 @@ async def slow_heartbeat(
     }
     if req.firmware_version is not None:
         values["firmware_version"] = req.firmware_version
+    if req.disk is not None:
+        values["disk_total"], values["disk_free"] = req.disk.total, req.disk.free
     # Row lock on PostgreSQL: concurrent heartbeats of this pod queue here.
     await conn.execute(_PODS.update().where(_PODS.c.id == pod.id).values(**values))
     if req.cameras is not None:
@@ -451,6 +457,7 @@ async def _apply_cameras(
                 "rtsp_url": stored_rtsp_url(c.rtsp_url),
                 "media": media_json(c.media),
                 "sub_media": media_json(c.sub_media),
+                "recording": media_json(c.recording),
                 "created_at": now,
                 "updated_at": now,
                 "missing_since": None,  # reported (again): back in the lists

@@ -13,7 +13,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,7 +30,7 @@ from platebridge.portal.services.auth import LoginResult, normalize_email
 from platebridge.portal.services.changes import record_change
 from platebridge.portal.throttle import Throttle
 
-ROLES: tuple[Role, ...] = ("admin", "viewer")
+ROLES: tuple[Role, ...] = get_args(Role)
 PASSWORD_MIN = 8
 PASSWORD_MAX = 1024
 #: ``password_hash`` of an invited user who has not chosen a password (verifies nothing).

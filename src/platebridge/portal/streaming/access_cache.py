@@ -6,6 +6,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+from platebridge.core.tokens import Scope
 from platebridge.portal.models import Camera, Pod, User
 
 #: ``(session token, stream token, pod_id, camera_id)``: the exact credential and target.
@@ -14,12 +15,16 @@ AccessKey = tuple[str | None, str | None, str, str]
 
 @dataclass(frozen=True, slots=True)
 class Access:
-    """A request allowed to watch ``camera`` of ``pod``; ``token`` when a stream token did it."""
+    """A request allowed to watch ``camera`` of ``pod``; ``token`` when a stream token did it
+    (or came along with the session). ``scope``: the verified token's scope when the token
+    authorised (None: the session did); ``footage``: a footage token's range (epoch s)."""
 
     user: User
     pod: Pod
     camera: Camera
     token: str | None
+    scope: Scope | None = None
+    footage: tuple[int, int] | None = None
 
 
 class AccessCache:

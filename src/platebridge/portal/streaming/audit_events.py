@@ -1,4 +1,5 @@
-"""The audit rows the streaming path writes: ``token_issued`` and ``stream_started``."""
+"""The audit rows the streaming path writes: ``token_issued``, ``stream_started``, and for
+recorded video ``footage_view`` and ``footage_export``."""
 
 from __future__ import annotations
 
@@ -52,4 +53,46 @@ async def record_stream_started(
                 at=utcnow(),
             )
         )
+    return True
+
+
+async def record_footage(
+    db: Database,
+    access: Access,
+    action: audit.Action,
+    method: audit.Method,
+    ip: str | None,
+    range_: tuple[float, float],
+) -> None:
+    """One ``footage_view`` / ``footage_export`` row for ``access`` and the range."""
+    async with db.write() as session:
+        session.add(
+            audit.new_event(
+                access.user,
+                pod_id=access.pod.pod_id,
+                camera_id=access.camera.camera_id,
+                action=action,
+                method=method,
+                client_ip=ip,
+                range_=range_,
+            )
+        )
+
+
+async def record_footage_viewing(
+    db: Database,
+    access: Access,
+    state: StreamingState,
+    ip: str | None,
+    method: audit.Method,
+    range_: tuple[float, float],
+) -> bool:
+    """``footage_view`` when this relayed media request begins a new viewing of a session
+    viewer (a footage token's viewing was recorded when the token was issued)."""
+    if access.scope is not None:
+        return False
+    key = ("footage", str(access.user.id), str(access.pod.id), access.camera.camera_id, ip or "")
+    if not state.viewings.starts_viewing(key):
+        return False
+    await record_footage(db, access, "footage_view", method, ip, range_)
     return True

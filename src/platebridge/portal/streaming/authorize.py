@@ -1,6 +1,11 @@
 """Who may watch: a viewer's session (tenant-scoped) or a stream token for exactly that pod and
 camera (for players that send neither cookies nor headers), and whether the pod is online.
 
+What the route needs (``live``, or ``footage`` / ``export`` of recorded video) is checked after
+the tenant lookup, on every request (cached answers too): the role's capability
+(``scoping.require_capability``) and, for a token, its scope — a live token never reads
+footage, a footage token never watches live (403 ``wrong_scope``).
+
 The callers hand in plain values: the login token the request carried (``None`` without one),
 the stream token from the query, and the process's :class:`StreamingState` for its cache.
 """
@@ -19,7 +24,7 @@ from platebridge.core.tokens import TokenError, b64url_decode, verify_stream_tok
 from platebridge.portal.db import Database
 from platebridge.portal.errors import ApiError
 from platebridge.portal.models import Pod, User
-from platebridge.portal.scoping import get_camera_for_user
+from platebridge.portal.scoping import Capability, get_camera_for_user, require_capability
 from platebridge.portal.services.auth import user_for_token
 from platebridge.portal.settings import PortalSettings
 from platebridge.portal.status import effective_pod_status
@@ -72,7 +77,19 @@ async def _access_by_token(
         camera.camera_id,
     ):
         raise invalid
-    return Access(user=user, pod=pod, camera=camera, token=token), claims.exp
+    footage = None
+    if claims.start is not None and claims.end is not None:
+        footage = (claims.start, claims.end)
+    access = Access(user, pod, camera, token, scope=claims.scope, footage=footage)
+    return access, claims.exp
+
+
+def check_use(access: Access, need: Capability) -> None:
+    """403 unless the token's scope fits ``need`` and the user's role has that capability."""
+    if access.scope is not None and access.scope != ("live" if need == "live" else "footage"):
+        kind = "a live" if access.scope == "live" else "a footage"
+        raise ApiError(403, "wrong_scope", f"{kind} stream token is not valid here")
+    require_capability(access.user, need)
 
 
 async def authorize_stream(
@@ -84,12 +101,28 @@ async def authorize_stream(
     *,
     login: str | None,
     token: str | None,
+    need: Capability = "live",
 ) -> Access:
-    """Session first (tenant-scoped: another company's camera is 404), else the stream token.
+    """Session first (tenant-scoped: another company's camera is 404), else the stream token;
+    then what the route needs (:func:`check_use`: 403).
 
     ``login`` is the request's session token (cookie or bearer), ``token`` the stream token.
     A success is remembered for ``stream_auth_cache_seconds`` per process (:class:`AccessCache`).
     """
+    access = await _authorize_cached(db, settings, state, pod_id, camera_id, login, token)
+    check_use(access, need)
+    return access
+
+
+async def _authorize_cached(
+    db: Database,
+    settings: PortalSettings,
+    state: StreamingState,
+    pod_id: str,
+    camera_id: str | None,
+    login: str | None,
+    token: str | None,
+) -> Access:
     if login is None and not token:
         raise _unauthorized("login or a stream token is required")
     cache = state.access_cache

@@ -3,7 +3,8 @@ live and recording routes that follow).
 
 :func:`open_stream` authorises the viewer (session or stream token) and refuses an offline pod;
 :meth:`PodStream.fetch` then picks the upstream (direct address, VPN address or tunnel), signs the
-portal's own POD-side token, runs the route's request, forgets the pod's cached authorisation when
+portal's own POD-side token (a live one, or for recorded footage one for just the range asked),
+runs the route's request, forgets the pod's cached authorisation when
 the POD fails, and for an ``auto`` pod whose address does not answer falls back to its tunnel once.
 So authorisation, fallback and error mapping are the same for every route by construction.
 """
@@ -40,11 +41,18 @@ class PodStream:
         """The camera id, quoted for a POD URL path."""
         return quote(self.access.camera.camera_id, safe="")
 
-    async def fetch(self, request: UpstreamRequest[T]) -> tuple[T, Upstream]:
-        """Run ``request`` against the pod's upstream; the upstream used comes back with it."""
+    async def fetch(
+        self, request: UpstreamRequest[T], *, footage: tuple[float, float] | None = None
+    ) -> tuple[T, Upstream]:
+        """Run ``request`` against the pod's upstream; the upstream used comes back with it.
+        ``footage``: the recorded range the request reads (the POD-side token covers only it)."""
         pod = self.access.pod
         camera_id = self.access.camera.camera_id
-        token = self.state.upstream_tokens.for_camera(pod, camera_id, self.settings)
+        tokens = self.state.upstream_tokens
+        if footage is None:
+            token = tokens.for_camera(pod, camera_id, self.settings)
+        else:
+            token = tokens.footage(pod, camera_id, self.settings, *footage)
         query = f"?token={quote(token, safe='')}"
         up = await self.state.upstream_for(pod)
         try:

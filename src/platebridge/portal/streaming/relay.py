@@ -338,6 +338,20 @@ class PodRelay:
             )
         return response
 
+    async def open_body(self, url: str, media_types: frozenset[str], what: str) -> UpstreamBody:
+        """Open the POD's answer at ``url`` (a 200 of one of ``media_types``, its head within
+        ``head_timeout``; a POD refusal naming its reason passes on) for the caller to read
+        and close: the footage routes (``streaming/footage.py``), which pass headers on."""
+
+        async def run(target: str, log_url: _LogUrl) -> RelayedResponse:
+            response = await self._open_head(target, log_url, explained=True)
+            if content_type(response) not in media_types:
+                await response.aclose()
+                raise UpstreamError(502, "upstream_bad_response", f"the POD sent no {what}")
+            return response
+
+        return await _logged(what, url, run)
+
     async def stream_segment(self, url: str) -> BodyStream:
         """Open the segment at ``url`` and return a response streaming it through.
 

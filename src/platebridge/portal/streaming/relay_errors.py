@@ -122,13 +122,24 @@ def status_error(response: RelayedResponse) -> UpstreamError:
 
 #: The POD's own refusals about a camera's state, passed to the viewer with its sentence.
 POD_CAMERA_ERRORS = frozenset({"camera_inactive", "camera_error", "live_unavailable"})
+#: The POD's refusals of a recorded-footage request (docs/recording.md) and their statuses.
+POD_FOOTAGE_ERRORS = {
+    "recording_off": 503,
+    "no_recording": 404,
+    "bad_request": 400,
+    "export_failed": 503,
+    "busy": 429,
+}
 _MAX_REFUSAL_BYTES = 4096
 
 
 async def pod_refusal(response: RelayedResponse) -> UpstreamError | None:
     """A 409/503 JSON refusal of the POD naming the camera's state (why the camera has no
-    video: the player can say so), else None; the body is read bounded."""
-    if response.status_code not in (409, 503) or content_type(response) != "application/json":
+    video: the player can say so), or a footage refusal (:data:`POD_FOOTAGE_ERRORS`), else
+    None; the body is read bounded."""
+    if response.status_code not in (400, 404, 409, 429, 503):
+        return None
+    if content_type(response) != "application/json":
         return None
     body = bytearray()
     async for chunk in response.aiter_bytes():
@@ -140,7 +151,11 @@ async def pod_refusal(response: RelayedResponse) -> UpstreamError | None:
         code, detail = data["error"], data["detail"]
     except (ValueError, KeyError, TypeError):
         return None
-    if code not in POD_CAMERA_ERRORS or not isinstance(detail, str):
+    if not isinstance(code, str) or not isinstance(detail, str):
+        return None
+    status = response.status_code
+    known = code in POD_CAMERA_ERRORS and status in (409, 503)
+    if not (known or POD_FOOTAGE_ERRORS.get(code) == status):
         return None
     return UpstreamError(
         response.status_code,

@@ -3,7 +3,8 @@
 * Viewer tokens are signed with the pod's stream secret (the portal-wide ``POD_STREAM_SECRET``
   when the pod has none), bound to user, pod and camera.
 * The portal never forwards a viewer's token to a POD: it signs its own short-lived POD-side
-  token per pod and camera (:class:`UpstreamTokens`).
+  token per pod and camera (:class:`UpstreamTokens`) — for recorded footage one per request,
+  ``scope="footage"`` for exactly the range asked (:meth:`UpstreamTokens.footage`).
 """
 
 from __future__ import annotations
@@ -32,12 +33,32 @@ def stream_secret(pod: Pod, settings: PortalSettings) -> str:
     raise ApiError(503, "no_stream_secret", "this pod has no stream secret configured")
 
 
+def footage_claims(
+    user_id: str, pod: Pod, camera_id: str, exp: int, now: float, start: float, end: float
+) -> StreamClaims:
+    """Footage claims for ``[start, end]``, widened to whole seconds (the token's integers)."""
+    low, high = math.floor(start), math.ceil(end)
+    return StreamClaims(
+        user_id, pod.pod_id, camera_id, exp=exp, iat=int(now), scope="footage", start=low,
+        end=max(high, low + 1),
+    )  # fmt: skip
+
+
 def sign_viewer_token(
-    user: User, pod: Pod, camera: Camera, settings: PortalSettings, now: float
+    user: User,
+    pod: Pod,
+    camera: Camera,
+    settings: PortalSettings,
+    now: float,
+    footage: tuple[float, float] | None = None,
 ) -> tuple[str, int]:
-    """A viewer token for ``camera`` and its ``exp``; 503 when the pod has no secret."""
+    """A viewer token for ``camera`` and its ``exp``; 503 when the pod has no secret.
+    ``footage``: a footage token for that range instead of a live one."""
     exp = math.ceil(now) + settings.stream_token_ttl  # lives at least the configured lifetime
-    claims = StreamClaims(str(user.id), pod.pod_id, camera.camera_id, exp=exp, iat=int(now))
+    if footage is None:
+        claims = StreamClaims(str(user.id), pod.pod_id, camera.camera_id, exp=exp, iat=int(now))
+    else:
+        claims = footage_claims(str(user.id), pod, camera.camera_id, exp, now, *footage)
     return sign_stream_token(claims, stream_secret(pod, settings)), exp
 
 
@@ -65,6 +86,17 @@ class UpstreamTokens:
     def for_camera(self, pod: Pod, camera_id: str, settings: PortalSettings) -> str:
         """The token the portal presents to ``pod`` for ``camera_id``."""
         return self.token(pod, camera_id, stream_secret(pod, settings))
+
+    def footage(
+        self, pod: Pod, camera_id: str, settings: PortalSettings, start: float, end: float
+    ) -> str:
+        """A POD-side footage token for ``[start, end]`` only (signed per request: the range
+        differs every time, and an HMAC costs microseconds)."""
+        now = time.time()
+        claims = footage_claims(
+            PORTAL_USER_ID, pod, camera_id, int(now) + self.ttl, now, start, end
+        )
+        return sign_stream_token(claims, stream_secret(pod, settings))
 
 
 def direct_url(camera: Camera, pod: Pod, token: str) -> str | None:
