@@ -30,7 +30,8 @@ same connection. A POD that exceeds its credit breaks the protocol and is discon
 
 **What can be asked.** Only ``GET`` of the POD's own stream endpoints (:func:`allowed_path`):
 ``/stream``, ``/stream/{camera}/{segment}``, ``/live/{camera}`` (the live fMP4 body, not its
-WebSocket), ``/snapshot`` and ``/health``. The POD enforces this itself, so even a compromised
+WebSocket), ``/snapshot``, ``/health`` and the recorded-footage paths ``/recordings/{camera}``
+(``…/media``, ``…/export``, ``…/vod.m3u8``). The POD enforces this itself, so even a compromised
 portal cannot use a tunnel to reach the POD's LAN.
 """
 
@@ -74,6 +75,9 @@ CLOSE_SHUTDOWN = 1001  # the portal process is going away
 #: Response headers that cross the tunnel (everything else is dropped).
 PASSED_HEADERS = frozenset(
     {"content-type", "content-length", "content-encoding", "cache-control", "retry-after"}
+    # recorded footage: where a /media body sits on the wall clock, an export's file name
+    | {"content-disposition", "x-platebridge-media-start", "x-platebridge-media-end"}
+    | {"x-platebridge-next", "x-platebridge-live-edge"}
 )
 
 _CAMERA = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
@@ -83,6 +87,10 @@ _ALLOWED_PATHS = (
     re.compile(rf"/stream/{_CAMERA}/{_SEGMENT}"),
     re.compile(r"/snapshot"),
     re.compile(r"/health"),
+    re.compile(rf"/recordings/{_CAMERA}"),  # recorded footage (issue 13): spans,
+    re.compile(rf"/recordings/{_CAMERA}/media"),  # fMP4 from a time,
+    re.compile(rf"/recordings/{_CAMERA}/export"),  # one MP4 of a range,
+    re.compile(rf"/recordings/{_CAMERA}/vod\.m3u8"),  # the HLS VOD playlist
     re.compile(rf"/live/{_CAMERA}"),  # the live fMP4 body (never /live/{camera}/ws)
 )
 _LIVE = _ALLOWED_PATHS[-1]

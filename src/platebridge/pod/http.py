@@ -27,6 +27,8 @@ from platebridge.pod.config import PodConfig
 from platebridge.pod.context import ApiError, Context, PodContext
 from platebridge.pod.ffmpeg import SEGMENT_NAME, camera_dir
 from platebridge.pod.live_routes import router as live_router
+from platebridge.pod.playback_routes import PLAYBACK_HEADERS
+from platebridge.pod.playback_routes import router as playback_router
 from platebridge.pod.playlist import newest_segment, rewrite_playlist
 from platebridge.pod.recording.recorder import Recording
 from platebridge.pod.snapshot import SnapshotError, Snapshotter
@@ -178,9 +180,11 @@ def create_app(
             allow_origins=list(config.cors_origins),
             allow_methods=["GET"],
             allow_headers=["Range"],
+            expose_headers=list(PLAYBACK_HEADERS),
             max_age=600,
         )
     _install_error_handlers(app)
     app.include_router(router)
     app.include_router(live_router)
+    app.include_router(playback_router)
     return app
