@@ -231,6 +231,9 @@ def test_prepare_next_and_live_edge(tmp_path: Path) -> None:
     assert prepare(index, "gate-camera-1", T0 + 30, 10, short, now) is None
     end_b2 = prepare(index, "gate-camera-1", T0 + 18, 10, short, now)
     assert end_b2 is not None and end_b2.next is None and not end_b2.live_edge
+    # a body that ends where the token does has no Next (it would be out of range)
+    capped = prepare(index, "gate-camera-1", T0 + 3, 4, (T0, T0 + 7), now)
+    assert capped is not None and capped.plan.media_end == T0 + 7 and capped.next is None
     assert first_recording(index, "gate-camera-1", T0 + 20.5, T0 + 86400) == T0 + 60
     found = locate(index, "gate-camera-1", T0 + 10, T0 + 86400)
     assert found is not None and found.path.name == "b.mp4"

@@ -90,8 +90,8 @@ def prepare(
     plan = plan_media(file, scanned.fragments, start, until, not_before=lo, not_after=hi)
     if plan is None:
         return None
-    if not plan.file_end:
-        return Media(plan, plan.media_end, False)
+    if not plan.file_end:  # more of this file (Next only where the token reaches)
+        return Media(plan, plan.media_end if plan.media_end < hi else None, False)
     later = first_recording(index, camera_id, file.end, max(now, hi))
     following = later if later is not None and later < hi else None
     nxt = max(plan.media_end, following) if following is not None else None
