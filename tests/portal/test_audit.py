@@ -82,7 +82,7 @@ def test_audit_rows_written_filtered_and_scoped(portal: PortalProc, fake_pod: Fa
     first = rows[0]
     assert set(first) == {
         "id", "at", "user_id", "user_email", "pod_id", "camera_id", "action", "method",
-        "client_ip", "range_start", "range_end",
+        "client_ip", "range_start", "range_end", "share_id",
     }  # fmt: skip
     assert first["range_start"] is None and first["range_end"] is None  # live rows: no range
     assert all(e["client_ip"] == "127.0.0.1" and e["pod_id"] == a.pod_id for e in rows)

@@ -38,6 +38,7 @@ IDENTIFIERS: dict[str, Callable[[Company], str]] = {
     "email": lambda c: c.admin_email,
     "audit_id": lambda c: c.audit_ids[0] if c.audit_ids else "0",
     "event_id": lambda c: c.audit_ids[0] if c.audit_ids else "0",
+    "share_id": lambda c: c.share_ids[0] if c.share_ids else "0",  # share links (issue 13)
 }
 #: Parameters that identify nothing of a tenant, with a harmless valid value (None: omitted).
 OTHERS: dict[str, str | None] = {
@@ -69,6 +70,8 @@ OTHERS: dict[str, str | None] = {
     "to": "1764700600",
     "start": "1764700000",
     "duration": None,
+    "expires_in_hours": "24",  # POST /api/shares: a new link of the caller's own camera
+    "secret": "pbs_" + "x" * 43,  # /s/{secret}: public, identifies no tenant (a share's secret)
 }
 #: Routes whose identifier parameter is not a tenant lookup (the login form's e-mail).
 #: Inviting: the e-mail is a new address (one answer, 409, whichever company holds it).

@@ -41,6 +41,7 @@ class Company:
     admin_auth: dict[str, str] = field(default_factory=dict)
     viewer_auth: dict[str, str] = field(default_factory=dict)
     audit_ids: list[str] = field(default_factory=list)
+    share_ids: list[str] = field(default_factory=list)
 
     def secrets(self) -> list[str]:
         return [self.password, self.api_key, self.stream_secret, self.shared_api_key]
@@ -61,6 +62,7 @@ class Company:
             self.camera_name,
             self.ip,
             *self.audit_ids,
+            *self.share_ids,
             *self.secrets(),
         ]
 
@@ -151,6 +153,20 @@ def populate(base: str, co: Company) -> None:
     if r.status_code == 404 and r.json().get("detail") == "Not Found":
         return  # no streaming routes (yet)
     assert r.status_code == 200, r.text
+    r = httpx.post(
+        f"{base}/api/shares",
+        headers=co.admin_auth,
+        json={
+            "pod_id": co.pod_id,
+            "camera_id": co.camera_id,
+            "from": 1764700000,
+            "to": 1764700060,
+            "expires_in_hours": 24,
+        },
+        timeout=10,
+    )
+    if r.status_code == 201:  # share links (issue 13)
+        co.share_ids = [r.json()["id"]]
     r = httpx.get(f"{base}/api/audit", headers=co.admin_auth, timeout=10)
     if r.status_code == 200:
         body = r.json()

@@ -19,6 +19,8 @@ _SECRET_PARAMS = re.compile(
 )
 _BEARER = re.compile(r"(?P<key>Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 _POD_KEY = re.compile(r"\bpbk_[A-Za-z0-9_-]+")
+#: The secret of a footage share link (``/s/pbs_…``, portal ``services.shares``).
+_SHARE_SECRET = re.compile(r"\bpbs_[A-Za-z0-9_-]+")
 
 
 def strip_credentials(url: str) -> str:
@@ -53,6 +55,7 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     text = _USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
     text = _SECRET_PARAMS.sub(lambda m: f"{m.group('key')}{REDACTED}", text)
     text = _BEARER.sub(lambda m: f"{m.group('key')}{REDACTED}", text)
+    text = _SHARE_SECRET.sub(f"pbs_{REDACTED}", text)
     return _POD_KEY.sub(f"pbk_{REDACTED}", text)
 
 

@@ -27,6 +27,7 @@ from platebridge.portal.routes import (
     users,
 )
 from platebridge.portal.routes.footage import install_footage
+from platebridge.portal.routes.shares import install_shares
 from platebridge.portal.routes.streaming import install_streaming
 from platebridge.portal.security_headers import SecurityHeaders
 from platebridge.portal.services.portal_secret import ensure_secret_key
@@ -77,6 +78,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         app.include_router(module.router)
     install_streaming(app)  # stream tokens, proxy, audit
     install_footage(app)  # footage tokens and the recorded-video relay (issue 13)
+    install_shares(app)  # share links: /api/shares and the public /s/{secret}
     install_tunnel(app)  # WS /api/pod/tunnel + internal forwarding between portal processes
     install_pages(app)  # HTML pages, static files, page error handling
     return app

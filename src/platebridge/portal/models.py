@@ -312,6 +312,8 @@ class AuditEvent(Base):
     #: Footage and share rows: the recorded range concerned (epoch seconds), else None.
     range_start: Mapped[float | None] = mapped_column(Double)
     range_end: Mapped[float | None] = mapped_column(Double)
+    #: Share rows: the share link concerned (a value, like the user: the trail outlives it).
+    share_id: Mapped[uuid.UUID | None]
 
 
 class ShareLink(Base):

@@ -139,6 +139,8 @@ class AuditEventItem(TypedDict):
     #: Footage and share rows: the recorded range (epoch seconds), else None.
     range_start: float | None
     range_end: float | None
+    #: Share rows: the share link's id.
+    share_id: str | None
 
 
 class FootageToken(TypedDict):

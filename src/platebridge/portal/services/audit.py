@@ -104,6 +104,7 @@ def event_json(event: AuditEvent) -> dict[str, Any]:
         "client_ip": event.client_ip,
         "range_start": event.range_start,
         "range_end": event.range_end,
+        "share_id": str(event.share_id) if event.share_id else None,
     }
 
 

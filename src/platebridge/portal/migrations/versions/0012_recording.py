@@ -46,6 +46,7 @@ def upgrade() -> None:
         _replace_check(batch_op, "audit_events", new=True)
         batch_op.add_column(sa.Column("range_start", sa.Double(), nullable=True))
         batch_op.add_column(sa.Column("range_end", sa.Double(), nullable=True))
+        batch_op.add_column(sa.Column("share_id", sa.Uuid(), nullable=True))
     with op.batch_alter_table("cameras", schema=None) as batch_op:
         batch_op.add_column(sa.Column("recording", sa.Text(), nullable=True))
     with op.batch_alter_table("pods", schema=None) as batch_op:
@@ -103,6 +104,7 @@ def downgrade() -> None:
     op.execute("UPDATE users SET role = 'viewer' WHERE role = 'manager'")
     op.execute("DELETE FROM audit_events WHERE action NOT IN ('token_issued', 'stream_started')")
     with op.batch_alter_table("audit_events", schema=None, recreate="auto") as batch_op:
+        batch_op.drop_column("share_id")
         batch_op.drop_column("range_end")
         batch_op.drop_column("range_start")
         _replace_check(batch_op, "audit_events", new=False)
