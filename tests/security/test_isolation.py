@@ -70,6 +70,7 @@ OTHERS: dict[str, str | None] = {
     "to": "1764700600",
     "start": "1764700000",
     "duration": None,
+    "part": None,  # media: the init segment or the fragments only (the VOD playlist's)
     "expires_in_hours": "24",  # POST /api/shares: a new link of the caller's own camera
     "secret": "pbs_" + "x" * 43,  # /s/{secret}: public, identifies no tenant (a share's secret)
 }

@@ -32,9 +32,11 @@ from platebridge.portal.streaming.audit_events import record_footage, record_foo
 from platebridge.portal.streaming.authorize import authorize_stream
 from platebridge.portal.streaming.footage import (
     MAX_EXPORT,
+    MAX_VOD,
     fetch_spans,
     fetch_vod,
     parse_duration,
+    parse_part,
     parse_range,
     parse_time,
     stream_export,
@@ -145,12 +147,18 @@ async def footage_spans(stream: Footage, start: FromParam = None, to: TimeParam 
 )
 @public
 async def footage_media(
-    db: Db, stream: Footage, ip: ClientIp, start: TimeParam = None, duration: TimeParam = None
+    db: Db,
+    stream: Footage,
+    ip: ClientIp,
+    start: TimeParam = None,
+    duration: TimeParam = None,
+    part: Annotated[str | None, Query(max_length=16)] = None,
 ) -> BodyStream:
     at = parse_time("start", start)
     length = parse_duration(duration)
+    media_part = parse_part(part)
     at, end = within_token(stream.access, at, at + length)
-    response, up = await stream_media(stream, at, max(end - at, 1.0))
+    response, up = await stream_media(stream, at, max(end - at, 1.0), media_part)
     await record_footage_viewing(db, stream.access, stream.state, ip, up.method, (at, end))
     return response
 
@@ -178,7 +186,7 @@ async def footage_export(
 )
 @public
 async def footage_vod(stream: Footage, start: FromParam = None, to: TimeParam = None) -> Response:
-    low, high = within_token(stream.access, *parse_range(start, to))
+    low, high = within_token(stream.access, *parse_range(start, to, MAX_VOD))
     text, _ = await fetch_vod(stream, low, high)
     return Response(text, media_type=PLAYLIST_MEDIA_TYPE, headers=_NO_STORE)
 

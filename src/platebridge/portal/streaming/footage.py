@@ -31,6 +31,10 @@ logger = logging.getLogger(__name__)
 MAX_RANGE = 7 * 86_400
 #: Longest export (30 min), and the bounds of one media request.
 MAX_EXPORT = 1800
+#: Longest VOD playlist (the POD's limit: one day).
+MAX_VOD = 86_400
+#: ``part`` of a media request (the VOD playlist's): the init segment, or the fragments only.
+PARTS = ("init", "fragments")
 MIN_DURATION, MAX_DURATION, DEFAULT_DURATION = 1.0, 60.0, 10.0
 #: Epoch seconds accepted at all (1970 … 2286): keeps every value a plain decimal.
 MAX_TIME = 1e10
@@ -89,6 +93,14 @@ def parse_duration(value: str | None) -> float:
     return number
 
 
+def parse_part(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if value not in PARTS:
+        raise bad_request(f"part must be one of {', '.join(PARTS)}")
+    return value
+
+
 def wire_time(value: float) -> str:
     """A time for a query string: plain decimal, at most millisecond precision."""
     return f"{value:.3f}".rstrip("0").rstrip(".")
@@ -105,8 +117,13 @@ def within_token(access: Access, start: float, end: float) -> tuple[float, float
     return start, min(end, float(high))
 
 
-def _pod_url(up: Upstream, stream: PodStream, suffix: str, query: str, **params: float) -> str:
+def _pod_url(
+    up: Upstream, stream: PodStream, suffix: str, query: str, params: dict[str, float],
+    part: str | None = None,
+) -> str:  # fmt: skip
     extra = "".join(f"&{k}={wire_time(v)}" for k, v in params.items())
+    if part is not None:
+        extra += f"&part={part}"
     return f"{up.base}/recordings/{stream.camera_path}{suffix}{query}{extra}"
 
 
@@ -114,7 +131,7 @@ async def fetch_spans(stream: PodStream, start: float, end: float) -> tuple[Any,
     """The POD's spans JSON for ``[start, end]`` (read bounded, checked to be an object)."""
 
     async def fetch(up: Upstream, query: str) -> Any:
-        url = _pod_url(up, stream, "", query, **{"from": start, "to": end})
+        url = _pod_url(up, stream, "", query, {"from": start, "to": end})
         response = await up.relay.open_body(url, _JSON, "footage list")
         body = bytearray()
         try:
@@ -150,12 +167,13 @@ def _relayed(response: Any, label: str) -> BodyStream:
 
 
 async def stream_media(
-    stream: PodStream, start: float, duration: float
+    stream: PodStream, start: float, duration: float, part: str | None = None
 ) -> tuple[BodyStream, Upstream]:
-    """The POD's fMP4 from ``start`` for about ``duration`` s, streamed through."""
+    """The POD's fMP4 from ``start`` for about ``duration`` s (``part``: only the init segment
+    or only the fragments, for the VOD playlist), streamed through."""
 
     async def fetch(up: Upstream, query: str) -> BodyStream:
-        url = _pod_url(up, stream, "/media", query, start=start, duration=duration)
+        url = _pod_url(up, stream, "/media", query, {"start": start, "duration": duration}, part)
         return _relayed(await up.relay.open_body(url, _MP4, "footage"), "footage")
 
     return await stream.fetch(fetch, footage=(start, start + duration))
@@ -165,7 +183,7 @@ async def stream_export(stream: PodStream, start: float, end: float) -> tuple[Bo
     """The POD's single-MP4 export of ``[start, end]`` (with its Content-Disposition)."""
 
     async def fetch(up: Upstream, query: str) -> BodyStream:
-        url = _pod_url(up, stream, "/export", query, **{"from": start, "to": end})
+        url = _pod_url(up, stream, "/export", query, {"from": start, "to": end})
         return _relayed(await up.relay.open_body(url, _MP4, "export"), "export")
 
     return await stream.fetch(fetch, footage=(start, end))
@@ -184,7 +202,7 @@ async def fetch_vod(stream: PodStream, start: float, end: float) -> tuple[str, U
     route (the POD's own token never leaves the portal)."""
 
     async def fetch(up: Upstream, query: str) -> str:
-        url = _pod_url(up, stream, "/vod.m3u8", query, **{"from": start, "to": end})
+        url = _pod_url(up, stream, "/vod.m3u8", query, {"from": start, "to": end})
         return await up.relay.fetch_playlist(url)
 
     text, up = await stream.fetch(fetch, footage=(start, end))
@@ -194,8 +212,9 @@ async def fetch_vod(stream: PodStream, start: float, end: float) -> tuple[str, U
 
 
 def rewrite_vod(text: str, media_base: str) -> str:
-    """Keep the playlist's tags; every URI becomes ``media_base`` + its ``start`` and
-    ``duration`` (anything else the POD's URI carries, its token included, is dropped)."""
+    """Keep the playlist's tags; every URI becomes ``media_base`` + its ``start``,
+    ``duration`` and ``part`` (anything else the POD's URI carries, its token included, is
+    dropped)."""
     out: list[str] = []
     for line in text.splitlines():
         stripped = line.strip()
@@ -215,8 +234,10 @@ def _media_uri(uri: str, media_base: str) -> str:
     try:
         start = parse_time("start", params.get("start", [""])[0])
         duration = parse_duration(params.get("duration", [""])[0] or None)
+        part = parse_part(params.get("part", [""])[0] or None)
     except ApiError:
         raise UpstreamError(
             502, "upstream_bad_playlist", "the POD's playlist cannot be relayed safely"
         ) from None
-    return f"{media_base}&start={wire_time(start)}&duration={wire_time(duration)}"
+    uri = f"{media_base}&start={wire_time(start)}&duration={wire_time(duration)}"
+    return uri if part is None else f"{uri}&part={part}"
