@@ -121,6 +121,24 @@ def test_playback_from_a_recording_camera(tmp_path: Path) -> None:
         assert duration == pytest.approx(10, abs=1)
         assert decodes(out)
 
+        # the HLS VOD playlist, read by ffmpeg's HLS client (its URIs have no file extension)
+        vod_q = {"token": tok, "from": began, "to": began + 25}
+        vod = httpx.get(f"{base}/vod.m3u8", params=vod_q)
+        assert vod.status_code == 200, vod.text
+        listed = sum(float(x[8:-1]) for x in vod.text.splitlines() if x.startswith("#EXTINF:"))
+        assert listed >= 15
+        hls = tmp_path / "vod.mp4"
+        lenient = ["-allowed_segment_extensions", "ALL", "-extension_picky", "0"]
+        subprocess.run(
+            ["ffmpeg", "-v", "error", *lenient, "-i", str(vod.url), "-c", "copy", str(hls)],
+            check=True,
+            timeout=60,
+        )
+        vod_duration = float(ffprobe(hls, "format=duration")["format"]["duration"])
+        print(f"vod: {listed:.3f} s listed, ffmpeg read {vod_duration:.3f} s")
+        assert vod_duration == pytest.approx(listed, abs=1)
+        assert decodes(hls)
+
         # refusals: a live token, a footage token that does not cover the range
         live = httpx.get(f"{base}/media", params={"token": stream_token(), "start": at})
         assert live.status_code == 403 and live.json()["error"] == "wrong_scope"

@@ -4,7 +4,9 @@
 - ``GET /recordings/{camera_id}/media?token&start&duration``: fMP4 from the keyframe at or
   before ``start`` (init segment + fragments, timeline rebased to 0; ``X-PlateBridge-*``
   headers place it on the wall clock);
-- ``GET /recordings/{camera_id}/export?token&from&to``: one MP4 (stream copy, faststart).
+- ``GET /recordings/{camera_id}/export?token&from&to``: one MP4 (stream copy, faststart);
+- ``GET /recordings/{camera_id}/vod.m3u8?token&from&to``: an HLS VOD playlist of ``media``
+  requests (``part=init`` / ``part=fragments``: :mod:`platebridge.pod.recording.vod`).
 
 Only **footage** tokens (``scope: footage``) of this camera whose range covers the request are
 taken (live tokens: 403 ``wrong_scope``). Parameters are checked here (400 ``bad_request``);
@@ -14,6 +16,7 @@ the work is in :mod:`platebridge.pod.recording` (``media``, ``playback``, ``expo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import os
@@ -22,7 +25,7 @@ import uuid
 import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast, get_args
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
@@ -34,16 +37,21 @@ from platebridge.pod.recording import media as media_mod
 from platebridge.pod.recording.export import ExportError, plan_export, run_export, sweep
 from platebridge.pod.recording.index import MAX_FILE_SECONDS, RecordingIndex
 from platebridge.pod.recording.recorder import Recording
+from platebridge.pod.recording.vod import playlist
 
 log = logging.getLogger("platebridge.pod.playback")
 
 MAX_LIST_SECONDS = 7 * 86400
 MAX_EXPORT_SECONDS = 1800
+#: A VOD playlist covers at most a day (1 440 files of 60 s, ~15 000 segments).
+MAX_VOD_SECONDS = 86400
 MIN_DURATION, MAX_DURATION, DEFAULT_DURATION = 1.0, 60.0, 10.0
 #: Exports running at once (each an ffmpeg); more are refused 429 with Retry-After.
 MAX_EXPORTS = 2
 EXPORT_DIR = ".exports"
 MP4 = "video/mp4"
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+PARTS: tuple[str, ...] = get_args(media_mod.Part)
 NO_STORE = {"Cache-Control": "no-store"}
 #: Response headers a browser on another origin (the portal's page, ``direct``) may read.
 PLAYBACK_HEADERS = (
@@ -156,8 +164,11 @@ async def media(
     token: str | None = None,
     start: str | None = None,
     duration: str | None = None,
+    part: str | None = None,
 ) -> Response:
     claims = _footage(ctx, camera_id, token)
+    if part not in (None, *PARTS):
+        raise ApiError(400, "bad_request", f"part: one of {', '.join(PARTS)}")
     at = _number("start", start)
     length = _number("duration", duration, DEFAULT_DURATION)
     if not MIN_DURATION <= length <= MAX_DURATION:
@@ -171,6 +182,8 @@ async def media(
     )
     if found is None:
         raise ApiError(404, "no_recording", "nothing is recorded at or after this time")
+    if part is not None:
+        found = dataclasses.replace(found, part=cast(media_mod.Part, part))
     headers = NO_STORE | {
         "Content-Length": str(found.length),
         "X-PlateBridge-Media-Start": _wall(found.plan.media_start),
@@ -245,3 +258,23 @@ async def export(
     chunks = _read_all(f)
     weakref.finalize(chunks, f.close)  # a body never started still closes the file
     return StreamingResponse(chunks, media_type=MP4, headers=headers)
+
+
+@router.get("/recordings/{camera_id}/vod.m3u8")
+async def vod(
+    ctx: Context,
+    request: Request,
+    camera_id: str,
+    token: str | None = None,
+    to: str | None = None,
+) -> Response:
+    claims = _footage(ctx, camera_id, token)
+    start, end = _range(request.query_params.get("from"), to, MAX_VOD_SECONDS)
+    _covered(claims, start, end)
+    _, index = _recording(request)
+    files = await asyncio.to_thread(index.files, camera_id, start, end)
+    assert token is not None
+    text = playlist(files, start, end, token)
+    if "#EXTINF" not in text:
+        raise ApiError(404, "no_recording", "nothing is recorded in this time range")
+    return Response(text, media_type=PLAYLIST_TYPE, headers=NO_STORE)

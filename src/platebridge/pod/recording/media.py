@@ -5,7 +5,8 @@ comes next; and the body itself, read in chunks (synchronous: run it in a thread
 the token's range), scans it up to its indexed size (box headers and ``moof`` s only) and
 plans the body with :func:`platebridge.pod.recording.playback.plan_media`. :func:`body` yields
 the init segment, then the planned fragments with their ``tfdt`` (and ``prft`` media time)
-rebased to 0; ``mdat`` payloads are copied in :data:`CHUNK`-sized pieces, never held whole.
+rebased to 0 (or one :data:`Part` of that, for HLS); ``mdat`` payloads are copied in
+:data:`CHUNK`-sized pieces, never held whole.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 from platebridge.core.bmff import Fmp4Error, box_header, u32
 from platebridge.pod.recording.index import RecordedFile, RecordingIndex
@@ -21,6 +22,10 @@ from platebridge.pod.recording.mp4scan import MAX_META_BOX, scan
 from platebridge.pod.recording.playback import EPSILON, MediaPlan, Rebaser, plan_media
 
 CHUNK = 64 * 1024
+#: What of the body to send: all of it (the MSE player), or for the HLS VOD playlist its init
+#: segment alone, or its fragments alone on the file's own timeline (not rebased: the
+#: segments of one file then follow each other as HLS wants).
+Part = Literal["all", "init", "fragments"]
 #: The first window searched for "the next recording" (then doubled, up to the limit).
 FIRST_WINDOW = 600.0
 
@@ -32,10 +37,12 @@ class Media:
     next: float | None
     #: The body reaches the newest recorded fragment of the camera.
     live_edge: bool
+    part: Part = "all"
 
     @property
     def length(self) -> int:
-        return self.plan.file.init_size + self.plan.end - self.plan.first
+        init = self.plan.file.init_size if self.part != "fragments" else 0
+        return init + (self.plan.end - self.plan.first if self.part != "init" else 0)
 
 
 def first_recording(
@@ -128,8 +135,12 @@ def body(media: Media) -> Iterator[bytes]:
     a truncated body) if the file changed under it."""
     plan = media.plan
     rebaser = Rebaser()
+    rebase = media.part == "all"
     with plan.file.path.open("rb") as f:
-        yield _read(f, 0, plan.file.init_size)
+        if media.part != "fragments":
+            yield _read(f, 0, plan.file.init_size)
+        if media.part == "init":
+            return
         pos, held = plan.first, b""
         while pos < plan.end:
             head = box_header(_read(f, pos, min(16, plan.end - pos)), 0, min(16, plan.end - pos))
@@ -141,8 +152,10 @@ def body(media: Media) -> Iterator[bytes]:
             if kind == "prft":
                 held = _read(f, pos, size)
             elif kind == "moof":
-                moof = rebaser.moof(_read(f, pos, size))
-                yield (_rebase_prft(held, rebaser) if held else b"") + moof
+                moof = _read(f, pos, size)
+                if rebase:
+                    moof, held = rebaser.moof(moof), _rebase_prft(held, rebaser) if held else b""
+                yield held + moof
                 held = b""
             else:
                 if held:
