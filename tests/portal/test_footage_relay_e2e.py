@@ -245,3 +245,49 @@ def test_share_link_plays_logged_out_and_stops_when_revoked(
     for path in ("clip.mp4", "media"):
         r = httpx.get(f"{portal.url}/s/{secret}/{path}", timeout=15)
         assert r.status_code == 410, (path, r.text)
+
+
+def test_vod_playlist_plays_through_the_portal(
+    portal: PortalProc,
+    tenant: SeededCompany,
+    manager: dict[str, str],
+    recorded: tuple[float, float],
+    agent: Agent,
+) -> None:
+    start, end = recorded
+    token = footage_token(portal.url, manager, tenant.pod_id, CAMERA_ID, start, end).json()
+    url = (
+        f"{portal.url}/api/footage/{tenant.pod_id}/vod.m3u8?camera_id={CAMERA_ID}"
+        f"&from={start}&to={end}&token={token['token']}"
+    )
+    r = httpx.get(url, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/vnd.apple.mpegurl")
+    text = r.text
+    assert "#EXT-X-ENDLIST" in text and "#EXT-X-MAP:URI=" in text
+    uris = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    assert uris and all(u.startswith(f"/api/footage/{tenant.pod_id}/media?") for u in uris)
+    assert str(agent.config["listen_port"]) not in text
+    # the only token in the playlist is the viewer's own (the POD's never leaves the portal)
+    assert all(u.count("token=") == 1 and f"token={token['token']}&" in u for u in uris)
+    out = subprocess.run(
+        # the media URIs have no file extension: ffmpeg's HLS demuxer must not be picky
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-extension_picky",
+            "0",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "json",
+            url,
+        ],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr.decode(errors="replace")[-800:]
+    duration = float(json.loads(out.stdout)["format"]["duration"])
+    assert duration >= 6, duration
