@@ -1,8 +1,9 @@
 """End to end: a GStreamer RTSP camera, the real recording POD agent heartbeating to the real
-portal, and the portal's footage relay routes through the proxy (SQLite only: the database is
-not what is tested here) — spans, fMP4 media with the POD's placement headers, a single-MP4
-export whose ffprobe duration is the range asked ±1 s, a footage token's URLs, the audit rows,
-and the heartbeat's recording state and disk stored for the camera page."""
+portal, and the portal's footage relay routes through the proxy and through the tunnel
+(SQLite only: the database is not what is tested here) — spans, fMP4 media with the POD's
+placement headers, a single-MP4 export whose ffprobe duration is the range asked ±1 s, a
+footage token's URLs, the audit rows, the heartbeat's recording state and disk stored, share
+links logged out and revoked, and the VOD playlist rewritten to the portal."""
 
 from __future__ import annotations
 
@@ -62,8 +63,15 @@ def agent(
 ) -> Iterator[Agent]:
     tmp = tmp_path_factory.mktemp("agent")
     config = pod_config(
-        tmp, camera.url, tenant=tenant, portal_url=portal.url, recording_file_seconds=10
-    )
+        tmp,
+        camera.url,
+        tenant=tenant,
+        portal_url=portal.url,
+        recording_file_seconds=10,
+        tunnel=True,
+        tunnel_backoff_max=2,
+        tunnel_ping_interval=2,
+    )  # fmt: skip  (the tunnel is open; the pod is served by proxy until a test says tunnel)
     agent = Agent(tmp, config)
     try:
         agent.wait_status("active", timeout=60)
@@ -291,3 +299,52 @@ def test_vod_playlist_plays_through_the_portal(
     assert out.returncode == 0, out.stderr.decode(errors="replace")[-800:]
     duration = float(json.loads(out.stdout)["format"]["duration"])
     assert duration >= 6, duration
+
+
+def test_footage_through_the_tunnel(
+    portal: PortalProc,
+    tenant: SeededCompany,
+    manager: dict[str, str],
+    recorded: tuple[float, float],
+    tmp_path: Path,
+) -> None:
+    """The same routes with the pod in ``tunnel`` mode: the portal reaches the POD only through
+    the tunnel it opened (the allow-list carries the footage paths)."""
+    start, _ = recorded
+    admin = portal.login(tenant.email, tenant.password)
+    pod_url = f"{portal.url}/api/pods/{tenant.pod_id}"
+
+    def tunnelled() -> bool:
+        return bool(httpx.get(pod_url, headers=admin, timeout=10).json()["tunnel_connected"])
+
+    wait_until(tunnelled, timeout=40, what="the POD's tunnel connected")
+    r = httpx.patch(pod_url, json={"stream_mode": "tunnel"}, headers=admin, timeout=10)
+    assert r.status_code == 200, r.text
+    try:
+        base = f"{portal.url}/api/footage/{tenant.pod_id}"
+        q = {"camera_id": CAMERA_ID}
+        r = httpx.get(base, params={**q, "from": start, "to": start + 10}, headers=manager)
+        assert r.status_code == 200, r.text
+        assert any(s["kind"] == "recording" for s in r.json()["spans"])
+        r = httpx.get(
+            f"{base}/media", params={**q, "start": start + 3, "duration": 3}, headers=manager,
+            timeout=30,
+        )  # fmt: skip
+        assert r.status_code == 200, r.text
+        assert r.content[4:8] == b"ftyp" and "x-platebridge-media-start" in r.headers
+        r = httpx.get(
+            f"{base}/export", params={**q, "from": start + 1, "to": start + 7}, headers=manager,
+            timeout=60,
+        )  # fmt: skip
+        assert r.status_code == 200, r.text
+        assert abs(_ffprobe_duration(r.content, tmp_path) - 6) <= 1
+        rows = sql(
+            portal.db_url,
+            "SELECT method FROM audit_events WHERE action = 'footage_export' "
+            "ORDER BY at DESC LIMIT 1",
+        )
+        assert rows == [("tunnel",)]
+        token = footage_token(portal.url, manager, tenant.pod_id, CAMERA_ID, start, start + 10)
+        assert token.json()["method"] == "tunnel"
+    finally:
+        httpx.patch(pod_url, json={"stream_mode": "proxy"}, headers=admin, timeout=10)
