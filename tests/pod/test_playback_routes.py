@@ -180,3 +180,25 @@ async def test_export_refusals(client: httpx.AsyncClient) -> None:
     busy = await client.get(path, params={"token": tok(), "from": T0, "to": T0 + 10})
     assert busy.status_code == 429 and busy.json()["error"] == "busy"
     assert busy.headers["retry-after"] == "5"
+
+
+async def test_a_browser_on_the_portal_may_read_the_headers(tmp_path: Path) -> None:
+    config = make_config(
+        tmp_path, recording_dir=str(tmp_path / "rec"), cors_origins=["https://portal.example"]
+    )
+    rec = Recording(config)
+    assert rec.index is not None
+    path = tmp_path / "rec" / "a.mp4"
+    path.write_bytes(recording(4, media0=0.0, wall0=T0))
+    rec.index.put(index_row(path, T0))
+    async with _app(config, rec) as c:
+        r = await c.get(
+            f"/recordings/{CAM}/media",
+            params={"token": tok(), "start": T0},
+            headers={"Origin": "https://portal.example"},
+        )
+    rec.close()
+    assert r.status_code == 200
+    assert r.headers["access-control-allow-origin"] == "https://portal.example"
+    exposed = r.headers["access-control-expose-headers"].lower()
+    assert "x-platebridge-media-start" in exposed and "x-platebridge-next" in exposed
