@@ -276,3 +276,9 @@ def test_export_argv_and_list() -> None:
     assert argv[argv.index("-c") + 1] == "copy"
     assert argv[argv.index("-movflags") + 1] == "+faststart"
     assert "-vf" not in argv and "-c:v" not in argv  # never a re-encode
+
+
+def test_a_file_gone_under_the_index_is_no_recording(tmp_path: Path) -> None:
+    index = _index(tmp_path, [("a.mp4", T0, 10)])
+    (tmp_path / "a.mp4").unlink()  # retention deleted it between the query and the open
+    assert prepare(index, "gate-camera-1", T0 + 3, 4, (T0, T0 + 60), T0 + 100) is None
