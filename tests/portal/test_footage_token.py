@@ -259,3 +259,41 @@ def test_issue_is_audited_with_its_range(
     assert mine[0]["method"] == "proxy" and mine[0]["camera_id"] == CAMERA
     assert mine[0]["range_end"] == pytest.approx(END)
     assert mine[0]["user_email"].startswith("manager-")
+
+
+def test_manager_role_through_the_users_api_cli_and_pages(
+    portal: PortalProc, tenant: SeededCompany, users: dict[str, dict[str, str]]
+) -> None:
+    import re
+
+    from tests.support.portal import cli_json
+
+    admin = users["admin"]
+    email = f"invited-{int(time.time() * 1000)}@example.test"
+    r = httpx.post(
+        f"{portal.url}/api/users/invite", json={"email": email, "role": "manager"}, headers=admin
+    )
+    assert r.status_code == 201, r.text
+    listed = httpx.get(f"{portal.url}/api/users", headers=admin).json()["users"]
+    invited = next(u for u in listed if u["email"] == email)
+    assert invited["role"] == "manager"
+    r = httpx.patch(f"{portal.url}/api/users/{invited['id']}", json={"role": "boss"}, headers=admin)
+    assert r.status_code == 422  # still only the known roles
+    # the page's role form: viewer, then manager again (a browser: cookie + CSRF)
+    with httpx.Client(base_url=portal.url, timeout=15) as c:
+        r = c.post("/api/auth/login", json={"email": tenant.email, "password": tenant.password})
+        assert r.status_code == 200
+        page = c.get("/users")
+        assert page.status_code == 200 and '<option value="manager"' in page.text
+        found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert found
+        for role in ("viewer", "manager"):
+            r = c.post(
+                f"/users/{invited['id']}/role", data={"role": role, "csrf_token": found.group(1)}
+            )
+            assert r.status_code in (200, 303), r.text[:300]
+            listed = httpx.get(f"{portal.url}/api/users", headers=admin).json()["users"]
+            assert next(u for u in listed if u["email"] == email)["role"] == role
+    # the CLI (add_user made managers already): the role shows in its JSON
+    shown = cli_json(portal.db_url, "user", "show", "--user", email)
+    assert shown["role"] == "manager"
