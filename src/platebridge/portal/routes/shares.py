@@ -79,8 +79,9 @@ async def create_share(
         )  # fmt: skip
         await session.flush()
         method = _method(state, made.pod)
-        event = shares.share_event(made.share, made.camera, made.pod, "share_created", method, ip)
-        event.user_id, event.user_email = user.id, user.email
+        event = shares.share_event(
+            made.share, made.camera, made.pod, "share_created", method, ip, user
+        )
         session.add(event)
     base = base_url_for(settings, str(request.base_url))
     result = {
