@@ -14,7 +14,16 @@ from starlette.staticfiles import StaticFiles
 
 def install_pages(app: FastAPI) -> None:
     """Page routers, ``/static`` (public, no session needed) and the page error handlers."""
-    from platebridge.portal.pages import admin, assets, audit, errors, lifecycle, routes, users
+    from platebridge.portal.pages import (
+        admin,
+        assets,
+        audit,
+        errors,
+        footage,
+        lifecycle,
+        routes,
+        users,
+    )
 
     app.include_router(assets.router)  # before the mount: /static/vendor/hls.min.js
     app.include_router(routes.router)
@@ -22,6 +31,7 @@ def install_pages(app: FastAPI) -> None:
     app.include_router(audit.router)
     app.include_router(users.router)
     app.include_router(lifecycle.router)  # communities, sites, a POD's cameras
+    app.include_router(footage.router)  # a camera's recordings
     static = resources.files("platebridge.portal") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     errors.install_page_handlers(app)

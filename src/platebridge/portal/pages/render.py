@@ -13,6 +13,7 @@ from starlette.responses import HTMLResponse
 
 from platebridge.portal.deps import csrf_token_for
 from platebridge.portal.models import User, utcnow
+from platebridge.portal.scoping import Capability, can
 
 
 def ago(value: datetime | str | None, now: datetime | None = None) -> str:
@@ -33,6 +34,11 @@ def ago(value: datetime | str | None, now: datetime | None = None) -> str:
     return f"{seconds // 86_400} d ago"
 
 
+def _can(user: User | None, capability: Capability) -> bool:
+    """``can(user, "footage")`` in templates (the role capability of ``scoping``)."""
+    return user is not None and can(user, capability)
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     folder = resources.files("platebridge.portal") / "templates"
@@ -44,6 +50,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["ago"] = ago
+    env.globals["can"] = _can
     return env
 
 
