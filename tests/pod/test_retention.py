@@ -4,7 +4,6 @@ camera, by space oldest-first across cameras, never the file ffmpeg is still wri
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from platebridge.pod.config import PodConfig, load_config
 from platebridge.pod.recording.index import RecordedFile, RecordingIndex
 from platebridge.pod.recording.retention import disk_usage, retention_pass
 from tests.support.builders import pod_config, write_pod_config
+from tests.support.tmpfs import small_tmpfs
 
 MIB = 1024 * 1024
 T0 = 1_790_000_000.0
@@ -21,21 +21,9 @@ T0 = 1_790_000_000.0
 
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """A 16 MiB tmpfs of our own (unmounted afterwards)."""
-    mount = tmp_path / "fs"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0755", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"mounting a test tmpfs needs root: {done.stderr.strip()}")
-    try:
+    """A 16 MiB tmpfs of our own."""
+    with small_tmpfs(tmp_path / "fs", 16) as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def _config(tmp: Path, fs: Path, **overrides: object) -> PodConfig:

@@ -153,6 +153,7 @@ class Recording:
         self._stop = asyncio.Event()
         self._rate = 0.0  # bytes/s written, measured between passes
         self._last: tuple[float, int] | None = None
+        self._freed = 0  # bytes retention deleted since the last measurement
         self._lock = asyncio.Lock()
         if any(c.record for c in config.cameras):
             try:
@@ -190,6 +191,7 @@ class Recording:
             headroom = int(self._rate * LOOP_SECONDS * 3)
             result = await asyncio.to_thread(retention_pass, index, self.config, headroom)
         self.disk = result.disk
+        self._freed += result.freed
         if result.short != self.disk_full:
             self.disk_full = result.short
             if result.short:
@@ -214,8 +216,11 @@ class Recording:
         now = time.time()
         total = self.index.total_bytes()
         if self._last is not None and now > self._last[0]:
-            self._rate = max(0.0, (total - self._last[1]) / (now - self._last[0]))
-        self._last = (now, total)
+            # written = what the index grew by + what retention deleted meanwhile (a full
+            # disk in steady state grows by nothing, yet ffmpeg writes at the camera's rate)
+            written = total - self._last[1] + self._freed
+            self._rate = max(0.0, written / (now - self._last[0]))
+        self._last, self._freed = (now, total), 0
         self.index.set_meta("alive", now)
 
     async def run(self) -> None:

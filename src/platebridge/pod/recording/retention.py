@@ -93,6 +93,7 @@ def retention_pass(
 ) -> RetentionResult:
     """One pass (see the module doc); ``headroom``: bytes expected before the next pass."""
     now = time.time() if now is None else now
+    before = index.oldest(1)
     count, freed = _by_age(index, config, now)
     disk = disk_usage(config.recording_dir)
     floor = floor_bytes(config, disk.total)
@@ -113,5 +114,8 @@ def retention_pass(
         if n == 0:
             break
     if count:
-        log.info("recording: retention deleted %d file(s), %d bytes", count, freed)
+        first = before[0].path.name if before else "?"
+        log.info(
+            "recording: retention deleted %d file(s) from %s on, %d bytes", count, first, freed
+        )
     return RetentionResult(count, freed, disk, floor, disk.free < floor)
