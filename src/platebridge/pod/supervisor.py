@@ -40,6 +40,7 @@ from typing import Literal
 
 from platebridge.core.redact import redact_text
 from platebridge.pod.backoff import Backoff
+from platebridge.pod.camera_probe import ReturnWatch
 from platebridge.pod.childproc import die_with_parent
 from platebridge.pod.config import CameraConfig, PodConfig
 from platebridge.pod.ffmpeg import (
@@ -106,6 +107,7 @@ class CameraSupervisor:
         self.state = CameraState(camera.camera_id, camera.name)
         self.tail = StderrTail(config.secrets)
         self.backoff = Backoff(1.0, 2.0, config.restart_backoff_max)
+        self.returns = ReturnWatch(self.url, self.name)  # back-off, cut short when it is back
         #: Live fragments come once per frame: none for this long is a stall.
         self.frame_stall = max(4.0 * config.hls_segment_seconds, 4.0)
         # ffmpeg's stream copy starts at the first keyframe: allow one interval more.
@@ -162,10 +164,8 @@ class CameraSupervisor:
                 if active_for >= HEALTHY_UPTIME:
                     self.backoff.reset()
                 self._set("error", reason)
-                delay = self.backoff.next()
-                log.info("camera %s: restarting ffmpeg in %.0f s", self.name, delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), delay)
+                kept = self._media if active_for > 0 else None  # a run with video keeps its probe
+                self._media = await self.returns.wait(self.backoff.next(), self._stop, reason, kept)
         finally:
             if not self.is_sub:
                 shutil.rmtree(self.dir, ignore_errors=True)
