@@ -4,12 +4,15 @@
  * - `resetMedia(mime, gen)`: a fresh (Managed)MediaSource for a new init segment (the `init`
  *   message, or a `restarted` notice); a SourceBuffer in `segments` mode; a codec that
  *   `addSourceBuffer` refuses is said in words (`unsupported`), never retried;
+ * - `startAtKeyframe()`: the first picture is the keyframe cache's first frame, shown at once,
+ *   then a fast-forward (FAST_RATE) to the live edge;
  * - `enqueue` / `pump`: binary messages through a queue, one `appendBuffer` at a time; the
  *   buffer behind the play head trimmed to KEEP_S; QuotaExceededError trims to 1 s and retries;
  *   a queue over MAX_QUEUE_BYTES reconnects (which starts again at a keyframe);
  * - `control()`, every TICK_MS: behind the buffered end by more than CATCH_UP_S → playback rate
  *   up to MAX_RATE, scaled with the lag, back to 1.0 at <= SETTLED_S; more than JUMP_S behind
  *   (or outside the buffer) → seek to the edge; a silent socket (SILENT_MS) reconnects;
+ * - `retryDelay(failedFor, normal)`: quick retries while the camera is coming back;
  * - `detachMedia()`: drop the queue and the MediaSource;
  * - `show(state, text)`, `label()` ("LIVE · 0.4 s · H.264 High"), `setGlassToGlass(s)`;
  * - `liveUrl(token answer, pod, camera)`: the WebSocket address (not a method).
@@ -27,10 +30,17 @@
   var SETTLED_S = 0.3;
   var JUMP_S = 3;
   var EDGE_S = 0.3;
+  var FAST_RATE = 4;
+  var FAST_FOR_MS = 6000;  // then the ordinary control (which jumps when far behind)
+  var START_GIVE_UP_MS = 2000;
   var MIN_RATE = 1.1;
   var MAX_RATE = 1.5;
   var FULL_RATE_S = 1.5;
   var MAX_QUEUE_BYTES = 16 * 1024 * 1024;
+  var QUICK_RETRY_MS = 250;
+  var QUICK_FOR_MS = 30000;
+  // The POD's words for a camera that is away and being restarted (live-routes, the relay).
+  var COMING_BACK = { camera_error: 1, camera_inactive: 1, upstream_ended: 1 };
   var SILENT_MS = 8000;  // an open socket with no message this long is dead (half-open TCP)
 
   var M = {};
@@ -50,7 +60,10 @@
         return;
       }
       self.sb.mode = 'segments';
-      self.sb.addEventListener('updateend', function () { self.pump(); });
+      self.sb.addEventListener('updateend', function () {
+        if (self.starting) { self.startAtKeyframe(); }
+        self.pump();
+      });
       self.sb.addEventListener('error', function () {
         if (gen !== self.generation) { return; }
         self.reconnect('The stream was interrupted. Reconnecting…');
@@ -58,12 +71,65 @@
       self.pump();
     });
     this.video.src = URL.createObjectURL(ms);
+    this.starting = true;  // the first frame is not shown yet (see startAtKeyframe)
     var p = this.video.play();  // resolves once the first frames are appended
     if (p && p.catch) {
       p.catch(function (e) {
         if (e && e.name === 'NotAllowedError') { self.show('paused', 'Press play to watch.'); }
       });
     }
+  };
+
+  /* The first picture at once: the keyframe cache begins with a keyframe, which decodes
+   * alone; seeking to the live edge first would make the browser decode every frame of the
+   * cache (up to a whole GOP: 250 frames at a 10 s GOP) before showing anything, and a seek
+   * shows no readable picture until it is done. So the play head goes to the cache's start,
+   * and once that frame is on screen the player fast-forwards (FAST_RATE, for at most
+   * FAST_FOR_MS) while it is more than FULL_RATE_S behind: the picture moves
+   * all along and is live after lag / (rate - 1) s, or as fast as the decoder goes. Called
+   * after every append until the first frame is shown. */
+  M.startAtKeyframe = function () {
+    var v = this.video;
+    var b = this.sb.buffered;
+    if (!this.starting || !b.length || this.startSeek) { return; }
+    var self = this;
+    var gen = this.generation;
+    this.startSeek = true;
+    var shown = function () {
+      if (gen !== self.generation || !self.starting) { return; }
+      self.starting = false;
+      self.startSeek = false;
+      var sb = self.sb;
+      var bb = sb && self.ms && self.ms.readyState === 'open' ? sb.buffered : null;
+      if (!bb || !bb.length) { return; }
+      if (bb.end(bb.length - 1) - v.currentTime > FULL_RATE_S) {
+        self.fastUntil = Date.now() + FAST_FOR_MS;
+        v.playbackRate = FAST_RATE;
+      }
+    };
+    if (v.currentTime < b.start(0) || v.currentTime > b.end(0)) {
+      v.currentTime = b.start(0);
+    }
+    if (v.requestVideoFrameCallback) {
+      v.requestVideoFrameCallback(function () { shown(); });
+    } else {
+      v.addEventListener('seeked', function once() {
+        v.removeEventListener('seeked', once);
+        window.setTimeout(shown, 50);
+      });
+    }
+    window.setTimeout(shown, START_GIVE_UP_MS);  // no frame callback (a paused video): go on
+  };
+
+  /* How soon to open a socket again after `failedFor` ms of outage: QUICK_RETRY_MS while the
+   * server says the camera itself is coming back (the POD restarts its ffmpeg the moment the
+   * camera answers again, so the picture is back within a fraction of a second of that), for
+   * at most QUICK_FOR_MS; else `normal`. Each try is one socket, refused at once while the
+   * camera is away: at most 4 a second per viewer, for 30 s. */
+  M.retryDelay = function (failedFor, normal) {
+    var err = this.lastError;
+    var back = err && COMING_BACK[err.error];
+    return back && failedFor < QUICK_FOR_MS ? QUICK_RETRY_MS : normal;
   };
 
   M.enqueue = function (data) {
@@ -110,14 +176,16 @@
       return;
     }
     var b = this.sb && this.ms && this.ms.readyState === 'open' ? this.sb.buffered : null;
-    if (!b || !b.length) { this.delay = null; this.label(); return; }
+    if (!b || !b.length || this.starting) { this.delay = null; this.label(); return; }
     var end = b.end(b.length - 1);
     var inRange = false;
     for (var i = 0; i < b.length; i++) {
       if (v.currentTime >= b.start(i) && v.currentTime <= b.end(i)) { inRange = true; }
     }
     var lag = end - v.currentTime;
-    if (!inRange || (lag > JUMP_S && !v.paused)) {  // a viewer's pause is left alone
+    var fast = inRange && lag > FULL_RATE_S && Date.now() < this.fastUntil;  // the start's
+    if (!fast) { this.fastUntil = 0; }
+    if (!fast && (!inRange || (lag > JUMP_S && !v.paused))) {  // a viewer's pause is left alone
       // Not inside the buffer (start, a gap) or far behind: go to the live edge.
       v.currentTime = Math.max(b.start(b.length - 1), end - EDGE_S);
       lag = end - v.currentTime;
@@ -126,7 +194,9 @@
     // growing with the lag: MIN_RATE at CATCH_UP_S, MAX_RATE from FULL_RATE_S. The floor makes
     // it arrive (a rate shrinking to 1.0 with the lag would approach the target forever).
     var rate = 1;
-    if (lag > CATCH_UP_S || (v.playbackRate > 1 && lag > SETTLED_S)) {
+    if (fast) {
+      rate = FAST_RATE;
+    } else if (lag > CATCH_UP_S || (v.playbackRate > 1 && lag > SETTLED_S)) {
       var k = (lag - CATCH_UP_S) / (FULL_RATE_S - CATCH_UP_S);
       rate = Math.max(MIN_RATE, Math.min(MAX_RATE, MIN_RATE + k * (MAX_RATE - MIN_RATE)));
     }
@@ -137,6 +207,9 @@
   };
 
   M.detachMedia = function () {
+    this.starting = false;
+    this.startSeek = false;
+    this.fastUntil = 0;
     this.queue = [];
     this.queued = 0;
     this.sb = null;

@@ -198,7 +198,9 @@
     this.closeSocket();
     this.show(state, message);
     if (!this.failedAt) { this.failedAt = Date.now(); }
-    var delay = Date.now() - this.failedAt > RETRY_FAST_FOR_MS ? RETRY_SLOW_MS : RETRY_MS;
+    var failedFor = Date.now() - this.failedAt;  // quicker while the camera comes back
+    var delay = failedFor > RETRY_FAST_FOR_MS ? RETRY_SLOW_MS :
+      this.retryDelay(failedFor, RETRY_MS);
     window.clearTimeout(this.retryTimer);
     this.retryTimer = window.setTimeout(function () {
       if (gen !== self.generation) { return; }
