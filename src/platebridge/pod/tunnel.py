@@ -2,8 +2,9 @@
 
 The agent dials ``{portal_url}/api/pod/tunnel`` (``wss://`` when the portal URL is ``https://``)
 with its pod key, and answers the requests the portal sends down that connection by calling
-its *own* HTTP server on the listen address — GET of ``/stream``, segments, ``/snapshot`` and
-``/health`` only (:func:`platebridge.core.tunnel.allowed_path`); anything else is answered 403
+its *own* HTTP server on the listen address — GET of ``/stream``, segments, ``/snapshot``,
+``/health``, the live fMP4 body and the four ``/recordings/{camera}`` playback paths only
+(:func:`platebridge.core.tunnel.allowed_path`); anything else is answered 403
 here, so the tunnel never reaches anything else on the POD's network. Many requests run at once,
 each in its own task, each sending body chunks only within the credit the portal granted.
 
