@@ -52,8 +52,10 @@ async def _seed(db_url: str, n_pods: int, companies: int) -> CompanySeed:
             await seed_company(db, f"Other Co {i}", n_pods, prefix=f"o{i}pod")
         if not db.is_sqlite:
             async with db.engine.connect() as conn:
+                # a settled database, as autovacuum leaves it: statistics and the visibility
+                # map (index-only scans) — a freshly bulk-loaded table has neither
                 await conn.exec_driver_sql("COMMIT")
-                await conn.exec_driver_sql("ANALYZE")
+                await conn.exec_driver_sql("VACUUM ANALYZE")
         return viewer
     finally:
         await db.dispose()
