@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
@@ -114,6 +115,31 @@ def stop_and_check(proc: subprocess.Popen[str], lines: list[str]) -> None:
     assert left == [], f"processes left behind: {left}"
 
 
+def check_footage(portal: str, email: str, password: str, data_dir: Path) -> None:
+    """The demo's POD records: within ~15 s of the banner the portal's footage API lists a
+    recorded span of a camera, and ``/media`` from its start is an fMP4 body."""
+    login = httpx.post(f"{portal}api/auth/login", json={"email": email, "password": password})
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    pod, camera = "main-gate-pod", "gate-camera-1"
+
+    def recorded() -> list[dict[str, object]]:
+        now = time.time()
+        query = {"camera_id": camera, "from": f"{now - 3600:.3f}", "to": f"{now + 60:.3f}"}
+        r = httpx.get(f"{portal}api/footage/{pod}", params=query, headers=headers, timeout=10)
+        assert r.status_code == 200, r.text
+        return [s for s in r.json()["spans"] if s["kind"] == "recording"]
+
+    spans = wait_until(recorded, timeout=30, interval=1, what="a recorded span in the footage API")
+    query = {"camera_id": camera, "start": str(spans[0]["start"]), "duration": "2"}
+    r = httpx.get(f"{portal}api/footage/{pod}/media", params=query, headers=headers, timeout=20)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "video/mp4"
+    assert r.content[4:8] == b"ftyp" and b"moof" in r.content
+    assert float(r.headers["X-PlateBridge-Media-Start"]) >= float(str(spans[0]["start"])) - 1
+    # Recorded inside the demo's directory, by camera and UTC day.
+    assert list((data_dir / "recordings" / camera).glob("*/*.mp4"))
+
+
 @pytest.mark.skipif(not camera_available(), reason="needs GStreamer's RTSP server and ffmpeg")
 def test_demo_runs_plays_and_stops_cleanly(tmp_path: Path) -> None:
     data_dir = tmp_path / "demo-data"
@@ -154,6 +180,8 @@ def test_demo_runs_plays_and_stops_cleanly(tmp_path: Path) -> None:
                 assert_plays(page, ".grid li:nth-child(2) video", seconds=2)
             finally:
                 browser.close()
+        assert "Footage:" in banner and "→ Footage" in banner
+        check_footage(url.group(1), email.group(1), password.group(1), data_dir)
         stop_and_check(proc, lines)
     finally:
         cleanup(proc)

@@ -1,5 +1,6 @@
 """Start the whole system on one machine: two RTSP test cameras, the portal on SQLite, a POD
-agent registered through its real heartbeat. Ctrl-C (SIGINT) or SIGTERM stops everything.
+agent registered through its real heartbeat and recording both cameras into
+``<DEMO_DIR>/recordings`` (kept one day). Ctrl-C (SIGINT) or SIGTERM stops everything.
 
 Children run in their own sessions, so a terminal's Ctrl-C reaches only this process, which then
 stops them in order (agent first, so it stops its ffmpegs; then portal; then cameras), waits,
@@ -159,6 +160,7 @@ class Demo:
         self.config = config
         self.children: list[Child] = []
         self.logs = config.data_dir / "logs"
+        self.recordings = config.data_dir / "recordings"
 
     # --- steps -----------------------------------------------------------------------------
 
@@ -254,6 +256,10 @@ class Demo:
             "advertise_address": "127.0.0.1",
             "heartbeat_interval": 15,
             "hls_dir": str(c.data_dir / "hls"),
+            # Footage stays in the demo's directory; a day of it, and retention keeps the
+            # default floor of free space (2 GiB / 10 %), so a laptop never fills.
+            "recording_dir": str(self.recordings),
+            "retention_days": 1,
             "cors_origins": [c.portal_url],
         }
         path = c.data_dir / "pod.yaml"
@@ -293,6 +299,8 @@ class Demo:
                 f"  Open:      {c.portal_url}/",
                 f"  E-mail:    {seeded['email']}",
                 f"  Password:  {seeded['password']}",
+                f"  Footage:   open a camera → Footage (the timeline; recorded since the start,"
+                f" kept 1 day in {self.recordings})",
                 f"  POD agent: http://127.0.0.1:{c.pod_port}/health   logs: {self.logs}",
                 "Press Ctrl-C to stop everything.",
                 "",
