@@ -40,6 +40,7 @@ from bench.seed import PodSeed, heartbeat_doc, open_db, seed_company
 from platebridge.portal.db import Database
 from platebridge.portal.models import utcnow
 from platebridge.portal.services import heartbeat as hb
+from platebridge.portal.services.heartbeat_body import parse_heartbeat
 from tests.support.portal import create_pg_database, drop_pg_database, migrate, new_sqlite_url
 
 LUA = BENCH / "wrk_heartbeat.lua"
@@ -109,7 +110,7 @@ def domain_op(db: Database) -> Op:
     """Exactly what the route does after reading the body, minus HTTP."""
 
     async def op(p: PodSeed, use_b: bool) -> None:
-        req = hb.parse_heartbeat(p.body_b if use_b else p.body_a)
+        req = parse_heartbeat(p.body_b if use_b else p.body_a)
         digest = hb.heartbeat_digest(req)
         now = utcnow()
         if digest is None or not await hb.fast_heartbeat(db, p.key_hash, req, digest, now):

@@ -21,6 +21,7 @@ from platebridge.portal.db import Database
 from platebridge.portal.models import ApiKey, Camera, Pod, User, utcnow
 from platebridge.portal.services import admin
 from platebridge.portal.services import heartbeat as hb
+from platebridge.portal.services.heartbeat_body import parse_heartbeat
 from platebridge.portal.settings import normalize_database_url
 
 CAMERAS_PER_POD = 4
@@ -138,8 +139,8 @@ async def seed_company(
         ip = pod_ip(i + 1)
         key = f"pbk_bench{uuid.uuid4().hex}{uuid.uuid4().hex[:8]}"
         doc_a, doc_b = heartbeat_doc(pod_id, ip, "a"), heartbeat_doc(pod_id, ip, "b")
-        digest_a = hb.heartbeat_digest(hb.parse_heartbeat(json.dumps(doc_a).encode()))
-        digest_b = hb.heartbeat_digest(hb.parse_heartbeat(json.dumps(doc_b).encode()))
+        digest_a = hb.heartbeat_digest(parse_heartbeat(json.dumps(doc_a).encode()))
+        digest_b = hb.heartbeat_digest(parse_heartbeat(json.dumps(doc_b).encode()))
         assert digest_a is not None and digest_b is not None
         key_hash = hashlib.sha256(key.encode()).digest()
         pods.append(

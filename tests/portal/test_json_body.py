@@ -11,10 +11,10 @@ import pytest
 
 from platebridge.portal.errors import ApiError, CatchUnexpected, TracebackLimiter
 from platebridge.portal.json_body import MAX_DEPTH, MAX_DIGITS, check
-from platebridge.portal.services.heartbeat import (
-    _strip_hash_comments,
+from platebridge.portal.services.heartbeat_body import (
     parse_heartbeat,
     parse_json_body,
+    strip_hash_comments,
 )
 from platebridge.portal.throttle import Throttle, ThrottleLimits
 
@@ -151,9 +151,9 @@ def test_tolerant_parser_refuses_what_json_loads_would_guess_or_invent() -> None
 def test_comment_stripper_handles_unterminated_strings() -> None:
     # The old pattern retried every later quote of an unterminated string (quadratic).
     body = b"#\n" + b'"' + b'\\"' * 20_000
-    assert _strip_hash_comments(body) == body[1:]  # the comment goes, the string stays
-    assert _strip_hash_comments(b'{"a": "x\\\\"} # "\n') == b'{"a": "x\\\\"} \n'
-    assert _strip_hash_comments(b'"\\') == b'"\\'
+    assert strip_hash_comments(body) == body[1:]  # the comment goes, the string stays
+    assert strip_hash_comments(b'{"a": "x\\\\"} # "\n') == b'{"a": "x\\\\"} \n'
+    assert strip_hash_comments(b'"\\') == b'"\\'
     with pytest.raises(ApiError) as caught:
         parse_json_body(body)
     assert caught.value.status == 422

@@ -22,6 +22,7 @@ def install_pages(app: FastAPI) -> None:
         footage,
         lifecycle,
         routes,
+        share,
         users,
     )
 
@@ -32,6 +33,7 @@ def install_pages(app: FastAPI) -> None:
     app.include_router(users.router)
     app.include_router(lifecycle.router)  # communities, sites, a POD's cameras
     app.include_router(footage.router)  # a camera's recordings
+    app.include_router(share.router)  # the public page of a share link
     static = resources.files("platebridge.portal") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     errors.install_page_handlers(app)

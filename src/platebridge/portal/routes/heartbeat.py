@@ -34,6 +34,7 @@ from platebridge.portal.limits import read_body_capped
 from platebridge.portal.models import utcnow
 from platebridge.portal.pod_keys import active_key, key_throttled, presented_key_hash
 from platebridge.portal.services import heartbeat as hb
+from platebridge.portal.services.heartbeat_body import MAX_BODY_BYTES, parse_heartbeat
 from platebridge.portal.settings import PortalSettings
 from platebridge.portal.throttle import get_throttle
 
@@ -80,7 +81,7 @@ def _parse(body: bytes) -> HeartbeatRequest:
     except ValueError:
         # Anything else (``#`` comments as in the spec's example, a non-object body, a
         # field error) takes the tolerant parser, which also words the error.
-        return hb.parse_heartbeat(body)
+        return parse_heartbeat(body)
 
 
 async def read_keyed_body(
@@ -103,7 +104,7 @@ async def read_keyed_body(
 async def _heartbeat(
     request: Request, db: Database, settings: PortalSettings, source: str | None
 ) -> Response:
-    key_hash, req = await read_keyed_body(request, db, hb.MAX_BODY_BYTES, _parse)
+    key_hash, req = await read_keyed_body(request, db, MAX_BODY_BYTES, _parse)
     now = utcnow()
     digest = hb.heartbeat_digest(req)
     registered = False

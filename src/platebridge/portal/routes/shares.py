@@ -1,7 +1,7 @@
 """Share links (``services.shares``): ``POST/GET /api/shares``, ``DELETE /api/shares/{id}``
-for users whose role may share (admin, manager), and the public, no-login ``/s/{secret}``
-(a page playing the clip), ``/s/{secret}/clip.mp4`` (the clip's export) and
-``/s/{secret}/media`` (fMP4 for a player, clamped to the clip).
+for users whose role may share (admin, manager), and the public, no-login
+``/s/{secret}/clip.mp4`` (the clip's export) and ``/s/{secret}/media`` (fMP4 for a player,
+clamped to the clip); the page ``/s/{secret}`` is :mod:`platebridge.portal.pages.share`.
 
 The public routes reach the POD through the one streaming path (``streaming.path``) as the
 link's creator, for the clip's range only. Unknown links are 404, expired, revoked or voided
@@ -19,10 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
 from platebridge.portal.body_stream import BodyStream
-from platebridge.portal.deps import ClientIp, CurrentUser, Db, Settings, Streaming, page, public
-from platebridge.portal.errors import ApiError
+from platebridge.portal.deps import ClientIp, CurrentUser, Db, Settings, Streaming, public
 from platebridge.portal.models import Pod
-from platebridge.portal.pages.render import render
 from platebridge.portal.services import audit, shares
 from platebridge.portal.services.user_mail import base_url_for
 from platebridge.portal.streaming.access_cache import Access
@@ -41,7 +39,7 @@ ShareId = Annotated[str, Path(max_length=64)]
 Secret = Annotated[str, Path(max_length=100)]
 TimeParam = Annotated[str | None, Query(max_length=32)]
 #: The public answers: never cached, never indexed, the secret URL never sent as a referrer.
-_PUBLIC = {
+PUBLIC_HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
     "X-Robots-Tag": "noindex",
@@ -58,11 +56,11 @@ class ShareRequest(BaseModel):
     expires_in_hours: int = Field(description="Lifetime of the link, 1 … 168 hours.")
 
 
-def _iso(value: datetime) -> str:
+def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _method(state: StreamingState, pod: Pod) -> audit.Method:
+def share_method(state: StreamingState, pod: Pod) -> audit.Method:
     """Shares are always relayed by the portal: through the tunnel or the proxy."""
     return "tunnel" if state.token_method(pod) == "tunnel" else "proxy"
 
@@ -78,7 +76,7 @@ async def create_share(
             body.expires_in_hours,
         )  # fmt: skip
         await session.flush()
-        method = _method(state, made.pod)
+        method = share_method(state, made.pod)
         event = shares.share_event(
             made.share, made.camera, made.pod, "share_created", method, ip, user
         )
@@ -87,7 +85,7 @@ async def create_share(
     result = {
         "id": str(made.share.id),
         "url": f"{base}{shares.PUBLIC_PATH}{made.secret}",
-        "expires_at": _iso(made.share.expires_at),
+        "expires_at": iso(made.share.expires_at),
     }
     return JSONResponse(result, status_code=201, headers={"Cache-Control": "no-store"})
 
@@ -105,7 +103,7 @@ async def revoke_share(
     async with db.write() as session:
         share, camera, pod, revoked = await shares.revoke_share(session, user, share_id)
         if revoked:
-            method = _method(state, pod)
+            method = share_method(state, pod)
             event = shares.share_event(share, camera, pod, "share_revoked", method, ip, user)
             session.add(event)
     return shares.share_json(share, camera, pod, datetime.now(UTC))
@@ -114,7 +112,7 @@ async def revoke_share(
 # --- public: the link itself ------------------------------------------------------------------
 
 
-async def _opened(db: Db, secret: str) -> shares.Opened:
+async def opened_share(db: Db, secret: str) -> shares.Opened:
     async with db.read() as session:
         return await shares.open_share(session, secret)
 
@@ -130,39 +128,11 @@ async def _stream(opened: shares.Opened, state: StreamingState, settings: Settin
     return await open_stream(authorize=authorize, state=state, settings=settings)
 
 
-async def _audit_open(db: Db, opened: shares.Opened, method: audit.Method, ip: str | None) -> None:
+async def audit_open(db: Db, opened: shares.Opened, method: audit.Method, ip: str | None) -> None:
     async with db.write() as session:
         session.add(
             shares.share_event(opened.share, opened.camera, opened.pod, "share_opened", method, ip)
         )
-
-
-@router.get("/s/{secret}", include_in_schema=False)
-@public
-@page
-async def share_page(
-    request: Request, secret: Secret, db: Db, state: Streaming, ip: ClientIp
-) -> Response:
-    try:
-        opened = await _opened(db, secret)
-    except ApiError as exc:
-        message = "This share link does not exist." if exc.status == 404 else exc.message + "."
-        response = render(request, "share.html", exc.status, message=message, clip_url=None)
-        response.headers.update(_PUBLIC)
-        return response
-    await _audit_open(db, opened, _method(state, opened.pod), ip)
-    share = opened.share
-    response = render(
-        request,
-        "share.html",
-        clip_url=f"{shares.PUBLIC_PATH}{secret}/clip.mp4",
-        camera=opened.camera.display_name or opened.camera.name,
-        start_iso=_iso(datetime.fromtimestamp(share.clip_start, UTC)),
-        end_iso=_iso(datetime.fromtimestamp(share.clip_end, UTC)),
-        expires_iso=_iso(share.expires_at),
-    )
-    response.headers.update(_PUBLIC)
-    return response
 
 
 @router.get(
@@ -174,11 +144,11 @@ async def share_page(
 async def share_clip(
     secret: Secret, db: Db, state: Streaming, settings: Settings, ip: ClientIp
 ) -> BodyStream:
-    opened = await _opened(db, secret)
+    opened = await opened_share(db, secret)
     stream = await _stream(opened, state, settings)
     response, up = await stream_export(stream, opened.share.clip_start, opened.share.clip_end)
-    await _audit_open(db, opened, up.method, ip)
-    response.headers.update(_PUBLIC)
+    await audit_open(db, opened, up.method, ip)
+    response.headers.update(PUBLIC_HEADERS)
     return response
 
 
@@ -197,7 +167,7 @@ async def share_media(
     start: TimeParam = None,
     duration: TimeParam = None,
 ) -> BodyStream:
-    opened = await _opened(db, secret)
+    opened = await opened_share(db, secret)
     share = opened.share
     at = parse_time("start", start) if start else share.clip_start
     at = min(max(at, share.clip_start), share.clip_end - shares.MIN_CLIP)  # inside the clip
@@ -205,8 +175,8 @@ async def share_media(
     stream = await _stream(opened, state, settings)
     response, up = await stream_media(stream, at, length)
     if state.viewings.starts_viewing(("share", str(share.id), ip or "")):
-        await _audit_open(db, opened, up.method, ip)
-    response.headers.update(_PUBLIC)
+        await audit_open(db, opened, up.method, ip)
+    response.headers.update(PUBLIC_HEADERS)
     return response
 
 
