@@ -85,6 +85,9 @@ _LIST_COLUMNS = (
     Site.name.label("site_name"),
     Camera.media,
     Camera.sub_media,
+    Camera.recording,
+    Pod.disk_total,
+    Pod.disk_free,
 )
 
 
@@ -272,6 +275,9 @@ async def _camera_items(
         site_name,
         media,
         sub_media,
+        recording,
+        disk_total,
+        disk_free,
     ) in rows:
         pod_info = pods.get(wire_pod_id)
         if pod_info is None:
@@ -300,6 +306,10 @@ async def _camera_items(
             "last_heartbeat": pod_info[1],
             "media": media_item(media),
             "sub_media": media_item(sub_media),
+            "recording": media_item(recording),
+            "pod_disk": None
+            if disk_total is None
+            else {"total": disk_total, "free": disk_free or 0},
         }
         out.append(item)
         if signing and streamable and stream_mode == "direct":

@@ -56,6 +56,25 @@ class CameraMediaItem(TypedDict, total=False):
     transcoded: bool
 
 
+class CameraRecordingItem(TypedDict, total=False):
+    """The camera's recording on its POD as last reported (``core.heartbeat.CameraRecording``;
+    docs/recording.md): times to the minute, bytes to 2 significant digits."""
+
+    enabled: bool
+    state: Literal["recording", "off", "error", "disk_full"]
+    oldest: float | None
+    newest: float | None
+    bytes: int
+    gaps_24h: int
+
+
+class PodDiskItem(TypedDict):
+    """The POD's recording filesystem, bytes (free to 2 significant digits)."""
+
+    total: int
+    free: int
+
+
 class CameraItem(TypedDict):
     """A camera as ``GET /api/cameras`` lists it (the spec's fields and the portal's own)."""
 
@@ -81,6 +100,9 @@ class CameraItem(TypedDict):
     #: What the camera (and its substream) sends; null when its POD does not report it.
     media: CameraMediaItem | None
     sub_media: CameraMediaItem | None
+    #: The camera's recording and its POD's disk (null: the POD does not report them).
+    recording: CameraRecordingItem | None
+    pod_disk: PodDiskItem | None
 
 
 class CameraListing(TypedDict):

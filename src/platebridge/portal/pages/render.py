@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -16,11 +16,13 @@ from platebridge.portal.models import User, utcnow
 from platebridge.portal.scoping import Capability, can
 
 
-def ago(value: datetime | str | None, now: datetime | None = None) -> str:
-    """``"2 min ago"``-style text; ``"never"`` for None."""
+def ago(value: datetime | str | float | None, now: datetime | None = None) -> str:
+    """``"2 min ago"``-style text (a datetime, ISO text or epoch seconds); ``"never"`` for None."""
     if value is None:
         return "never"
-    if isinstance(value, str):
+    if isinstance(value, int | float):
+        value = datetime.fromtimestamp(value, UTC)
+    elif isinstance(value, str):
         value = datetime.fromisoformat(value)
     seconds = int(((now or utcnow()) - value).total_seconds())
     if seconds < 10:
@@ -32,6 +34,18 @@ def ago(value: datetime | str | None, now: datetime | None = None) -> str:
     if seconds < 86_400:
         return f"{seconds // 3600} h ago"
     return f"{seconds // 86_400} d ago"
+
+
+def filesize(value: int | None) -> str:
+    """Bytes as ``"1.2 GB"`` (decimal units, as disks are sold)."""
+    if value is None:
+        return "unknown"
+    size = float(value)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" or size >= 100 else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"  # unreachable
 
 
 def _can(user: User | None, capability: Capability) -> bool:
@@ -50,6 +64,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["ago"] = ago
+    env.filters["filesize"] = filesize
     env.globals["can"] = _can
     return env
 
