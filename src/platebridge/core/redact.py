@@ -19,8 +19,12 @@ _SECRET_PARAMS = re.compile(
 )
 _BEARER = re.compile(r"(?P<key>Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 _POD_KEY = re.compile(r"\bpbk_[A-Za-z0-9_-]+")
-#: The secret of a footage share link (``/s/pbs_…``, portal ``services.shares``).
-_SHARE_SECRET = re.compile(r"\bpbs_[A-Za-z0-9_-]+")
+#: The secret of a footage share link (``/s/pbs_…``, portal ``services.shares``). No ``\b``:
+#: in a URL-encoded link (``next=%2Fs%2Fpbs_…`` in a query string) a word character precedes it.
+_SHARE_SECRET = re.compile(r"pbs_[A-Za-z0-9_-]+")
+#: Whatever token-like segment follows a share path (``/s/…``, ``%2Fs%2F…``): a link's secret
+#: even without its prefix. 16+ characters, so short paths such as ``rtsp://cam/s/live`` stay.
+_SHARE_PATH = re.compile(r"(?P<key>(?:/|%2F)s(?:/|%2F))(?!pbs_\*\*\*)[A-Za-z0-9_-]{16,}", re.I)
 
 
 def strip_credentials(url: str) -> str:
@@ -56,6 +60,7 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     text = _SECRET_PARAMS.sub(lambda m: f"{m.group('key')}{REDACTED}", text)
     text = _BEARER.sub(lambda m: f"{m.group('key')}{REDACTED}", text)
     text = _SHARE_SECRET.sub(f"pbs_{REDACTED}", text)
+    text = _SHARE_PATH.sub(lambda m: f"{m.group('key')}{REDACTED}", text)
     return _POD_KEY.sub(f"pbk_{REDACTED}", text)
 
 
