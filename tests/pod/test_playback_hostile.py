@@ -7,10 +7,12 @@ its documented status — never a 500, a traceback or the token echoed back."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -61,18 +63,19 @@ TRACE_MARKERS = ("Traceback", 'File "', "Internal Server Error", "Exception")
 
 
 class Pod:
-    def __init__(self, url: str, app: Any) -> None:
-        self.url = url
-        self.app = app
+    def __init__(self, url: str, app: Any, port: int) -> None:
+        self.url, self.app, self.port = url, app, port
 
 
-@pytest.fixture(scope="module")
-def pod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pod]:
-    """The POD's HTTP server with 20 s recorded at T0 (two files) and 10 s at T0 + 60."""
-    tmp = tmp_path_factory.mktemp("hostile")
+@contextlib.contextmanager
+def serve_pod(tmp: Path, **config_fields: Any) -> Iterator[Pod]:
+    """The POD's HTTP server (the agent's uvicorn settings, a thread of this process) with
+    20 s recorded at T0 (two files) and 10 s at T0 + 60 for ``gate-camera-1``; exports kept
+    "busy" (429 before any ffmpeg starts)."""
     port = free_port()
-    config = make_config(tmp, recording_dir=str(tmp / "rec"), listen_port=port)
-    config = config.model_copy(update={"listen_host": "127.0.0.1"})
+    config = make_config(
+        tmp, recording_dir=str(tmp / "rec"), listen_port=port, **config_fields
+    ).model_copy(update={"listen_host": "127.0.0.1"})
     rec = Recording(config)
     assert rec.index is not None
     day = tmp / "rec" / CAM / "2026-01-01"
@@ -83,7 +86,6 @@ def pod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pod]:
         rec.index.put(index_row(path, start))
     states = {c.camera_id: CameraState(c.camera_id, c.name) for c in config.cameras}
     app = create_app(config, states, recording=rec)
-    # Exports stay "busy" (429 before any ffmpeg starts): this test starts no process.
     app.state.export_slots = ExportSlots(MAX_EXPORTS)
     app.state.export_slots.used = MAX_EXPORTS
     server = _server(config, app)
@@ -94,11 +96,17 @@ def pod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pod]:
         time.sleep(0.02)
     assert server.started
     try:
-        yield Pod(f"http://127.0.0.1:{port}", app)
+        yield Pod(f"http://127.0.0.1:{port}", app, port)
     finally:
         server.should_exit = True
         thread.join(10)
         rec.close()
+
+
+@pytest.fixture(scope="module")
+def pod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pod]:
+    with serve_pod(tmp_path_factory.mktemp("hostile")) as served:
+        yield served
 
 
 def tok(camera_id: str = CAM, span: tuple[int, int] = DAY, **kw: Any) -> str:
