@@ -1,7 +1,9 @@
 """Secrets never leak: a representative flow (heartbeats, logins good and bad, token issue,
-proxy by session and by token, segment and snapshot, refused requests) with the portal and the
-POD agent logging at DEBUG. No API key, stream secret, password, RTSP password, session or
-stream token appears in any log line, nor any secret in a response that is not its owner's."""
+proxy by session and by token, segment and snapshot, recorded footage by session and footage
+token, a share link opened, revoked and refused, refused requests) with the portal and the POD
+agent logging at DEBUG. No API key, stream secret, password, RTSP password, session, stream or
+footage token or share-link secret appears in any log line, nor any secret in a response that
+is not its owner's."""
 
 from __future__ import annotations
 
@@ -25,6 +27,66 @@ RTSP_PASSWORD = "CamPass-s3cret-9f8e7d"
 WRONG_RTSP_PASSWORD = "WrongPass-s3cret-1a2b3c"
 #: A ``token=`` / ``key=`` value that was not redacted (redaction leaves a short mask).
 UNREDACTED = re.compile(r"(?:token|api_key|secret|password)=([A-Za-z0-9_\-.]{16,})", re.I)
+
+
+def footage_and_share(
+    c: httpx.Client, auth: dict[str, str], pod_id: str, responses: list[httpx.Response]
+) -> dict[str, str]:
+    """Recorded footage by session and by footage token (good, tampered, out of range), a
+    share link opened (page, media, clip), revoked and opened again, also URL-encoded in a
+    query: returns the secrets handed out, for the log search."""
+    cam = {"camera_id": "gate-camera-1"}
+    now = time.time()
+
+    def recorded() -> float | None:
+        r = c.get(
+            f"/api/footage/{pod_id}",
+            params={**cam, "from": now - 300, "to": now + 60},
+            headers=auth,
+        )
+        spans = [s for s in r.json().get("spans", []) if s["kind"] == "recording"]
+        return float(spans[0]["start"]) if r.status_code == 200 and spans else None
+
+    start = wait_until(recorded, timeout=40, interval=1, what="a recorded span")
+    r = c.post(
+        "/api/footage-token",
+        headers=auth,
+        json={"pod_id": pod_id, **cam, "from": start, "to": start + 60},
+    )
+    assert r.status_code == 200, r.text
+    responses.append(r)
+    token = r.json()["token"]
+    media = {**cam, "start": start, "duration": 2}
+    for params, headers in (
+        (media, auth),
+        ({**media, "token": token}, {}),
+        ({**media, "token": token + "x"}, {}),
+        ({**media, "start": start + 3600, "token": token}, {}),  # outside the token's range
+        ({**media, "start": now + 3600}, auth),  # nothing recorded: the POD's 404 relayed
+    ):
+        responses.append(c.get(f"/api/footage/{pod_id}/media", params=params, headers=headers))
+    assert responses[-5].status_code == 200 and responses[-4].status_code == 200
+    r = c.post(
+        "/api/shares",
+        headers=auth,
+        json={"pod_id": pod_id, **cam, "from": start, "to": start + 4, "expires_in_hours": 1},
+    )
+    assert r.status_code == 201, r.text
+    share_id, url = r.json()["id"], r.json()["url"]
+    secret = url.rsplit("/s/", 1)[1]
+    for path in (f"/s/{secret}", f"/s/{secret}/media", f"/s/{secret}/clip.mp4"):
+        responses.append(c.get(path))
+    assert responses[-3].status_code == 200 and responses[-2].status_code == 200
+    responses.append(c.get("/login", params={"next": f"/s/{secret}"}))  # %2Fs%2Fpbs_… in a query
+    responses.append(c.delete(f"/api/shares/{share_id}", headers=auth))
+    responses.append(c.get(f"/s/{secret}/media"))
+    assert responses[-1].status_code == 410
+    return {
+        "footage token": token,
+        "footage token signature": token.split(".")[1],
+        "share secret": secret,
+        "share secret without its prefix": secret.removeprefix("pbs_"),
+    }
 
 
 def test_secrets_never_in_logs_or_foreign_responses(tmp_path: Path) -> None:
@@ -83,6 +145,7 @@ def test_secrets_never_in_logs_or_foreign_responses(tmp_path: Path) -> None:
                 responses.append(c.get(path, params=q, headers=auth))
                 responses.append(c.get(path, params={**q, "token": stream_token}))
                 responses.append(c.get(path, params={**q, "token": stream_token + "x"}))
+            footage = footage_and_share(c, auth, co.pod_id, responses)
             responses.append(c.get(f"/api/pods/{co.pod_id}", headers=auth))
             responses.append(c.get("/api/pods", headers=auth))
             responses.append(c.get("/api/audit", headers=auth))
@@ -117,6 +180,7 @@ def test_secrets_never_in_logs_or_foreign_responses(tmp_path: Path) -> None:
         "session token": session,
         "stream token": stream_token,
         "stream token signature": stream_token.split(".")[1],
+        **footage,
     }
     logs = {
         "portal": portal.log_path.read_text(errors="replace"),
@@ -132,6 +196,11 @@ def test_secrets_never_in_logs_or_foreign_responses(tmp_path: Path) -> None:
         for what in never_in_responses:
             assert secrets[what] not in blob, (what, r.request.url.path, r.status_code)
         url = str(r.request.url)
+        if "/api/footage-token" not in url and "/s/" not in url:  # its issue, its own page
+            assert footage["footage token"] not in blob, r.request.url.path
+        # (the sign-in page echoes its own ``next``: the requester's URL, not a leak)
+        if r.request.method != "POST" and r.request.url.path.split("/")[1] not in ("s", "login"):
+            assert footage["share secret"] not in blob, r.request.url.path
         if "/auth/login" not in url and "/stream-token" not in url:
             assert session not in blob, r.request.url.path  # only the login answer has it
             if stream_token not in url:  # a playlist hands the viewer's own token on
