@@ -1,8 +1,9 @@
 """Every library's DEBUG logging is redacted: the portal (``--log-level debug``) and the POD
 agent (``log_level: debug``, tunnel on, the pod in tunnel mode) run as real processes; a full
-session (heartbeats, tunnel, playlist and segment through the proxy, a direct-mode token and
-fetch, a login) runs; neither output holds any secret. websockets alone used to log the
-tunnel's ``Authorization: Bearer pbk_…`` request header."""
+session (heartbeats, tunnel, playlist and segment through the proxy, recorded footage and a
+share link through the tunnel, direct-mode live and footage tokens and fetches, a login)
+runs; neither output holds any secret. websockets alone used to log the tunnel's
+``Authorization: Bearer pbk_…`` request header."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
+from tests.security.test_no_secret_leaks import footage_and_share
 from tests.support.agent import Agent
 from tests.support.camera import TestCamera, camera_available
 from tests.support.portal import new_sqlite_url, seed_company, start_portal
@@ -76,6 +78,8 @@ def test_debug_logs_of_both_programs_hold_no_secret(tmp_path: Path) -> None:
             segment = SEGMENT.search(listing.text).group(1)  # type: ignore[union-attr]
             r = c.get(urljoin(str(listing.url), segment))
             assert r.status_code == 200 and len(r.content) > 0, (segment, r.text[:200])
+            # recorded footage and a share link, through the tunnel
+            footage = footage_and_share(c, auth, co.pod_id, [])
             # direct mode: the token's direct URL, fetched from the POD itself
             set_mode(db, co, "direct")
             r = c.post(
@@ -88,6 +92,20 @@ def test_debug_logs_of_both_programs_hold_no_secret(tmp_path: Path) -> None:
             direct = r.json().get("direct_url")
             assert direct, r.json()
             assert httpx.get(direct, timeout=10).status_code == 200
+            # a footage token's direct media URL, fetched from the POD itself
+            now = time.time()
+            r = c.post(
+                "/api/footage-token",
+                headers=auth,
+                json={"pod_id": co.pod_id, "camera_id": "gate-camera-1",
+                      "from": now - 120, "to": now},
+            )  # fmt: skip
+            assert r.status_code == 200 and r.json()["method"] == "direct", r.text
+            tokens.append(r.json()["token"])
+            media_url = r.json()["media_url"]
+            assert media_url.startswith("http://127.0.0.1:") and "token=" in media_url
+            media = httpx.get(f"{media_url}&start={now - 30:.3f}&duration=2", timeout=10)
+            assert media.status_code == 200, media.text[:200]
             # a second login, by cookie afterwards
             r = c.post("/api/auth/login", json={"email": co.email, "password": co.password})
             assert r.status_code == 200
@@ -110,6 +128,7 @@ def test_debug_logs_of_both_programs_hold_no_secret(tmp_path: Path) -> None:
         "session cookie": cookie,
         **{f"stream token {i}": t for i, t in enumerate(tokens)},
         **{f"stream token signature {i}": t.split(".")[1] for i, t in enumerate(tokens)},
+        **footage,
     }
     logs = {
         "portal": portal.log_path.read_text(errors="replace"),
