@@ -273,10 +273,16 @@ def test_hostile_bodies(world: World, path: str) -> None:
             assert 400 <= r.status_code < 500, (path, raw[:80], r.status_code, r.text[:200])
 
 
-def raw_get(url: str, target: str) -> tuple[int, dict[str, str], bytes]:
+def raw_get(
+    url: str, target: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """A GET of ``target`` exactly as given (no client-side normalisation of ``..``/``%2F``)."""
     host, port = url.removeprefix("http://").split(":")
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     with socket.create_connection((host, int(port)), timeout=15) as s:
-        s.sendall(f"GET {target} HTTP/1.1\r\nHost: portal\r\nConnection: close\r\n\r\n".encode())
+        s.sendall(
+            f"GET {target} HTTP/1.1\r\nHost: portal\r\n{extra}Connection: close\r\n\r\n".encode()
+        )
         data = b""
         while chunk := s.recv(65536):
             data += chunk
@@ -389,3 +395,16 @@ def test_no_share_secret_or_footage_token_in_the_log(world: World) -> None:
     assert "GET /s/pbs_***" in log and "/api/footage/" in log
     for what, value in world.seen.items():
         assert value not in log, f"{what} in the portal log"
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_hostile_pod_paths(world: World, route: str) -> None:
+    """Path tricks on ``/api/footage/{pod_id}``: another route or pod is never reached."""
+    for pod in ("..%2F..%2Fapi%2Fshares", "%2e%2e", "..", "%00", "p" * 65, "p" * 5000,
+                f"{world.tenant.pod_id}%2F..%2Fother", "%F0%9F%92%A9", "%ff"):  # fmt: skip
+        target = f"/api/footage/{pod}{route}?camera_id={CAM}&from={T0}&to={T0 + 9}&start={T0}"
+        status, headers, body = raw_get(world.portal.url, target, world.admin)
+        label = (pod[:40], route, status, body[:200])
+        assert status in (400, 404, 422), label
+        assert headers.get("content-type", "").startswith("application/json"), label
+        assert set(json.loads(body)) == {"error", "detail"}, label
