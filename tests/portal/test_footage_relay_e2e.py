@@ -132,7 +132,7 @@ def test_spans_media_and_export_through_the_proxy(
     base = f"{portal.url}/api/footage/{tenant.pod_id}"
     r = httpx.get(
         f"{base}/media",
-        params={"camera_id": CAMERA_ID, "start": start + 2, "duration": 4},
+        params={"camera_id": CAMERA_ID, "start": start + 2.5, "duration": 4},  # mid-GOP
         headers=manager,
         timeout=30,
     )
@@ -142,7 +142,7 @@ def test_spans_media_and_export_through_the_proxy(
     assert r.content[4:8] == b"ftyp"
     media_start = float(r.headers["x-platebridge-media-start"])
     media_end = float(r.headers["x-platebridge-media-end"])
-    assert start + 2 - 1.5 <= media_start <= start + 2 + 0.01  # the keyframe at or before
+    assert start + 2.5 - 1.5 <= media_start <= start + 2.5 + 0.01  # the keyframe at or before
     assert media_end > media_start
     assert "x-platebridge-next" in r.headers
     assert int(r.headers["content-length"]) == len(r.content)

@@ -166,6 +166,10 @@ def _relayed(response: Any, label: str) -> BodyStream:
     )
 
 
+#: The longest keyframe interval a camera may have (docs/live.md: 0.5 to 20 s).
+LOOKBACK_SECONDS = 20.0
+
+
 async def stream_media(
     stream: PodStream, start: float, duration: float, part: str | None = None
 ) -> tuple[BodyStream, Upstream]:
@@ -176,7 +180,13 @@ async def stream_media(
         url = _pod_url(up, stream, "/media", query, {"start": start, "duration": duration}, part)
         return _relayed(await up.relay.open_body(url, _MP4, "footage"), "footage")
 
-    return await stream.fetch(fetch, footage=(start, start + duration))
+    # The POD starts a body at the keyframe at or before ``start`` only if the token reaches
+    # back to it: the POD-side token goes back one longest keyframe interval, never before
+    # what the viewer may see (a share's clip, a footage token's range).
+    low = start - LOOKBACK_SECONDS
+    if stream.access.footage is not None:
+        low = max(low, stream.access.footage[0])
+    return await stream.fetch(fetch, footage=(min(low, start), start + duration))
 
 
 async def stream_export(stream: PodStream, start: float, end: float) -> tuple[BodyStream, Upstream]:
