@@ -160,8 +160,10 @@ def test_public_page_logged_out(
     assert r.status_code == 400 and r.json()["error"] == "bad_request"
     # unknown links: 404 (page: a plain message, the routes: JSON)
     ghost = "pbs_" + "A" * 43
-    r = httpx.get(f"{portal.url}/s/{ghost}", timeout=10)
-    assert r.status_code == 404 and "does not exist" in r.text
+    for link in (ghost, "pbs_" + "A" * 400):  # a very long one is no link either (no 422)
+        r = httpx.get(f"{portal.url}/s/{link}", timeout=10)
+        assert r.status_code == 404 and "does not exist" in r.text
+        assert r.headers["content-type"].startswith("text/html")
     for path in (f"/s/{ghost}/clip.mp4", f"/s/{ghost}/media", "/s/short/clip.mp4"):
         r = httpx.get(portal.url + path, timeout=10)
         assert r.status_code == 404 and r.json()["error"] == "not_found", path

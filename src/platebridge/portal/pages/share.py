@@ -14,7 +14,7 @@ from platebridge.portal.errors import ApiError
 from platebridge.portal.pages.render import render
 from platebridge.portal.routes.shares import (
     PUBLIC_HEADERS,
-    Secret,
+    SECRET_MAX,
     audit_open,
     iso,
     opened_share,
@@ -29,9 +29,11 @@ router = APIRouter()
 @public
 @page
 async def share_page(
-    request: Request, secret: Secret, db: Db, state: Streaming, ip: ClientIp
+    request: Request, secret: str, db: Db, state: Streaming, ip: ClientIp
 ) -> Response:
     try:
+        if len(secret) > SECRET_MAX:  # a page, not a JSON 422: no such link
+            raise ApiError(404, "not_found", "no such share link")
         opened = await opened_share(db, secret)
     except ApiError as exc:
         message = "This share link does not exist." if exc.status == 404 else exc.message + "."

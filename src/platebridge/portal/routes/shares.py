@@ -36,7 +36,8 @@ from platebridge.portal.streaming.state import StreamingState
 router = APIRouter(tags=["shares"])
 
 ShareId = Annotated[str, Path(max_length=64)]
-Secret = Annotated[str, Path(max_length=100)]
+SECRET_MAX = 100
+Secret = Annotated[str, Path(max_length=SECRET_MAX)]
 TimeParam = Annotated[str | None, Query(max_length=32)]
 #: The public answers: never cached, never indexed, the secret URL never sent as a referrer.
 PUBLIC_HEADERS = {
