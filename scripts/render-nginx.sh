@@ -3,10 +3,11 @@
 # tests/deploy/test_nginx_tls.py, which runs the result for real):
 #   render-nginx.sh --domain D --cert C --key K --ports 8081,8082 \
 #                   [--https-listen ADDR:PORT] [--http-listen ADDR:PORT] [--acme-root DIR]
+#                   [--access-log FILE]
 # Fails if the template no longer has a line it must change.
 set -euo pipefail
 TEMPLATE="$(dirname "$0")/../packaging/nginx/platebridge.conf"
-DOMAIN="" CERT="" KEY="" PORTS="" HTTPS_LISTEN="" HTTP_LISTEN="" ACME_ROOT=""
+DOMAIN="" CERT="" KEY="" PORTS="" HTTPS_LISTEN="" HTTP_LISTEN="" ACME_ROOT="" ACCESS_LOG=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --domain) DOMAIN="$2"; shift 2 ;;
@@ -16,6 +17,7 @@ while [ $# -gt 0 ]; do
     --https-listen) HTTPS_LISTEN="$2"; shift 2 ;;
     --http-listen) HTTP_LISTEN="$2"; shift 2 ;;
     --acme-root) ACME_ROOT="$2"; shift 2 ;;
+    --access-log) ACCESS_LOG="$2"; shift 2 ;;
     *) echo "render-nginx: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -32,7 +34,7 @@ for anchor in "    server 127.0.0.1:8081;" "    server 127.0.0.1:8082;" "    lis
     || { echo "render-nginx: the template lost the line: $anchor" >&2; exit 1; }
 done
 awk -v domain="$DOMAIN" -v cert="$CERT" -v key="$KEY" -v ports="$PORTS" \
-    -v https="$HTTPS_LISTEN" -v http="$HTTP_LISTEN" -v acme="$ACME_ROOT" '
+    -v https="$HTTPS_LISTEN" -v http="$HTTP_LISTEN" -v acme="$ACME_ROOT" -v alog="$ACCESS_LOG" '
   $0 == "    server 127.0.0.1:8081;" {
     n = split(ports, p, ","); for (i = 1; i <= n; i++) printf "    server 127.0.0.1:%s;\n", p[i]; next }
   $0 == "    server 127.0.0.1:8082;" { next }
@@ -43,5 +45,6 @@ awk -v domain="$DOMAIN" -v cert="$CERT" -v key="$KEY" -v ports="$PORTS" \
   index($0, "/etc/letsencrypt/live/portal.example.com/fullchain.pem;") { print "    ssl_certificate " cert ";"; next }
   index($0, "/etc/letsencrypt/live/portal.example.com/privkey.pem;") { print "    ssl_certificate_key " key ";"; next }
   index($0, "root /var/www/acme;") && acme != "" { sub("/var/www/acme", acme) }
+  index($0, "access_log /var/log/nginx/platebridge.access.log") && alog != "" { sub("/var/log/nginx/platebridge.access.log", alog) }
   { gsub("portal.example.com", domain); print }
 ' "$TEMPLATE"

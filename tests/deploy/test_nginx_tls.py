@@ -58,7 +58,7 @@ def site_config(tmp: Path, https_port: int, http_port: int, backends: list[int])
         ["bash", str(RENDER), "--domain", "portal.test", "--cert", str(tmp / "cert.pem"),
          "--key", str(tmp / "key.pem"), "--ports", ",".join(map(str, backends)),
          "--https-listen", f"127.0.0.1:{https_port}", "--http-listen", f"127.0.0.1:{http_port}",
-         "--acme-root", str(tmp / "acme")],
+         "--acme-root", str(tmp / "acme"), "--access-log", str(tmp / "access.log")],
         capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -215,9 +215,14 @@ def test_nginx_tls_two_portals_tunnel_and_stream(tmp_path: Path, pg_url: str) ->
             )
             assert ffmpeg_decode(url, frames=10) >= 10  # TLS -> nginx -> portal -> tunnel -> POD
 
+            share = "pbs_" + "Q" * 43  # (no such link: 404, but it is a secret's shape)
+            assert viewer.get(f"/s/{share}").status_code == 404
             log = (tmp_path / "access.log").read_text()
             served = {p for p in ports if f"127.0.0.1:{p}" in log}
             assert served == set(ports), f"nginx should balance over both processes: {log[-2000:]}"
+            # the shipped log format keeps secrets out: no query strings, share links masked
+            assert stream_token not in log and "token=" not in log
+            assert share not in log and "GET /s/<share-link> 404" in log
 
             # The token was issued to the viewer (127.0.0.2, via X-Forwarded-For from nginx);
             # ffmpeg, which played the stream, connected from 127.0.0.1.
