@@ -257,6 +257,21 @@ def test_a_click_on_the_bar_plays_that_time(fw: FootageWorld, reader_page: Page)
 
 def test_frame_steps_and_speeds(fw: FootageWorld, reader_page: Page) -> None:
     page = reader_page
+    bodies: list[tuple[str, str | None, str | None]] = []
+    page.on(
+        "response",
+        lambda r: (
+            bodies.append(
+                (
+                    r.url.split("?")[1],
+                    r.headers.get("x-platebridge-media-start"),
+                    r.headers.get("x-platebridge-media-end"),
+                )
+            )
+            if "/media?" in r.url
+            else None
+        ),
+    )
     sign_in_admin(fw, page, "/cameras")
     page.goto(f"{fw.url}{FOOTAGE_PATH}?t={time.time() - 30:.3f}")
     picture(page)
@@ -283,6 +298,13 @@ def test_frame_steps_and_speeds(fw: FootageWorld, reader_page: Page) -> None:
     advanced = ms_apart(end["stamp"], start["stamp"] / 1000) / (end["at"] - start["at"])
     assert 3.0 <= advanced <= 4.5, (start, end)
     assert page.get_attribute("[data-rate='4']", "aria-pressed") == "true"
+    # Chunk after chunk (8 s of footage went by): one buffered range, no gap said.
+    ranges = page.evaluate(
+        "(() => { const b = PlateBridgeFootage.player.sb.buffered; const o = [];"
+        " for (let i = 0; i < b.length; i++) o.push([b.start(i), b.end(i)]); return o; })()"
+    )
+    assert len(ranges) == 1, (ranges, bodies)
+    assert "Gap" not in page.locator(".footage-note").inner_text()
 
 
 def test_back_30_s_from_the_live_view(fw: FootageWorld, reader_page: Page) -> None:

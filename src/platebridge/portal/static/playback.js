@@ -123,6 +123,16 @@
     return codecs.length ? 'video/mp4; codecs="' + codecs.join(',') + '"' : null;
   }
 
+  /* Bytes of the init segment (up to the end of `moov`) at the start of a body; 0: none. */
+  function initLength(buffer) {
+    var end = 0;
+    boxes(new DataView(buffer), 0, buffer.byteLength, function (type, body, stop) {
+      if (type === 'moov') { end = stop; return false; }
+      return type === 'ftyp' || type === 'free' || type === 'styp';
+    });
+    return end;
+  }
+
   // -- the player
 
   function Player(video, opts) {
@@ -147,6 +157,7 @@
     this.waitStart = null;   // nothing recorded there yet: asked again every POLL_MS
     this.retryStart = null;  // the portal was unreachable: asked again
     this.startPaused = false;
+    this.hold = false;       // media appends wait for the first seek (reset)
     var self = this;
     video.muted = true;
     ['timeupdate', 'seeked', 'pause'].forEach(function (name) {
@@ -267,24 +278,48 @@
       }
       self.sb.mode = 'segments';
       self.origin = chunk.start;
+      // Seeks are clamped to [0, duration] (an fMP4 init segment says 0; with Infinity nothing
+      // is seekable before data): a finite duration well past anything appended.
+      try { ms.duration = chunk.end - chunk.start + 86400; } catch (e) { /* seeks after data */ }
       if (chunk.start > wall + 1) {
         self.note('No recording at ' + clockText(wall) + ': playing from the next recording, ' +
                   clockText(chunk.start) + '.');
       }
-      var started = false;
+      // The media waits (`hold`) until the seek to the time asked is made on the metadata
+      // alone, so the body's first (earlier) keyframe is never presented.
+      var seeked = false;
+      var startAt = function () {
+        if (seeked || gen !== self.gen) { return; }
+        seeked = true;
+        self.video.currentTime = Math.max(0, wall - self.origin);
+        self.video.playbackRate = self.rate;
+        if (paused) { self.show('paused', ''); } else { self.play(); }
+        self.hold = false;
+        self.pump();
+      };
       self.sb.addEventListener('updateend', function () {
         if (gen !== self.gen) { return; }
-        if (!started) {
-          started = true;
-          self.video.currentTime = Math.max(0, wall - self.origin);
-          self.video.playbackRate = self.rate;
-          if (paused) { self.show('paused', ''); } else { self.play(); }
+        if (!seeked) {
+          if (self.video.readyState >= 1) {
+            startAt();
+          } else {
+            self.video.addEventListener('loadedmetadata', startAt, { once: true });
+          }
+          return;
         }
         self.pump();
       });
       self.sb.addEventListener('error', function () {
         if (gen === self.gen) { self.show('error', 'The recording could not be decoded.'); }
       });
+      // The init segment alone first (below: the seek is made on it).
+      var init = initLength(chunk.data);
+      if (init > 0 && init < chunk.data.byteLength) {
+        self.queue.push({ data: chunk.data.slice(0, init), offset: chunk.start - self.origin,
+                          init: true });
+        chunk.data = chunk.data.slice(init);
+      }
+      self.hold = init > 0;
       self.accept(chunk);
     }).catch(function () { /* said by fetchChunk */ });
   };
@@ -407,7 +442,9 @@
       this.queue.push({ data: chunk.data, offset: chunk.start - this.origin });
       this.lastEnd = chunk.end;
     }
-    this.liveEdge = chunk.liveEdge || chunk.next === null;
+    // No Next: nothing more recorded yet, or the POD would not look further than it was
+    // asked; either way the next body is asked from this one's end (polled at the live edge).
+    this.liveEdge = chunk.liveEdge;
     this.next = chunk.next !== null ? chunk.next : chunk.end;
     if (this.liveEdge) { this.pollAt = Date.now() + POLL_MS; }
     this.pump();
@@ -422,7 +459,7 @@
       sb.remove(0, now - KEEP_S);
       return;  // updateend pumps again
     }
-    if (!this.queue.length) { return; }
+    if (!this.queue.length || (this.hold && !this.queue[0].init)) { return; }
     var item = this.queue.shift();
     try {
       if (Math.abs(sb.timestampOffset - item.offset) > 1e-6) { sb.timestampOffset = item.offset; }
@@ -487,8 +524,19 @@
     var self = this;
     var gen = this.gen;
     var duration = this.rate >= 4 ? FAST_CHUNK_S : CHUNK_S;
-    this.fetchChunk(this.next, duration, gen).then(function (chunk) {
-      if (chunk && gen === self.gen) { self.accept(chunk); }
+    var start = this.next;
+    this.fetchChunk(start, duration, gen).then(function (chunk) {
+      if (!chunk || gen !== self.gen) { return; }
+      if (chunk.start <= start + 0.05 || !self.lead) {
+        self.accept(chunk);
+        return;
+      }
+      // The body starts later than asked: a gap, or a POD that starts at the first keyframe
+      // of the range it was asked for. Asked again from `lead` earlier; a gap stays a gap.
+      self.fetchChunk(start - self.lead, duration + self.lead, gen).then(function (again) {
+        if (gen !== self.gen) { return; }
+        self.accept(again && again.start < chunk.start ? again : chunk);
+      });
     });
   };
 
@@ -504,8 +552,11 @@
     var v = this.video;
     if (this.origin === null) { return; }
     if (!v.paused) { v.pause(); }
-    var from = this.frameMedia !== null ? this.frameMedia : v.currentTime;
-    var t = from + dir / this.fps + 0.001;
+    // From the presented frame's own time: half a frame into the one before, or into the one
+    // after (frame times jitter by a few ms); from currentTime (inside the frame): one frame.
+    var frame = 1 / this.fps;
+    var t = this.frameMedia !== null ? this.frameMedia + (dir > 0 ? 1.5 : -0.5) * frame :
+      v.currentTime + dir * frame;
     this.frameMedia = null;
     if (t < 0 || (dir < 0 && !this.buffered(t))) {
       this.seek(this.origin + t, { paused: true });
