@@ -19,6 +19,9 @@ PUBLIC_PATHS = {
     "/api/pod/heartbeat",
     "/api/pod/enroll",
     "/api/invites/accept",
+    # a share link's secret is its credential (tests/portal/test_shares.py: 404/410 otherwise)
+    "/s/{secret}/clip.mp4",
+    "/s/{secret}/media",
 }
 
 
