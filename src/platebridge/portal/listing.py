@@ -6,36 +6,23 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    String,
-    Uuid,
-    any_,
-    bindparam,
-    false,
-    func,
-    select,
-    true,
-    tuple_,
-    type_coerce,
-)
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platebridge.portal.camera_media import media_item
 from platebridge.portal.listing_query import (
-    CAMERA_ORDER,
     DEFAULT_LIMIT,
     POD_ORDER,
-    POD_TEXT,
+    CountMode,
     Filters,
     after_key,
-    text_match,
+    camera_page_query,
 )
-from platebridge.portal.models import Camera, CameraStatus, Pod, Site, User, utcnow
-from platebridge.portal.scoping import scoped_camera_pods, scoped_cameras, scoped_pods
+from platebridge.portal.models import Camera, CameraStatus, Pod, User, utcnow
+from platebridge.portal.scoping import scoped_cameras, scoped_pods
 from platebridge.portal.status import camera_streamable, effective_pod_status
 from platebridge.portal.streaming.live import live_path
 from platebridge.portal.streaming.select import proxy_refusal
@@ -63,76 +50,6 @@ def _unavailable_reason(pod: Pod, networks: tuple[IPNetwork, ...] | None) -> str
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-#: The columns the camera list shows: plain rows, not ORM objects (no identity map, no
-#: secrets, RTSP URLs or digests fetched). bench/listing.py: 4,000 cameras went from ~0.5 s
-#: to a few tens of ms.
-_LIST_COLUMNS = (
-    Camera.camera_id,
-    func.coalesce(Camera.display_name, Camera.name).label("name"),  # the admin's name first
-    Camera.stream_url,
-    Camera.status,
-    Camera.position,
-    Camera.error,
-    Pod.pod_id,
-    Pod.name.label("pod_name"),
-    Pod.ip_address,
-    Pod.status.label("pod_reported_status"),
-    Pod.last_heartbeat,
-    Pod.stream_mode,
-    Site.id.label("site_uuid"),
-    Site.name.label("site_name"),
-    Camera.media,
-    Camera.sub_media,
-    Camera.recording,
-    Pod.disk_total,
-    Pod.disk_free,
-)
-
-
-async def _pod_id_lists(
-    session: AsyncSession,
-    user: User,
-    filters: Filters,
-    after: tuple[str, ...] | None,
-    now: datetime,
-) -> tuple[list[Any], list[Any], list[Any]]:
-    """The ids of the company's pods the listing may reach, in listing order: all of them (for
-    the count), those from the cursor's pod on (``(site name, pod_id) >= …``, for the page)
-    and those whose own names match ``q`` (compared once per pod, not per camera).
-
-    Pods first: a page then reads only the cameras of its next few pods (``cameras.pod_id =
-    ANY(…)`` on PostgreSQL, ``IN (…)`` on SQLite: probes of the ``(pod_id, camera_id)`` index)
-    instead of joining and sorting every camera of the company (bench/listing.py: with 4,000
-    cameras in the company and 100,000 in the database, 50 ms → < 1 ms for the camera query
-    on PostgreSQL). With the join alone the PostgreSQL planner also mis-estimates a company's
-    share of ``cameras`` once other tenants hold most of it (a sequential scan of the table).
-    The join and its company filter stay: scoping is unchanged, this only narrows it.
-    """
-    pods_only = Filters(site=filters.site, community=filters.community, pod_id=filters.pod_id)
-    onward = tuple_(*POD_ORDER) >= tuple_(*after[:2]) if after is not None else true()
-    named = text_match(filters.q, *POD_TEXT) if filters.q else false()
-    # SQLite keeps UUIDs as hex text: fetched and bound back as that text (no uuid.UUID per
-    # pod and page: 1,000 conversions were ~3 ms of a page)
-    postgres = session.get_bind().dialect.name == "postgresql"
-    pod_key = Pod.id if postgres else type_coerce(Pod.id, String)
-    cols = scoped_camera_pods(user).with_only_columns(pod_key, onward, named)
-    ids_stmt = pods_only.apply(cols, user, 0, now, cameras=False)
-    rows = list(await session.execute(ids_stmt.order_by(*POD_ORDER)))
-    return [r[0] for r in rows], [r[0] for r in rows if r[1]], [r[0] for r in rows if r[2]]
-
-
-def _pods_are(pod_ids: list[Any], postgres: bool, name: str = "b_pod_ids") -> Any:
-    """``cameras.pod_id`` among ``pod_ids`` (from :func:`_pod_id_lists`): one array parameter
-    on PostgreSQL, the stored hex texts on SQLite."""
-    if not postgres:
-        return type_coerce(Camera.pod_id, String).in_(pod_ids)
-    return Camera.pod_id == any_(bindparam(name, value=pod_ids, type_=postgresql.ARRAY(Uuid())))
-
-
-def _in_pods(stmt: Any, pod_ids: list[Any], postgres: bool) -> Any:
-    return stmt.where(_pods_are(pod_ids, postgres))
 
 
 @dataclass(slots=True)
@@ -167,55 +84,43 @@ async def camera_page(
     ``direct_url`` and ``live_url`` (the POD's WebSocket); other modes' ``live_url`` is the
     portal's live path (session-authorised). Only the rows returned are signed.
 
-    ``total``: the count the first page made (carried in the cursor); without one, the first
-    page counts — in the page query itself (``count(*) OVER ()``) when it reads every matching
-    camera anyway (text search, ``state``), else with one count of the pods' cameras."""
+    One statement per page (``listing_query.camera_page_statement``: the pods first, as a
+    subquery, then their cameras). ``total``: the count the first page made (carried in the
+    cursor); without one, the first page counts inside that statement — ``count(*) OVER ()``
+    when it reads every matching camera anyway (text search, ``state``), else a per-pod sum.
+    bench/listing.py, PostgreSQL, 100,000 cameras: three queries and 1,000 pod ids through
+    Python per page (4.8-7.6 ms in-process) became this one statement."""
     now = utcnow()
-    postgres = session.get_bind().dialect.name == "postgresql"
-    every_pod, onward, named = await _pod_id_lists(session, user, filters, after, now)
-    q_pods = _pods_are(named, postgres, "b_q_pods") if filters.q else None
-    base = filters.apply(
-        scoped_cameras(user), user, offline_after, now, cameras=True, q_pods=q_pods
+    want = None if limit is None else limit + 1
+    reads_all = bool(filters.q or filters.state) or want is None
+    counting = count and total is None and after is None and want is not None
+    mode: CountMode = "none" if not counting else "window" if reads_all else "pods"
+    cutoff = now - timedelta(seconds=offline_after)
+    lateral = session.get_bind().dialect.name == "postgresql"
+    stmt, params = camera_page_query(
+        filters, user.company_id, cutoff, after, want, mode, lateral=lateral
     )
     # Core execution, rows unpacked by position: no ORM loading, no per-row attribute lookups
     # (bench/listing.py: the Python loop over 4,000 rows was most of the request).
     conn = await session.connection()
-    rows: list[Any] = []
-    want = None if limit is None else limit + 1
-    # A text search or a state filter reads every camera of the pods (one query, which also
-    # counts); otherwise the cameras of the next pods, in chunks of pods that double (a page of
-    # 4-camera pods needs one chunk of limit + 1 pods).
-    reads_all = bool(filters.q or filters.state) or want is None
-    window = reads_all and count and total is None and after is None and want is not None
-    columns = (*_LIST_COLUMNS, func.count().over()) if window else _LIST_COLUMNS
-    start, chunk = 0, len(onward) if reads_all else want or len(onward)
-    while start < len(onward) and (want is None or len(rows) < want):
-        ids = onward[start : start + chunk]
-        start, chunk = start + chunk, chunk * 2
-        stmt = after_key(_in_pods(base, ids, postgres), CAMERA_ORDER, after)
-        stmt = stmt.order_by(*CAMERA_ORDER)
-        if want is not None:
-            stmt = stmt.limit(want - len(rows))
-        rows += list(await conn.execute(stmt.with_only_columns(*columns)))
-    if window:
-        total = rows[0][-1] if rows else 0
+    rows: list[Any] = list(await conn.execute(stmt, params))
+    if mode != "none":
+        total = int(rows[0][-1] or 0) if rows else 0
         rows = [row[:-1] for row in rows]
     more = limit is not None and len(rows) > limit
     if more:
         rows = rows[:limit]
     items = await _camera_items(session, user, rows, offline_after, now, direct_url_for)
     next_key = (items[-1]["site"], items[-1]["pod_id"], items[-1]["id"]) if more else None
-    if total is None:
+    if total is None:  # not counted: internal callers, or a later page without a total
         if not count or (after is None and not more):
             total = len(items)
-        elif filters.q or filters.state or not postgres:
-            # SQLite: the join (index probes per pod) beats binding every pod id (5 -> 2 ms)
-            total = await _count(session, _in_pods(base, every_pod, postgres) if postgres else base)
-        else:  # the other filters are on the pods' ids already, or on the camera alone
-            counted = select(func.count()).select_from(Camera)
-            if filters.status is not None:
-                counted = counted.where(Camera.status == filters.status)
-            total = await _count(session, _in_pods(counted, every_pod, postgres))
+        else:
+            every, params = camera_page_query(
+                filters, user.company_id, cutoff, None, None, "none", lateral=lateral
+            )
+            counted = select(func.count()).select_from(every.subquery())
+            total = int(await session.scalar(counted, params) or 0)
     return Page(items, next_key, total)
 
 

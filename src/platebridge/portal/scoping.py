@@ -9,7 +9,7 @@ checked after the tenant lookup so another company's camera stays 404 for every 
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,7 +59,17 @@ def scoped_cameras(user: User) -> Select[Camera, Pod, Site]:
 
 def scoped_camera_pods(user: User) -> Select[Pod, Site]:
     """The pods whose cameras :func:`scoped_cameras` shows (the listings page by these pods)."""
-    return scoped_pods(user).where(Pod.decommissioned_at.is_(None))
+    return company_camera_pods(user.company_id)
+
+
+def company_camera_pods(company_id: Any) -> Select[Pod, Site]:
+    """:func:`scoped_camera_pods` of a company id, or of a bound parameter that stands for the
+    user's company (the camera listing builds its statement once and binds it per request)."""
+    return (
+        select(Pod, Site)
+        .join(Site, Site.id == Pod.site_id)
+        .where(Pod.company_id == company_id, Pod.decommissioned_at.is_(None))
+    )
 
 
 def scoped_audit_events(user: User) -> Select[AuditEvent]:
