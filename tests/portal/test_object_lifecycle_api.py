@@ -260,13 +260,70 @@ def test_cameras_display_name_and_removal(portal: AppPortal, tenant: SeededCompa
     assert set(camera_names(portal, auth)) == {"cam-b"}
     assert beat(portal, tenant.pod_id, tenant.api_key, "cam-b").status_code == 200  # fast path
     assert set(camera_names(portal, auth)) == {"cam-b"}
-    # Reported again: back (as the POD names it).
+    # Reported again: back, with the display name the admin had given it.
     assert beat(portal, tenant.pod_id, tenant.api_key, "cam-a", "cam-b").status_code == 200
-    assert camera_names(portal, auth)["cam-a"] == "Camera cam-a"
+    assert camera_names(portal, auth)["cam-a"] == "Front door"
+    r = c.get(f"/api/cameras/{tenant.pod_id}/cam-a", headers=auth)
+    assert r.json()["reported_name"] == "Camera cam-a" and r.json()["reported"] is True
     r = c.patch(f"/api/cameras/{tenant.pod_id}/cam-b", headers=auth, json={"display_name": None})
     assert r.json()["name"] == "Camera cam-b"
     actions = [x["action"] for x in changes(portal, auth)]
     assert actions[:2] == ["camera.rename", "camera.remove"]
+
+
+def test_removed_camera_comes_back_with_its_display_name(
+    portal: AppPortal, tenant: SeededCompany
+) -> None:
+    """Each removal keeps the display name the camera has then (or none); the heartbeat that
+    reports the camera again restores it once, and later heartbeats never touch it."""
+    auth = admin(portal, tenant)
+    c = portal.client
+    pod, key = tenant.pod_id, tenant.api_key
+    cam = f"/api/cameras/{pod}/cam-x"
+
+    def remove_x() -> None:
+        assert beat(portal, pod, key, "cam-y").status_code == 200  # cam-x not reported
+        assert c.delete(cam, headers=auth).status_code == 200
+        assert "cam-x" not in camera_names(portal, auth)
+
+    def back() -> dict[str, str]:
+        assert beat(portal, pod, key, "cam-x", "cam-y").status_code == 200
+        return camera_names(portal, auth)
+
+    assert beat(portal, pod, key, "cam-x", "cam-y").status_code == 200
+    assert c.patch(cam, headers=auth, json={"display_name": "Loading bay"}).status_code == 200
+    remove_x()
+    assert back()["cam-x"] == "Loading bay"
+    # renamed after it came back, removed again: the newer name comes back
+    assert c.patch(cam, headers=auth, json={"display_name": "Dock 2"}).status_code == 200
+    remove_x()
+    assert back() == {"cam-x": "Dock 2", "cam-y": "Camera cam-y"}
+    # the name cleared before the removal: it comes back with the POD's name only
+    assert c.patch(cam, headers=auth, json={"display_name": ""}).status_code == 200
+    remove_x()
+    assert back()["cam-x"] == "Camera cam-x"
+    # a camera never renamed, and another pod's camera of the same id: untouched by it all
+    assert c.get(f"/api/cameras/{pod}/cam-y", headers=auth).json()["display_name"] is None
+    assert kept_names(portal, tenant) == 0
+    # a pod deleted takes the kept names with it
+    assert c.patch(cam, headers=auth, json={"display_name": "Gone"}).status_code == 200
+    remove_x()
+    assert kept_names(portal, tenant) == 1
+    r = c.post(f"/api/pods/{pod}/decommission", headers=auth, json={"confirm": pod})
+    assert r.status_code == 200, r.text
+    assert c.delete(f"/api/pods/{pod}", headers=auth).status_code == 200
+    assert kept_names(portal, tenant) == 0
+
+
+def kept_names(portal: AppPortal, t: SeededCompany) -> int:
+    """Display names kept for removed cameras of the tenant's pods (``camera_names``)."""
+    rows = sql(
+        portal.db_url,
+        "SELECT count(*) FROM camera_names n JOIN pods p ON p.id = n.pod_id "
+        "JOIN users u ON u.company_id = p.company_id WHERE u.email = :email",
+        email=t.email,
+    )
+    return int(rows[0][0])
 
 
 def test_other_company_is_404_and_viewer_403(portal: AppPortal, tenant: SeededCompany) -> None:

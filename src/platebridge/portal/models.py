@@ -206,6 +206,20 @@ class Camera(Base):
     recording: Mapped[str | None] = mapped_column(Text)
 
 
+class CameraName(Base):
+    """The display name of a camera an admin removed (``services.camera_admin``), kept so
+    that the camera comes back with it when its POD reports it again: the heartbeat's insert
+    of a new camera row reads it (migration 0013). Only the removal writes it."""
+
+    __tablename__ = "camera_names"
+    pod_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("pods.id", ondelete="CASCADE"), primary_key=True
+    )
+    camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    removed_at: Mapped[datetime]
+
+
 class User(Base):
     __tablename__ = "users"
     __table_args__ = (

@@ -4,7 +4,8 @@
 and never touches it; lists show it when set. A camera is **stopped reporting** when the POD's
 last applied camera list did not have it (``missing_since`` set by the heartbeat): only then may
 an admin remove it (409 ``camera_reported`` otherwise). Removing deletes the row; a heartbeat
-that reports the camera again brings it back (a new row, without the old display name).
+that reports the camera again brings it back as a new row — with the display name it had at
+the removal, kept in ``camera_names`` (the heartbeat's insert reads it; migration 0013).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platebridge.portal.errors import ApiError
-from platebridge.portal.models import Camera, Pod, User
+from platebridge.portal.models import Camera, CameraName, Pod, User, utcnow
 from platebridge.portal.services.changes import record_change
 from platebridge.portal.services.tenancy import clean_name
 
@@ -94,4 +95,24 @@ async def remove_camera(
             "from the POD's config first",
         )
     _record(session, actor, camera, pod, "remove", name=camera.display_name or camera.name)
+    await _keep_display_name(session, camera)
     await session.execute(delete(Camera).where(Camera.id == camera.id))
+
+
+async def _keep_display_name(session: AsyncSession, camera: Camera) -> None:
+    """What the camera comes back with if its POD reports it again: this display name, or
+    none (a name kept from an earlier removal is dropped)."""
+    kept = delete(CameraName).where(
+        CameraName.pod_id == camera.pod_id, CameraName.camera_id == camera.camera_id
+    )
+    await session.execute(kept)
+    if camera.display_name:
+        session.add(
+            CameraName(
+                pod_id=camera.pod_id,
+                camera_id=camera.camera_id,
+                display_name=camera.display_name,
+                removed_at=utcnow(),
+            )
+        )
+        await session.flush()

@@ -31,7 +31,7 @@ from platebridge.core.heartbeat import (
 from platebridge.core.redact import redact_text, strip_credentials
 from platebridge.portal.db import Database
 from platebridge.portal.errors import ApiError
-from platebridge.portal.models import ApiKey, Camera, Pod, new_uuid
+from platebridge.portal.models import ApiKey, Camera, CameraName, Pod, new_uuid
 from platebridge.portal.security import new_stream_secret
 
 #: Mode of a pod registered by its first heartbeat: tunnel when the POD opens one, else proxy.
@@ -350,6 +350,14 @@ def _maybe_url(ip: str | None, port: int) -> str | None:
 
 
 _UPSERTS: dict[str, Any] = {}
+_NAMES = cast(Table, CameraName.__table__)
+_KEPT_NAME = (
+    select(_NAMES.c.display_name)
+    .where(
+        _NAMES.c.pod_id == bindparam("b_name_pod"), _NAMES.c.camera_id == bindparam("b_name_cam")
+    )
+    .scalar_subquery()
+)
 
 
 def _camera_upsert(conn: AsyncConnection) -> Any:
@@ -357,7 +365,9 @@ def _camera_upsert(conn: AsyncConnection) -> Any:
     name = conn.dialect.name
     stmt = _UPSERTS.get(name)
     if stmt is None:
-        ins = _insert_for(conn)(_CAMS)
+        # a new row (a camera reported again after an admin removed it) takes the display
+        # name kept at the removal (services.camera_admin); an existing row keeps its own
+        ins = _insert_for(conn)(_CAMS).values(display_name=_KEPT_NAME)
         set_ = {
             c: getattr(ins.excluded, c)
             for c in (*_CAMERA_UPDATE_COLUMNS, "updated_at", "missing_since")
@@ -408,6 +418,8 @@ async def _apply_cameras(
                 "created_at": now,
                 "updated_at": now,
                 "missing_since": None,  # reported (again): back in the lists
+                "b_name_pod": pod_uuid,
+                "b_name_cam": c.camera_id,
             }
             for c in reported
         ]
