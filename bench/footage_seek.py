@@ -10,7 +10,8 @@ every picture (``--clock``), headless Chromium with bench/clock_reader.js. For e
   first picture (what "Back 30 s" does);
 * **footage, seek**: on that open page, ``PlateBridgeFootage.play(t)`` for another moment further
   back (outside what is buffered: a fresh MediaSource) → the first picture whose clock is within
-  1.5 s of ``t``; and how far that picture's clock is from ``t`` (the accuracy).
+  1.5 s of ``t``; and how far the first picture shown at all (not while seeking) is from ``t``
+  (the accuracy: it must be the moment asked for, never an earlier keyframe).
 
 Targets (issue 13): seek ≤ 1.0 s through the proxy, ≤ 1.5 s through the tunnel. The footage is
 seconds to minutes old, not a day: what a day adds is the index lookup (one day's spans in
@@ -47,7 +48,30 @@ CHROMIUM = find_chromium()
 READER = BENCH / "clock_reader.js"
 TARGETS_MS = {"proxy": 1000.0, "tunnel": 1500.0}
 
-# In the page: ask for `t` and time the first picture whose clock is near it (ms since the call).
+# Before the page's scripts: every 4 ms (not while seeking) the first picture whose clock reads
+# and the first one within 1.5 s of `window.__pbAsked` (ms since navigation start, stamps).
+OPEN_JS = """
+window.__pbOpen = {first: null, near: null};
+(function sample() {
+  const v = document.querySelector('.footage-player video');
+  const o = window.__pbOpen;
+  if (v && v.readyState >= 2 && !v.seeking && o.near === null) {
+    const r = PlateBridgeClock.read(v);
+    if (r.stamp !== null) {
+      const MOD = 2 ** 40;
+      let d = ((r.stamp - Math.round(window.__pbAsked * 1000)) % MOD + MOD) % MOD;
+      if (d > MOD / 2) d -= MOD;
+      const hit = {ms: performance.now(), offset_ms: d};
+      if (o.first === null) o.first = hit;
+      if (Math.abs(d) <= 1500) o.near = hit;
+    }
+  }
+  setTimeout(sample, 4);
+})();
+"""
+
+# In the page: ask for `t` and time the first picture whose clock is near it (ms since the call),
+# and the clock of the first picture shown at all after the call (the truth check).
 SEEK_JS = """
 async ({t, timeout}) => {
   const v = document.querySelector('.footage-player video');
@@ -59,16 +83,20 @@ async ({t, timeout}) => {
   };
   const t0 = performance.now();
   window.PlateBridgeFootage.play(t);
+  let first = null;
   while (performance.now() - t0 < timeout) {
     if (v.readyState >= 2 && !v.seeking) {
       const r = PlateBridgeClock.read(v);
-      if (r.stamp !== null && Math.abs(near(r.stamp)) <= 1500) {
-        return {ms: performance.now() - t0, offset_ms: near(r.stamp)};
+      if (r.stamp !== null) {
+        if (first === null) first = near(r.stamp);
+        if (Math.abs(near(r.stamp)) <= 1500) {
+          return {ms: performance.now() - t0, offset_ms: near(r.stamp), first_offset_ms: first};
+        }
       }
     }
     await new Promise((r) => setTimeout(r, 4));
   }
-  return {ms: null, state: v.closest('.player').dataset.state};
+  return {ms: null, state: v.closest('.player').dataset.state, first_offset_ms: first};
 }
 """
 
@@ -131,15 +159,15 @@ def _footage(browser: Any, base: str, creds: tuple[str, str], args: Any) -> dict
     try:
         page = ctx.new_page()
         page.add_init_script(path=str(READER))
-        page.add_init_script("PlateBridgeClock.start(1000, '.footage-player video')")
         asked = time.time() - args.back
+        page.add_init_script(f"window.__pbAsked = {asked:.3f};")
+        page.add_init_script(OPEN_JS)
         page.goto(f"{CAMERA_PATH}/footage?t={asked:.3f}")
         page.wait_for_function(
-            "() => window.__pbClock.firstFrameAt !== null", timeout=args.first_frame * 1000
+            "() => window.__pbOpen.near !== null", timeout=args.first_frame * 1000
         )
-        clock = page.evaluate("window.__pbClock")
-        stamp = clock["samples"][0]["stamp"]
-        opened = {"ms": clock["firstFrameAt"], "offset_ms": _apart(stamp, asked)}
+        seen = page.evaluate("window.__pbOpen")
+        opened = {**seen["near"], "first_offset_ms": seen["first"]["offset_ms"]}
         # Further back than anything buffered (the first chunk covers a few seconds): a fresh
         # MediaSource, the POD's index and file read, the relay, the first append.
         target = time.time() - args.back - random.uniform(8, max(9, args.record - args.back - 4))
@@ -213,14 +241,15 @@ def _report(
     args: Any, runs: list[dict[str, Any]], load_before: list[float], profile: Any
 ) -> dict[str, Any]:
     headers = ["method", "live TTFF ms (baseline)", "footage opened ms", "seek ms (median)"]
-    headers += ["seek ms (max)", "seek / live", "seek offset ms (max |.|)", "ok / reps"]
+    headers += ["seek ms (max)", "seek / live", "first picture - asked ms (max |.|)", "ok / reps"]
     rows, targets = [], []
     for method in args.methods:
         live = _values(runs, method, "live")
         opened = _values(runs, method, "opened")
         seek = _values(runs, method, "seek")
-        offsets = [abs(v) for v in _values(runs, method, "seek", "offset_ms")]
-        offsets += [abs(v) for v in _values(runs, method, "opened", "offset_ms")]
+        # The first picture shown at all after the ask (opened and seek): the truth check.
+        offsets = [abs(v) for v in _values(runs, method, "seek", "first_offset_ms")]
+        offsets += [abs(v) for v in _values(runs, method, "opened", "first_offset_ms")]
         reps = sum(1 for r in runs if r["method"] == method)
         rows.append(
             [
@@ -246,7 +275,7 @@ def _report(
             )
         targets.append(
             {
-                "target": f"picture shown = time asked within 0.5 s ({method})",
+                "target": f"first picture shown = time asked within 0.5 s ({method})",
                 "value": f"max {max(offsets):.0f} ms" if offsets else "no frame",
                 "met": bool(offsets) and max(offsets) <= 500,
             }
