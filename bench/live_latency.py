@@ -54,6 +54,8 @@ WS_TIMING = BENCH / "ws_timing.js"
 #: Messages closer together than this (ms) belong to the keyframe cache's burst; live fragments
 #: come one per frame (40 ms at 25 fps).
 BURST_GAP_MS = 25.0
+#: A picture less than this old (ms) counts as live (the 1.0 s glass-to-glass target).
+LIVE_MS = 1000.0
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,7 @@ def _view(
         return {
             "first_frame": True,
             "ttff_ms": clock["firstFrameAt"],
+            "live_ms": _live_at(clock["samples"]),
             "first_playing_ms": clock["firstPlayingAt"],
             "samples": len(lat),
             "misses": clock["misses"],
@@ -156,11 +159,19 @@ def _view(
             "frozen_max_s": _frozen(clock["samples"]),
             "camera_not_active_s": not_active,
             **_ws_parts(page.evaluate("() => window.__pbWs")),
+            "player_lag_s": page.evaluate(_LAG_JS),
             "player_ok": page.evaluate(f"() => {spec.is_playing}"),
             "state": page.evaluate(_STATE_JS),
         }
     finally:
         ctx.close()
+
+
+def _live_at(samples: list[dict[str, Any]]) -> float | None:
+    """When the page was first live (ms from navigation start): the first picture less than
+    :data:`LIVE_MS` old. The player starts at the keyframe cache's first frame (TTFF) and
+    fast-forwards to the edge; this is where that catch-up ended."""
+    return next((s["at"] for s in samples if s["latency"] <= LIVE_MS), None)
 
 
 def _ws_parts(ws: dict[str, Any] | None) -> dict[str, Any]:
@@ -186,6 +197,9 @@ def _ws_parts(ws: dict[str, Any] | None) -> dict[str, Any]:
 
 
 _STATE_JS = "() => (document.querySelector('.player') || {dataset: {}}).dataset.state || null"
+#: The MSE player's own lag at the end (buffered end - currentTime, s; live-mse.js data-delay):
+#: glass-to-glass far above it is a backlog before the browser (camera, POD, relay).
+_LAG_JS = "() => parseFloat((document.querySelector('.player') || {dataset: {}}).dataset.delay)"
 
 
 def _set_mode(db_url: str, base: str, seeded: Any, mode: str) -> None:
@@ -313,20 +327,25 @@ def _one_camera(
 
 
 def _report(args: Any, runs: list[dict[str, Any]], load_before: list[float]) -> dict[str, Any]:
-    headers = ["player", "method", "GOP s", "TTFF ms", "median ms", "p95 ms", "max ms"]
+    headers = ["player", "method", "GOP s", "TTFF ms", "live at ms", "median ms", "p95 ms"]
+    headers += ["max ms"]
     headers += ["frozen max s", "POD not active s", "samples", "camera kbit/s"]
-    headers += ["socket opened ms", "cache in ms", "cache MB"]
+    headers += ["socket opened ms", "cache in ms", "cache MB", "player lag s"]
     rows = []
     for r in runs:
         if not r["first_frame"]:
-            rows.append([r["player"], r["method"], r["gop_s"], "no frame", *["-"] * 10])
+            rows.append([r["player"], r["method"], r["gop_s"], "no frame", *["-"] * 12])
             continue
-        ms = [round(float(r[k])) for k in ("ttff_ms", "median_ms", "p95_ms", "max_ms")]
+        live: Any = "never" if r["live_ms"] is None else round(float(r["live_ms"]))
+        ms: list[Any] = [round(float(r["ttff_ms"])), live]
+        ms += [round(float(r[k])) for k in ("median_ms", "p95_ms", "max_ms")]
         rest = [r["frozen_max_s"], r["camera_not_active_s"], r["samples"], r["camera_kbps"]]
         ws: list[Any] = ["-"] * 3
         if r.get("ws_created_ms") is not None:
             ws = [round(r["ws_created_ms"]), round(r["ws_cache_done_ms"])]
             ws.append(r["ws_cache_bytes"] / 1e6)
+        lag = r.get("player_lag_s")
+        ws.append("-" if lag is None or lag != lag else lag)  # NaN: no MSE player
         rows.append([r["player"], r["method"], r["gop_s"], *ms, *rest, *ws])
     text = table(headers, rows)
     print(text)
