@@ -129,9 +129,9 @@ def cmd_pod_decommission(args: argparse.Namespace, settings: PortalSettings) -> 
         await pod_lifecycle.decommission(s, pod, None)
         result = await pod_lifecycle.pod_dict(s, pod)
         result["note"] = (
-            "keys revoked, stream secret voided; a tunnel this pod holds to a running portal "
-            "closes when the POD reconnects (refused) — or decommission from the web page or "
-            "the API, which closes it at once"
+            "keys revoked, stream secret voided; the portal process holding this pod's tunnel "
+            "closes it within its key re-check (PLATEBRIDGE_TUNNEL_REGISTRY_TTL / 3, 5 s by "
+            "default), and the POD's redials are refused"
         )
         return result
 

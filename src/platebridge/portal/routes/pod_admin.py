@@ -53,8 +53,10 @@ class Decommission(BaseModel):
 
 
 def close_tunnel(hub: TunnelHub, pod_uuid: uuid.UUID) -> bool:
-    """Close the pod's tunnel if this process holds it (its key is revoked: it cannot come
-    back). A tunnel held by another portal process ends when the POD reconnects (refused)."""
+    """Close the pod's tunnel at once if this process holds it (its key is revoked: it cannot
+    come back). Another portal process holding it closes it at its next key re-check
+    (``TunnelHub.recheck_keys``, every ``tunnel_registry_ttl / 3`` s), as after a CLI
+    decommission."""
     conn = hub.local.get(pod_uuid)
     if conn is None:
         return False

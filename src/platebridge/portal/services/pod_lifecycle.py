@@ -9,7 +9,9 @@ secrets are never in it ("key rotated").
 nobody holds (tokens signed with the old one fail), forgets its last heartbeat (it is offline
 at once) and sets ``decommissioned_at``: its heartbeat and enroll are 403
 ``pod_decommissioned``, its cameras leave every list and stream route (``scoping``), and the
-caller closes its tunnel (``routes.pod_admin.close_tunnel``). **Re-enable** clears the mark
+caller closes its tunnel if its process holds it (``routes.pod_admin.close_tunnel``; any
+other portal process holding it closes it at its key re-check, ``TunnelHub.recheck_keys``,
+so a CLI decommission ends it too). **Re-enable** clears the mark
 and issues a new key and stream secret (shown once); the cameras come back with the POD's next
 heartbeat.
 **Delete** is only for a decommissioned pod.

@@ -6,6 +6,10 @@
   a claim taken over by another node (the POD reconnected elsewhere) closes the local tunnel.
 * ``holder_url(pod)`` finds the node holding a pod's tunnel; requests for it are forwarded
   to that node's internal endpoint, signed with :func:`forward_signature`.
+* Every ``ttl / 3`` seconds the same task asks the database (``key_check``) whether the keys
+  the local tunnels authenticated with still authorise them, and closes those that do not
+  (1008): a decommission or key rotation from **any** process — another portal, the CLI —
+  ends the tunnel wherever it is held, with or without Redis (docs/tunnel.md).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import hmac
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -33,6 +38,11 @@ SIGNATURE_HEADER = "X-PB-Tunnel-Signature"
 TIME_HEADER = "X-PB-Tunnel-Time"
 ERROR_HEADER = "X-PB-Tunnel-Error"
 MAX_CLOCK_SKEW = 30
+#: Close code of a tunnel whose key no longer authorises it (revoked, pod decommissioned).
+CLOSE_REVOKED = 1008
+
+#: Which of these key hashes still authorise a tunnel (the database; ``routes.valid_keys``).
+KeyCheck = Callable[[list[bytes]], Awaitable[set[bytes]]]
 
 
 def forward_key(secret_key: str) -> bytes:
@@ -62,6 +72,9 @@ class TunnelHub:
     max_streams: int = proto.DEFAULT_MAX_STREAMS
     forward_timeout: float = 3.0
     local: dict[uuid.UUID, TunnelConnection] = field(default_factory=dict)
+    #: The key hash each local tunnel authenticated with (re-checked by the refresher).
+    keys: dict[uuid.UUID, bytes] = field(default_factory=dict)
+    key_check: KeyCheck | None = None
     key: bytes = b""
     _client: httpx.AsyncClient | None = None
     _refresher: asyncio.Task[None] | None = None
@@ -139,9 +152,11 @@ class TunnelHub:
 
     # --- tunnels ------------------------------------------------------------------------------
 
-    async def attach(self, conn: TunnelConnection) -> None:
+    async def attach(self, conn: TunnelConnection, key_hash: bytes | None = None) -> None:
         old = self.local.get(conn.pod_key)
         self.local[conn.pod_key] = conn
+        if key_hash is not None:
+            self.keys[conn.pod_key] = key_hash
         if old is not None:
             log.info("tunnel of pod %s replaced by a newer connection", conn.pod_id)
             old.close(proto.CLOSE_REPLACED, "replaced by a newer tunnel")
@@ -151,6 +166,7 @@ class TunnelHub:
     async def detach(self, conn: TunnelConnection) -> None:
         if self.local.get(conn.pod_key) is conn:
             del self.local[conn.pod_key]
+            self.keys.pop(conn.pod_key, None)
             await self._safe(self.registry.release(conn.pod_key, self.node_id), "release")
             log.info("tunnel of pod %s disconnected", conn.pod_id)
 
@@ -193,4 +209,27 @@ class TunnelHub:
                 if held is False and self.local.get(pod) is conn:
                     log.info("tunnel of pod %s moved to another portal process", conn.pod_id)
                     del self.local[pod]
+                    self.keys.pop(pod, None)
                     conn.close(proto.CLOSE_REPLACED, "replaced by a newer tunnel")
+            await self.recheck_keys()
+
+    async def recheck_keys(self) -> int:
+        """Close the local tunnels whose key no longer authorises them; how many were closed.
+        A failed check (database down) closes nothing."""
+        if self.key_check is None or not self.keys:
+            return 0
+        held = {pod: (conn, self.keys.get(pod)) for pod, conn in self.local.items()}
+        hashes = sorted({k for _, k in held.values() if k is not None})
+        try:
+            valid = await self.key_check(hashes)
+        except Exception as exc:
+            log.warning("tunnel key re-check failed: %s", type(exc).__name__)
+            return 0
+        closed = 0
+        for pod, (conn, key_hash) in held.items():
+            if key_hash is None or key_hash in valid or self.local.get(pod) is not conn:
+                continue
+            log.warning("tunnel of pod %s closed: its key was revoked", conn.pod_id)
+            conn.close(CLOSE_REVOKED, "pod key revoked or pod decommissioned")
+            closed += 1
+        return closed

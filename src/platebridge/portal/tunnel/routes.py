@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from typing import Any
@@ -31,7 +32,7 @@ from platebridge.portal.body_stream import BodyStream
 from platebridge.portal.db import Database
 from platebridge.portal.errors import ApiError
 from platebridge.portal.markers import public
-from platebridge.portal.models import Pod
+from platebridge.portal.models import ApiKey, Pod
 from platebridge.portal.pod_keys import active_key
 from platebridge.portal.security import looks_like_api_key, token_hash
 from platebridge.portal.settings import PortalSettings
@@ -70,6 +71,26 @@ async def pod_for_key(db: Database, presented: str | None) -> Pod | None:
         return (await session.execute(select(Pod).where(Pod.id == key.pod_id))).scalar_one_or_none()
 
 
+async def valid_keys(db: Database, hashes: list[bytes]) -> set[bytes]:
+    """Which of ``hashes`` are unrevoked pod keys of pods not decommissioned (the hub's
+    re-check of the tunnels it holds; one query per 500 tunnels)."""
+    out: set[bytes] = set()
+    async with db.read() as session:
+        for i in range(0, len(hashes), 500):
+            stmt = (
+                select(ApiKey.key_hash)
+                .join(Pod, Pod.id == ApiKey.pod_id)
+                .where(
+                    ApiKey.key_hash.in_(hashes[i : i + 500]),
+                    ApiKey.kind == "pod",
+                    ApiKey.revoked_at.is_(None),
+                    Pod.decommissioned_at.is_(None),
+                )
+            )
+            out.update(row[0] for row in await session.execute(stmt))
+    return out
+
+
 def _bearer(websocket: WebSocket) -> str | None:
     scheme, _, value = websocket.headers.get("authorization", "").partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
@@ -89,8 +110,9 @@ async def tunnel_endpoint(websocket: WebSocket) -> None:
         log.warning("tunnel refused: too many refused keys from this address")
         await _deny(websocket, exc)
         return
-    pod = await pod_for_key(db, _bearer(websocket))
-    if pod is None:
+    presented = _bearer(websocket)
+    pod = await pod_for_key(db, presented)
+    if pod is None or presented is None:
         throttle.heartbeat_failed(source)
         log.warning("tunnel refused: unknown or revoked pod key")
         await websocket.close(code=1008)  # before accept: the client sees HTTP 403
@@ -100,7 +122,9 @@ async def tunnel_endpoint(websocket: WebSocket) -> None:
         websocket, pod.id, pod.pod_id, window=hub.window, max_streams=hub.max_streams
     )
     await websocket.send_bytes(conn.hello())
-    await hub.attach(conn)
+    if hub.key_check is None:  # the hub re-checks its tunnels' keys in this database
+        hub.key_check = functools.partial(valid_keys, db)
+    await hub.attach(conn, token_hash(presented))
     try:
         await conn.run()
     finally:
