@@ -234,7 +234,9 @@ def test_plays_the_moment_asked_for(fw: FootageWorld, reader_page: Page, method:
 def test_a_click_on_the_bar_plays_that_time(fw: FootageWorld, reader_page: Page) -> None:
     page = reader_page
     sign_in_admin(fw, page, FOOTAGE_PATH)
-    assert page.locator(".timeline .span-recording").count() >= 1
+    wait_until(
+        lambda: page.locator(".timeline .span-recording").count() >= 1, timeout=10, what="spans"
+    )
     assert page.locator(".timeline-status").inner_text().startswith("Recorded ")
     page.select_option("#footage-zoom", "120")  # 2 minutes around now
     wait_until(
@@ -309,7 +311,9 @@ def test_frame_steps_and_speeds(fw: FootageWorld, reader_page: Page) -> None:
 
 def test_back_30_s_from_the_live_view(fw: FootageWorld, reader_page: Page) -> None:
     page = reader_page
-    sign_in_admin(fw, page, CAMERA_PATH)
+    sign_in_admin(fw, page, "/cameras")
+    assert page.locator(f".camera-card a[href='{FOOTAGE_PATH}']").count() == 1
+    page.goto(f"{fw.url}{CAMERA_PATH}")
     assert page.locator(f"a[href='{FOOTAGE_PATH}']").count() >= 1  # the Footage link
     clicked = time.time()
     page.click("text=Back 30 s")
@@ -412,8 +416,11 @@ def test_clip_download_and_share_link_signed_out(
 def test_viewer_sees_no_footage(fw: FootageWorld, reader_page: Page) -> None:
     page = reader_page
     email, password = fw.user("viewer")
-    sign_in(page, fw.url, email, password, CAMERA_PATH)
-    assert page.locator("a[href*='/footage']").count() == 0
+    sign_in(page, fw.url, email, password, "/cameras")
+    assert page.locator(".camera-card").count() >= 1
+    assert page.locator("a[href*='/footage']").count() == 0  # no link on the cards
+    page.goto(f"{fw.url}{CAMERA_PATH}")
+    assert page.locator("a[href*='/footage']").count() == 0  # nor on the live view
     response = page.goto(f"{fw.url}{FOOTAGE_PATH}")
     assert response is not None and response.status == 403
     assert "live video only" in page.locator("main").inner_text()
