@@ -54,7 +54,7 @@ BATCH_BYTES = 1024 * 1024
 #: A camera restart (the POD ends its body) is bridged for this long, trying again every
 #: RESUME_PAUSE seconds, while the POD says the camera is coming back.
 RESUME_SECONDS = 10.0
-RESUME_PAUSE = 0.5
+RESUME_PAUSE = 0.25  # the POD restarts ffmpeg as soon as the camera answers (camera_probe)
 RESUMABLE = frozenset({"upstream_ended", "camera_inactive", "camera_error", "stream_not_ready"})
 #: Seconds between two authorisations of an open viewing.
 RECHECK_SECONDS = 30.0
