@@ -309,6 +309,23 @@ def test_frame_steps_and_speeds(fw: FootageWorld, reader_page: Page) -> None:
     assert "Gap" not in page.locator(".footage-note").inner_text()
 
 
+def test_without_media_source_the_vod_playlist_plays(fw: FootageWorld, reader_page: Page) -> None:
+    """iOS before 17.1: no MediaSource; the browser's own HLS player on the VOD playlist."""
+    page = reader_page
+    page.add_init_script("delete window.MediaSource; delete window.ManagedMediaSource;")
+    sign_in_admin(fw, page, "/cameras")
+    asked = round(time.time() - 25, 3)
+    with page.expect_request(lambda r: "/vod.m3u8?" in r.url, timeout=10000):
+        page.goto(f"{fw.url}{FOOTAGE_PATH}?t={asked}")
+    shown = first_picture(page)
+    print(f"\nVOD fallback: first picture {ms_apart(shown['stamp'], asked):+.0f} ms")
+    assert abs(ms_apart(shown["stamp"], asked)) <= 1000, shown
+    page.click("[data-action=play]")
+    wait_until(lambda: page.evaluate(f"document.querySelector('{VIDEO}').paused"), timeout=5)
+    still = picture(page)
+    assert abs(ms_apart(still["stamp"], iso_seconds(still["clock"]))) <= 150, still
+
+
 def test_back_30_s_from_the_live_view(fw: FootageWorld, reader_page: Page) -> None:
     page = reader_page
     sign_in_admin(fw, page, "/cameras")

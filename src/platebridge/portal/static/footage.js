@@ -75,6 +75,9 @@
     },
     onFrame: showFrame,
     findNext: nextRecording,
+    vodUrl: function (from, to) {
+      return api + '/vod.m3u8?' + query({ from: from.toFixed(3), to: to.toFixed(3) });
+    },
     onNote: function (text) {
       noteEl.textContent = text;
       noteEl.hidden = false;

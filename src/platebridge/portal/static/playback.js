@@ -20,6 +20,7 @@
  *                                           // no-recording|error|unsupported
  *     onFrame: function (wall) {},          // wall-clock seconds of the frame on screen
  *     onNote: function (text) {},           // a gap skipped, a jump to the next recording
+ *     vodUrl: function (from, to) {},       // optional: the VOD playlist (no MSE: native HLS)
  *     findNext: function (wall) {}          // optional: Promise of the next recording's start
  *   });                                     // after `wall` (or null), when a body says none
  *   p.seek(wall, {paused: false}); p.setRate(4); p.step(-1); p.wallTime(); p.stop();
@@ -63,75 +64,12 @@
     });
   }
 
-  // -- the codecs of an init segment (ftyp + moov), for addSourceBuffer
-
-  function boxes(view, start, end, cb) {
-    var pos = start;
-    while (pos + 8 <= end) {
-      var size = view.getUint32(pos);
-      var type = String.fromCharCode(view.getUint8(pos + 4), view.getUint8(pos + 5),
-                                     view.getUint8(pos + 6), view.getUint8(pos + 7));
-      var header = 8;
-      if (size === 1 && pos + 16 <= end) {
-        size = view.getUint32(pos + 12);  // 64-bit size (high word 0 for init segments)
-        header = 16;
-      } else if (size === 0) {
-        size = end - pos;
-      }
-      if (size < header || pos + size > end) { return; }
-      if (cb(type, pos + header, pos + size) === false) { return; }
-      pos += size;
-    }
-  }
-
-  function hex2(n) { return (n < 16 ? '0' : '') + n.toString(16); }
-
-  /* `video/mp4; codecs="avc1.640028,mp4a.40.2"` from the sample entries, or null. */
-  function initMime(buffer) {
-    var view = new DataView(buffer);
-    var codecs = [];
-    var CONTAINERS = { moov: 1, trak: 1, mdia: 1, minf: 1, stbl: 1 };
-    function walk(start, end) {
-      boxes(view, start, end, function (type, body, stop) {
-        if (CONTAINERS[type]) { walk(body, stop); return true; }
-        if (type === 'stsd') { entries(body + 8, stop); }
-        if (type === 'moof' || type === 'mdat') { return false; }
-        return true;
-      });
-    }
-    function entries(start, end) {
-      boxes(view, start, end, function (type, body, stop) {
-        if (type === 'avc1' || type === 'avc3') {
-          boxes(view, body + 78, stop, function (t, b) {
-            if (t === 'avcC' && b + 4 <= stop) {
-              codecs.push(type + '.' + hex2(view.getUint8(b + 1)) + hex2(view.getUint8(b + 2)) +
-                          hex2(view.getUint8(b + 3)));
-            }
-            return true;
-          });
-        } else if (type === 'hvc1' || type === 'hev1') {
-          codecs.push(type + '.1.6.L120.90');  // H.265: Chromium says no either way
-        } else if (type === 'mp4a') {
-          codecs.push('mp4a.40.2');
-        } else if (type === 'Opus') {
-          codecs.push('opus');
-        }
-        return true;
-      });
-    }
-    walk(0, buffer.byteLength);
-    return codecs.length ? 'video/mp4; codecs="' + codecs.join(',') + '"' : null;
-  }
-
-  /* Bytes of the init segment (up to the end of `moov`) at the start of a body; 0: none. */
-  function initLength(buffer) {
-    var end = 0;
-    boxes(new DataView(buffer), 0, buffer.byteLength, function (type, body, stop) {
-      if (type === 'moov') { end = stop; return false; }
-      return type === 'ftyp' || type === 'free' || type === 'styp';
-    });
-    return end;
-  }
+  var F = window.PlateBridgePlaybackFormat;  // playback-format.js
+  var initMime = F.initMime;
+  var initLength = F.initLength;
+  var parseVod = F.parseVod;
+  var vodWall = F.vodWall;
+  var vodMedia = F.vodMedia;
 
   // -- the player
 
@@ -158,6 +96,7 @@
     this.retryStart = null;  // the portal was unreachable: asked again
     this.startPaused = false;
     this.hold = false;       // media appends wait for the first seek (reset)
+    this.vod = null;         // without MSE: the HLS VOD playlist played natively
     var self = this;
     video.muted = true;
     ['timeupdate', 'seeked', 'pause'].forEach(function (name) {
@@ -186,6 +125,7 @@
   /* The wall-clock time (epoch s) of the frame on screen, or null before the first. */
   Player.prototype.wallTime = function () {
     if (this.origin === null || this.video.readyState < 2) { return null; }
+    if (this.vod) { return vodWall(this.vod, this.video.currentTime); }
     // The presented frame's own time (requestVideoFrameCallback) when known, else currentTime.
     var t = this.frameMedia !== null && !this.video.seeking ? this.frameMedia : this.video.currentTime;
     return this.origin + t;
@@ -212,6 +152,11 @@
   Player.prototype.seek = function (wall, options) {
     var paused = !!(options && options.paused);
     var v = this.video;
+    if (this.vod && wall >= this.vod.from && wall < this.vod.to && vodMedia(this.vod, wall) !== null) {
+      v.currentTime = vodMedia(this.vod, wall);
+      if (paused) { v.pause(); } else { this.play(); }
+      return;
+    }
     if (this.sb && this.origin !== null && this.buffered(wall - this.origin)) {
       this.frameMedia = null;
       v.currentTime = wall - this.origin;
@@ -246,6 +191,10 @@
     this.startPaused = paused;
     if (!quiet) { this.show('loading', 'Loading the recording…'); }
     if (!MS) {
+      if (this.opts.vodUrl && this.video.canPlayType('application/vnd.apple.mpegurl')) {
+        this.resetVod(wall, paused, gen);
+        return;
+      }
       this.show('unsupported', 'This browser cannot play recordings (no Media Source support).');
       return;
     }
@@ -322,6 +271,38 @@
       self.hold = init > 0;
       self.accept(chunk);
     }).catch(function () { /* said by fetchChunk */ });
+  };
+
+  /* Without MSE (iOS before 17.1): the browser's own HLS player on the VOD playlist of up to
+   * an hour from `wall`; the playlist's EXT-X-PROGRAM-DATE-TIME map its time to the wall. */
+  Player.prototype.resetVod = function (wall, paused, gen) {
+    var self = this;
+    var from = Math.max(0, wall - this.lead);
+    var to = Math.min(Date.now() / 1000, wall + 3600);
+    if (!(to > from + 1)) { this.show('no-recording', MESSAGES.no_recording); return; }
+    var url = this.opts.vodUrl(from, to);
+    fetch(url, { credentials: 'same-origin', cache: 'no-store' }).then(function (resp) {
+      if (!resp.ok) { return readError(resp); }
+      return resp.text();
+    }).then(function (text) {
+      if (gen !== self.gen) { return; }
+      var vod = parseVod(text);
+      if (!vod.segments.length) { self.show('no-recording', MESSAGES.no_recording); return; }
+      vod.from = from;
+      vod.to = to;
+      self.vod = vod;
+      self.origin = vod.segments[0].wall;
+      self.video.addEventListener('loadedmetadata', function () {
+        if (gen !== self.gen) { return; }
+        var at = vodMedia(vod, wall);
+        self.video.currentTime = at === null ? 0 : at;
+        self.video.playbackRate = self.rate;
+        if (paused) { self.show('paused', ''); } else { self.play(); }
+      }, { once: true });
+      self.video.src = url;
+    }).catch(function (err) {
+      if (gen === self.gen) { self.show(err.code === 'no_recording' ? 'no-recording' : 'error', err.message); }
+    });
   };
 
   Player.prototype.play = function () {
@@ -558,6 +539,7 @@
     var t = this.frameMedia !== null ? this.frameMedia + (dir > 0 ? 1.5 : -0.5) * frame :
       v.currentTime + dir * frame;
     this.frameMedia = null;
+    if (this.vod) { v.currentTime = Math.max(0, t); return; }
     if (t < 0 || (dir < 0 && !this.buffered(t))) {
       this.seek(this.origin + t, { paused: true });
       return;
@@ -574,6 +556,11 @@
   Player.prototype.detach = function () {
     this.queue = [];
     this.sb = null;
+    if (this.vod) {
+      this.vod = null;
+      this.video.removeAttribute('src');
+      this.video.load();
+    }
     if (this.ms) {
       this.ms = null;
       URL.revokeObjectURL(this.video.src);
