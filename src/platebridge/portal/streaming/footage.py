@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -181,12 +182,14 @@ async def stream_media(
         return _relayed(await up.relay.open_body(url, _MP4, "footage"), "footage")
 
     # The POD starts a body at the keyframe at or before ``start`` only if the token reaches
-    # back to it: the POD-side token goes back one longest keyframe interval, never before
-    # what the viewer may see (a share's clip, a footage token's range).
-    low = start - LOOKBACK_SECONDS
+    # back to it, and names the next chunk (X-PlateBridge-Next, also across a gap) only inside
+    # the token: the POD-side token goes back one longest keyframe interval and on to now,
+    # never beyond what the viewer may see (a share's clip, a footage token's range).
+    low, high = start - LOOKBACK_SECONDS, max(start + duration, time.time())
     if stream.access.footage is not None:
         low = max(low, stream.access.footage[0])
-    return await stream.fetch(fetch, footage=(min(low, start), start + duration))
+        high = min(high, stream.access.footage[1])
+    return await stream.fetch(fetch, footage=(min(low, start), max(high, start + duration)))
 
 
 async def stream_export(stream: PodStream, start: float, end: float) -> tuple[BodyStream, Upstream]:
