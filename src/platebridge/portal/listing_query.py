@@ -323,7 +323,7 @@ def _camera_page_statement(
         pod_rows = pod_rows.where(tuple_(*POD_ORDER) >= tuple_(*key[:2]))
     if not lateral and not unlimited and not (q or state):
         probe = Camera.__table__.alias("probe")
-        has = select(probe.c.id).where(probe.c.pod_id == Pod.id)
+        has = select(probe.c.pod_id).where(probe.c.pod_id == Pod.id)  # index-only
         if status:
             has = has.where(probe.c.status == bindparam("b_status"))
         pod_rows = pod_rows.where(has.exists()).limit(bindparam("b_pods"))
