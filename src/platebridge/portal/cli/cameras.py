@@ -81,6 +81,7 @@ def register(reg: Registry) -> None:
         cmd_camera_delete,
         "delete",
         group="camera",
-        help_text="remove a camera the POD stopped reporting (it returns if reported again)",
+        help_text="remove a camera the POD stopped reporting (it returns, with its display "
+        "name, if reported again)",
     )
     _ident(sp)
