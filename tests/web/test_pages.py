@@ -71,6 +71,7 @@ def test_live_view_plays_through_the_proxy(world: World, page: Page) -> None:
     assert media and all(u.startswith(f"{world.url}/api/pod/proxy-stream/") for u in media)
     assert any("/segment/" in u and "token=" in u for u in media)
     assert not any(world.agent.base in u for u in requests)
+    assert any(u.endswith("/static/vendor/hls.min.js") for u in requests)  # loaded on demand
 
 
 def test_token_lifetime_of_seconds_does_not_stop_playback(world: World, page: Page) -> None:
@@ -81,9 +82,14 @@ def test_token_lifetime_of_seconds_does_not_stop_playback(world: World, page: Pa
             issued.append(time.monotonic())
 
     page.on("request", on_request)
+    scripts: list[str] = []
+    page.on("request", lambda r: scripts.append(r.url) if r.resource_type == "script" else None)
     sign_in(page, world.url, world.a.email, world.a.password, CAMERA_PATH)
     watch = 2.5 * TOKEN_TTL + 2
     result = assert_plays(page, seconds=watch)
+    # the MSE path never fetches hls.js (624 KB, ~100 ms of parsing on every live page)
+    assert scripts and not any("hls.min.js" in u for u in scripts)
+    assert page.evaluate("typeof window.Hls") == "undefined"
     assert result["t1"] - result["t0"] > watch * 0.6, result
     assert result["state"] == "playing"
     assert len(issued) >= 3, f"tokens were not renewed: {len(issued)} requests"
