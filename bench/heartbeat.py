@@ -40,7 +40,12 @@ from bench.seed import PodSeed, heartbeat_doc, open_db, seed_company
 from platebridge.portal.db import Database
 from platebridge.portal.models import utcnow
 from platebridge.portal.services import heartbeat as hb
-from platebridge.portal.services.heartbeat_body import parse_heartbeat
+from platebridge.portal.services.heartbeat_body import (
+    heartbeat_digest,
+    parse_heartbeat,
+    stored_rtsp_url,
+    stream_url,
+)
 from tests.support.portal import create_pg_database, drop_pg_database, migrate, new_sqlite_url
 
 LUA = BENCH / "wrk_heartbeat.lua"
@@ -111,7 +116,7 @@ def domain_op(db: Database) -> Op:
 
     async def op(p: PodSeed, use_b: bool) -> None:
         req = parse_heartbeat(p.body_b if use_b else p.body_a)
-        digest = hb.heartbeat_digest(req)
+        digest = heartbeat_digest(req)
         now = utcnow()
         if digest is None or not await hb.fast_heartbeat(db, p.key_hash, req, digest, now):
             async with db.write() as s:
@@ -139,7 +144,7 @@ def _cams(p: PodSeed, use_b: bool) -> list[dict[str, Any]]:
                 "status": c.get("status", "active"),
                 "position": c["position"],
                 "error": c.get("error"),
-                "rtsp_url": hb.stored_rtsp_url(c["rtsp_url"]),
+                "rtsp_url": stored_rtsp_url(c["rtsp_url"]),
             }
         )
     return out
@@ -188,7 +193,7 @@ class RawPg:
                     p.ip,
                     digest,
                 )
-                url = hb.stream_url(p.ip, 8000)
+                url = stream_url(p.ip, 8000)
                 args: list[Any] = [now]
                 for c in self.cams[(p.pod_id, use_b)]:
                     args += [uuid.uuid4(), p.pod_uuid, c["camera_id"], c["name"], url]
@@ -254,7 +259,7 @@ def raw_sqlite(path: str, pods: list[PodSeed], mode: str, duration: float) -> Ru
                     "WHERE id = ?",
                     (now, p.ip, digest, pod_hex),
                 )
-                url = hb.stream_url(p.ip, 8000)
+                url = stream_url(p.ip, 8000)
                 args: list[Any] = []
                 for c in cams[(p.pod_id, use_b)]:
                     args += [uuid.uuid4().hex, pod_hex, c["camera_id"], c["name"], url]

@@ -20,8 +20,12 @@ from sqlalchemy import insert
 from platebridge.portal.db import Database
 from platebridge.portal.models import ApiKey, Camera, Pod, User, utcnow
 from platebridge.portal.services import admin
-from platebridge.portal.services import heartbeat as hb
-from platebridge.portal.services.heartbeat_body import parse_heartbeat
+from platebridge.portal.services.heartbeat_body import (
+    heartbeat_digest,
+    parse_heartbeat,
+    stored_rtsp_url,
+    stream_url,
+)
 from platebridge.portal.settings import normalize_database_url
 
 CAMERAS_PER_POD = 4
@@ -78,7 +82,7 @@ def heartbeat_doc(pod_id: str, ip: str, variant: str) -> dict[str, Any]:
 
 
 def _camera_rows(pod_uuid: uuid.UUID, doc: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
-    url = hb.stream_url(doc["ip_address"], 8000)
+    url = stream_url(doc["ip_address"], 8000)
     return [
         {
             "id": uuid.uuid4(),
@@ -89,7 +93,7 @@ def _camera_rows(pod_uuid: uuid.UUID, doc: dict[str, Any], now: datetime) -> lis
             "status": c.get("status", "active"),
             "position": c["position"],
             "error": c.get("error"),
-            "rtsp_url": hb.stored_rtsp_url(c["rtsp_url"]),
+            "rtsp_url": stored_rtsp_url(c["rtsp_url"]),
             "created_at": now,
             "updated_at": now,
         }
@@ -139,8 +143,8 @@ async def seed_company(
         ip = pod_ip(i + 1)
         key = f"pbk_bench{uuid.uuid4().hex}{uuid.uuid4().hex[:8]}"
         doc_a, doc_b = heartbeat_doc(pod_id, ip, "a"), heartbeat_doc(pod_id, ip, "b")
-        digest_a = hb.heartbeat_digest(parse_heartbeat(json.dumps(doc_a).encode()))
-        digest_b = hb.heartbeat_digest(parse_heartbeat(json.dumps(doc_b).encode()))
+        digest_a = heartbeat_digest(parse_heartbeat(json.dumps(doc_a).encode()))
+        digest_b = heartbeat_digest(parse_heartbeat(json.dumps(doc_b).encode()))
         assert digest_a is not None and digest_b is not None
         key_hash = hashlib.sha256(key.encode()).digest()
         pods.append(

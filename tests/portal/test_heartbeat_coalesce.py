@@ -24,6 +24,7 @@ from platebridge.portal.models import ApiKey, Pod
 from platebridge.portal.security import token_hash
 from platebridge.portal.services import admin
 from platebridge.portal.services import heartbeat as hb
+from platebridge.portal.services.heartbeat_body import heartbeat_digest
 from platebridge.portal.settings import normalize_database_url
 from tests.conftest import require_postgres
 from tests.support.portal import create_pg_database, drop_pg_database, migrate
@@ -68,7 +69,7 @@ async def _pods(db: Database) -> Seeded:
             created = await admin.create_pod(s, str(site.id), f"pod-{n}", f"Pod {n}")
             created.pod.stream_mode = "tunnel" if n % 2 else "proxy"
             req = _request(f"pod-{n}")
-            digest = hb.heartbeat_digest(req)
+            digest = heartbeat_digest(req)
             assert digest is not None
             created.pod.heartbeat_digest = digest
             out.append((token_hash(created.api_key), req, digest))

@@ -1,7 +1,7 @@
 """A camera's ``media`` (what it sends, from its POD's heartbeat) as the API and pages show it.
 
 Stored in ``cameras.media`` / ``cameras.sub_media`` as compact JSON of
-``core.heartbeat.CameraMedia`` (``services.heartbeat.media_json``); listed as an object with
+``core.heartbeat.CameraMedia`` (``services.heartbeat_body.media_json``); listed as an object with
 only the fields the POD reported (``schemas.CameraMediaItem``), or null.
 """
 

@@ -34,7 +34,11 @@ from platebridge.portal.limits import read_body_capped
 from platebridge.portal.models import utcnow
 from platebridge.portal.pod_keys import active_key, key_throttled, presented_key_hash
 from platebridge.portal.services import heartbeat as hb
-from platebridge.portal.services.heartbeat_body import MAX_BODY_BYTES, parse_heartbeat
+from platebridge.portal.services.heartbeat_body import (
+    MAX_BODY_BYTES,
+    heartbeat_digest,
+    parse_heartbeat,
+)
 from platebridge.portal.settings import PortalSettings
 from platebridge.portal.throttle import get_throttle
 
@@ -106,7 +110,7 @@ async def _heartbeat(
 ) -> Response:
     key_hash, req = await read_keyed_body(request, db, MAX_BODY_BYTES, _parse)
     now = utcnow()
-    digest = hb.heartbeat_digest(req)
+    digest = heartbeat_digest(req)
     registered = False
     mode = None if digest is None else await hb.fast_heartbeat(db, key_hash, req, digest, now)
     if mode is None:

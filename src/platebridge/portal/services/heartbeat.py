@@ -9,10 +9,6 @@ with ``INSERT … ON CONFLICT DO UPDATE`` and marks unreported cameras ``inactiv
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import ipaddress
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -23,16 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from platebridge.core.heartbeat import (
     DEFAULT_STREAM_PORT,
-    CameraMedia,
-    CameraRecording,
     HeartbeatCamera,
     HeartbeatRequest,
 )
-from platebridge.core.redact import redact_text, strip_credentials
+from platebridge.core.redact import redact_text
 from platebridge.portal.db import Database
 from platebridge.portal.errors import ApiError
 from platebridge.portal.models import ApiKey, Camera, CameraName, Pod, new_uuid
 from platebridge.portal.security import new_stream_secret
+from platebridge.portal.services.heartbeat_body import media_json, stored_rtsp_url, stream_url
 
 #: Mode of a pod registered by its first heartbeat: tunnel when the POD opens one, else proxy.
 DEFAULT_STREAM_MODE = "auto"
@@ -43,56 +38,6 @@ class HeartbeatOutcome:
     pod_id: str
     registered: bool
     stream_mode: str
-
-
-def stream_url(ip: str, port: int) -> str:
-    """``http://{ip}:{port}/stream`` as in the spec (IPv6 bracketed). Plain HTTP: the POD
-    serves HTTP unless TLS is put in front of it."""
-    host = f"[{ip}]" if ipaddress.ip_address(ip).version == 6 else ip
-    return f"http://{host}:{port}/stream"
-
-
-@functools.lru_cache(maxsize=16384)
-def stored_rtsp_url(url: str | None) -> str | None:
-    """What the portal keeps of a camera's RTSP URL: no user/password, no secret parameters.
-    (Cached: the same URLs come back with every heartbeat.)"""
-    return None if url is None else redact_text(strip_credentials(url))
-
-
-def heartbeat_digest(req: HeartbeatRequest) -> bytes | None:
-    """Digest of everything the heartbeat would write besides the timestamp, or None when the
-    heartbeat leaves something to the stored state (no ip or no camera list)."""
-    if req.ip_address is None or req.cameras is None:
-        return None
-    doc = {
-        "ip": req.ip_address,
-        "port": req.stream_port,
-        "status": req.status,
-        "fw": req.firmware_version,
-        "disk": None if req.disk is None else req.disk.model_dump(),
-        "cameras": [_camera_doc(c) for c in sorted(req.cameras, key=lambda c: c.camera_id)],
-    }
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).digest()
-
-
-def _camera_doc(cam: HeartbeatCamera) -> dict[str, Any]:
-    return {
-        "id": cam.camera_id,
-        "name": cam.name,
-        "position": cam.position,
-        "status": cam.status,
-        "error": cam.error,
-        "rtsp": stored_rtsp_url(cam.rtsp_url),
-        "media": media_json(cam.media),
-        "sub_media": media_json(cam.sub_media),
-        "recording": media_json(cam.recording),
-    }
-
-
-def media_json(media: CameraMedia | CameraRecording | None) -> str | None:
-    """What ``cameras.media`` / ``sub_media`` keep: compact JSON of the validated model (the
-    POD rounds its measured values, so an unchanged camera gives the same text every beat)."""
-    return None if media is None else media.model_dump_json(exclude_none=True)
 
 
 # --- authentication --------------------------------------------------------------------------

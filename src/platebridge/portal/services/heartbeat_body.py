@@ -1,14 +1,25 @@
-"""The heartbeat's body: JSON whatever the Content-Type (the spec's curl sends it
-form-encoded), ``#`` comments tolerated as in the spec's example, validated into the wire model.
+"""What a heartbeat says: its body parsed (JSON whatever the Content-Type — the spec's curl
+sends it form-encoded —, ``#`` comments tolerated as in the spec's example, validated into the
+wire model), its digest (the fast path's "nothing changed" test) and the values the portal
+stores of it (stream URL, RTSP URL without credentials, media/recording JSON).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import ipaddress
 import json
 import re
 from typing import Any
 
-from platebridge.core.heartbeat import HeartbeatRequest
+from platebridge.core.heartbeat import (
+    CameraMedia,
+    CameraRecording,
+    HeartbeatCamera,
+    HeartbeatRequest,
+)
+from platebridge.core.redact import redact_text, strip_credentials
 from platebridge.portal import json_body
 from platebridge.portal.errors import ApiError
 
@@ -60,3 +71,53 @@ def parse_heartbeat(body: bytes) -> HeartbeatRequest:
     if not isinstance(data, dict):
         raise ApiError(422, "validation_error", "request body must be a JSON object")
     return HeartbeatRequest.model_validate(data)
+
+
+def stream_url(ip: str, port: int) -> str:
+    """``http://{ip}:{port}/stream`` as in the spec (IPv6 bracketed). Plain HTTP: the POD
+    serves HTTP unless TLS is put in front of it."""
+    host = f"[{ip}]" if ipaddress.ip_address(ip).version == 6 else ip
+    return f"http://{host}:{port}/stream"
+
+
+@functools.lru_cache(maxsize=16384)
+def stored_rtsp_url(url: str | None) -> str | None:
+    """What the portal keeps of a camera's RTSP URL: no user/password, no secret parameters.
+    (Cached: the same URLs come back with every heartbeat.)"""
+    return None if url is None else redact_text(strip_credentials(url))
+
+
+def heartbeat_digest(req: HeartbeatRequest) -> bytes | None:
+    """Digest of everything the heartbeat would write besides the timestamp, or None when the
+    heartbeat leaves something to the stored state (no ip or no camera list)."""
+    if req.ip_address is None or req.cameras is None:
+        return None
+    doc = {
+        "ip": req.ip_address,
+        "port": req.stream_port,
+        "status": req.status,
+        "fw": req.firmware_version,
+        "disk": None if req.disk is None else req.disk.model_dump(),
+        "cameras": [_camera_doc(c) for c in sorted(req.cameras, key=lambda c: c.camera_id)],
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).digest()
+
+
+def _camera_doc(cam: HeartbeatCamera) -> dict[str, Any]:
+    return {
+        "id": cam.camera_id,
+        "name": cam.name,
+        "position": cam.position,
+        "status": cam.status,
+        "error": cam.error,
+        "rtsp": stored_rtsp_url(cam.rtsp_url),
+        "media": media_json(cam.media),
+        "sub_media": media_json(cam.sub_media),
+        "recording": media_json(cam.recording),
+    }
+
+
+def media_json(media: CameraMedia | CameraRecording | None) -> str | None:
+    """What ``cameras.media`` / ``sub_media`` keep: compact JSON of the validated model (the
+    POD rounds its measured values, so an unchanged camera gives the same text every beat)."""
+    return None if media is None else media.model_dump_json(exclude_none=True)
