@@ -80,14 +80,14 @@ def page_html(cards: list[dict[str, Any]], tiles: list[dict[str, Any]], lazy: bo
     env = environment()
     card = env.get_template("_camera_card.html")
     tile = env.get_template("_grid_tile.html")
-    cards_html = "".join(card.render(cam=c) for c in with_badges(cards))
+    cards_html = "".join(card.render(cam=c, user=None) for c in with_badges(cards))
     tiles_html = "".join(tile.render(cam=t, lazy_tiles=lazy) for t in with_badges(tiles))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>codecs</title>
 <meta name="csrf-token" content="test"><link rel="icon" href="data:,"></head><body>
 <ul class="cards">{cards_html}</ul>
 <ul class="grid">{tiles_html}</ul>
-<template id="later">{card.render(cam=with_badges([row("later", HEVC)])[0])}</template>
+<template id="later">{card.render(cam=with_badges([row("later", HEVC)])[0], user=None)}</template>
 <script src="/static/codecs.js"></script>
 <script src="/static/vendor/hls.min.js"></script>
 <script src="/static/player.js"></script>
