@@ -51,7 +51,18 @@ def portal_stats(base: str) -> dict[str, Any]:
 
 
 def set_mode(db_url: str, tenant: SeededCompany, mode: str) -> None:
-    cli(db_url, "pod", "set-mode", "--pod-id", tenant.pod_id, "--mode", mode)
+    # --company: a shared test database holds many companies with the same pod id
+    cli(
+        db_url,
+        "pod",
+        "set-mode",
+        "--pod-id",
+        tenant.pod_id,
+        "--mode",
+        mode,
+        "--company",
+        tenant.company_id,
+    )
 
 
 def pod_row(base: str, auth: dict[str, str], pod_id: str) -> dict[str, Any]:
