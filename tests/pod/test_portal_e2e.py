@@ -33,7 +33,9 @@ def test_portal_returns_and_next_heartbeat_registers_pod(
         lambda: agent.proc.output().count("portal unreachable") >= 2, what="failed heartbeats"
     )
     tok = stream_token(secret=seeded.stream_token_secret)
-    assert agent.get("/stream", token=tok).status_code == 200
+    # serving without a portal: "active" is the live output; the HLS playlist follows within
+    # a segment (503 not_ready until then, which the HLS player retries)
+    wait_until(lambda: agent.get("/stream", token=tok).status_code == 200, timeout=20, what="HLS")
 
     portal_dir = tmp_path / "portal"
     portal_dir.mkdir()
