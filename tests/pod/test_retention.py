@@ -15,6 +15,8 @@ from platebridge.pod.recording.retention import disk_usage, retention_pass
 from tests.support.builders import pod_config, write_pod_config
 from tests.support.tmpfs import small_tmpfs
 
+pytestmark = pytest.mark.e2e  # mounts a tmpfs (a process)
+
 MIB = 1024 * 1024
 T0 = 1_790_000_000.0
 
