@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query
+from fastapi import APIRouter, FastAPI, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
@@ -21,15 +21,18 @@ from platebridge.portal.deps import (
     ClientIp,
     CurrentUser,
     Db,
-    SessionToken,
     Settings,
     Streaming,
     public,
 )
+from platebridge.portal.routes.stream_deps import (
+    NO_STORE,
+    ExportStream,
+    FootageStream,
+    TimeParam,
+)
 from platebridge.portal.schemas import FootageToken
-from platebridge.portal.scoping import Capability
 from platebridge.portal.streaming.audit_events import record_footage, record_footage_viewing
-from platebridge.portal.streaming.authorize import authorize_stream
 from platebridge.portal.streaming.footage import (
     MAX_EXPORT,
     MAX_VOD,
@@ -44,18 +47,11 @@ from platebridge.portal.streaming.footage import (
     within_token,
 )
 from platebridge.portal.streaming.footage_token import issue_footage_token
-from platebridge.portal.streaming.path import PodStream, open_stream
 from platebridge.portal.streaming.relay import PLAYLIST_MEDIA_TYPE
 
 router = APIRouter(prefix="/api", tags=["footage"])
 
-PodId = Annotated[str, Path(min_length=1, max_length=64)]
-CameraParam = Annotated[str | None, Query(max_length=64)]
-TokenParam = Annotated[str | None, Query(max_length=2048)]
-#: Times stay strings until ``streaming.footage`` parses them: a bad one is 400, not 422.
-TimeParam = Annotated[str | None, Query(max_length=32)]
 FromParam = Annotated[str | None, Query(alias="from", max_length=32)]
-_NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 class FootageTokenRequest(BaseModel):
@@ -82,62 +78,15 @@ async def footage_token(
     return JSONResponse(result, headers={"Cache-Control": "no-store"})
 
 
-async def _open(
-    need: Capability,
-    db: Db,
-    settings: Settings,
-    state: Streaming,
-    login: SessionToken,
-    pod_id: PodId,
-    camera_id: CameraParam,
-    token: TokenParam,
-) -> PodStream:
-    return await open_stream(
-        authorize=lambda: authorize_stream(
-            db, settings, state, pod_id, camera_id, login=login, token=token, need=need
-        ),
-        state=state,
-        settings=settings,
-    )
-
-
-async def _open_footage(
-    db: Db,
-    settings: Settings,
-    state: Streaming,
-    login: SessionToken,
-    pod_id: PodId,
-    camera_id: CameraParam = None,
-    token: TokenParam = None,
-) -> PodStream:
-    """The one streaming path's first steps, needing the ``footage`` capability."""
-    return await _open("footage", db, settings, state, login, pod_id, camera_id, token)
-
-
-async def _open_export(
-    db: Db,
-    settings: Settings,
-    state: Streaming,
-    login: SessionToken,
-    pod_id: PodId,
-    camera_id: CameraParam = None,
-    token: TokenParam = None,
-) -> PodStream:
-    """The same, needing the ``export`` capability."""
-    return await _open("export", db, settings, state, login, pod_id, camera_id, token)
-
-
-Footage = Annotated[PodStream, Depends(_open_footage)]
-Export = Annotated[PodStream, Depends(_open_export)]
-
-
 @router.get("/footage/{pod_id}")
 @public
-async def footage_spans(stream: Footage, start: FromParam = None, to: TimeParam = None) -> Response:
+async def footage_spans(
+    stream: FootageStream, start: FromParam = None, to: TimeParam = None
+) -> Response:
     """Recorded spans and gaps of the camera in ``[from, to]`` (the POD's list)."""
     low, high = within_token(stream.access, *parse_range(start, to))
     data, _ = await fetch_spans(stream, low, high)
-    return JSONResponse(data, headers=_NO_STORE)
+    return JSONResponse(data, headers=NO_STORE)
 
 
 @router.get(
@@ -148,7 +97,7 @@ async def footage_spans(stream: Footage, start: FromParam = None, to: TimeParam 
 @public
 async def footage_media(
     db: Db,
-    stream: Footage,
+    stream: FootageStream,
     ip: ClientIp,
     start: TimeParam = None,
     duration: TimeParam = None,
@@ -170,7 +119,7 @@ async def footage_media(
 )
 @public
 async def footage_export(
-    db: Db, stream: Export, ip: ClientIp, start: FromParam = None, to: TimeParam = None
+    db: Db, stream: ExportStream, ip: ClientIp, start: FromParam = None, to: TimeParam = None
 ) -> BodyStream:
     low, high = parse_range(start, to, MAX_EXPORT)
     low, high = within_token(stream.access, low, high)
@@ -185,10 +134,12 @@ async def footage_export(
     responses={200: {"content": {PLAYLIST_MEDIA_TYPE: {}}, "description": "HLS VOD playlist"}},
 )
 @public
-async def footage_vod(stream: Footage, start: FromParam = None, to: TimeParam = None) -> Response:
+async def footage_vod(
+    stream: FootageStream, start: FromParam = None, to: TimeParam = None
+) -> Response:
     low, high = within_token(stream.access, *parse_range(start, to, MAX_VOD))
     text, _ = await fetch_vod(stream, low, high)
-    return Response(text, media_type=PLAYLIST_MEDIA_TYPE, headers=_NO_STORE)
+    return Response(text, media_type=PLAYLIST_MEDIA_TYPE, headers=NO_STORE)
 
 
 def install_footage(app: FastAPI) -> None:

@@ -14,13 +14,14 @@ import math
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Path, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
 from platebridge.portal.body_stream import BodyStream
 from platebridge.portal.deps import ClientIp, CurrentUser, Db, Settings, Streaming, public
 from platebridge.portal.models import Pod
+from platebridge.portal.routes.stream_deps import TimeParam
 from platebridge.portal.services import audit, shares
 from platebridge.portal.services.user_mail import base_url_for
 from platebridge.portal.streaming.access_cache import Access
@@ -38,7 +39,6 @@ router = APIRouter(tags=["shares"])
 ShareId = Annotated[str, Path(max_length=64)]
 SECRET_MAX = 100
 Secret = Annotated[str, Path(max_length=SECRET_MAX)]
-TimeParam = Annotated[str | None, Query(max_length=32)]
 #: The public answers: never cached, never indexed, the secret URL never sent as a referrer.
 PUBLIC_HEADERS = {
     "Cache-Control": "no-store",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query
+from fastapi import APIRouter, FastAPI, Path
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
@@ -17,7 +17,6 @@ from platebridge.portal.deps import (
     ClientIp,
     CurrentUser,
     Db,
-    SessionToken,
     Settings,
     Streaming,
     public,
@@ -25,24 +24,18 @@ from platebridge.portal.deps import (
 from platebridge.portal.errors import ApiError
 from platebridge.portal.routes import audit as audit_routes
 from platebridge.portal.routes.live import install_live
+from platebridge.portal.routes.stream_deps import NO_STORE, LiveStream
 from platebridge.portal.schemas import StreamToken
 from platebridge.portal.streaming.audit_events import record_stream_started
-from platebridge.portal.streaming.authorize import authorize_stream
 from platebridge.portal.streaming.hls_rewrite import SEGMENT_NAME, PlaylistError, rewrite_playlist
 from platebridge.portal.streaming.hls_rewrite import segment_uri_for as portal_segment_uri_for
 from platebridge.portal.streaming.issue_token import issue_stream_token
-from platebridge.portal.streaming.path import PodStream, open_stream
 from platebridge.portal.streaming.relay import PLAYLIST_MEDIA_TYPE
 from platebridge.portal.streaming.relay_errors import UpstreamError, upstream_error_handler
 from platebridge.portal.streaming.select import Upstream
 from platebridge.portal.streaming.snapshot import fetch_snapshot
 
 router = APIRouter(prefix="/api/pod", tags=["streaming"])
-
-PodId = Annotated[str, Path(min_length=1, max_length=64)]
-CameraParam = Annotated[str | None, Query(max_length=64)]
-TokenParam = Annotated[str | None, Query(max_length=2048)]
-_NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 class StreamTokenRequest(BaseModel):
@@ -72,35 +65,13 @@ async def stream_token(
     return JSONResponse(result, headers={"Cache-Control": "no-store"})
 
 
-async def _open(
-    db: Db,
-    settings: Settings,
-    state: Streaming,
-    login: SessionToken,
-    pod_id: PodId,
-    camera_id: CameraParam = None,
-    token: TokenParam = None,
-) -> PodStream:
-    """The one streaming path's first steps, shared by every stream route (``streaming/path``)."""
-    return await open_stream(
-        authorize=lambda: authorize_stream(
-            db, settings, state, pod_id, camera_id, login=login, token=token
-        ),
-        state=state,
-        settings=settings,
-    )
-
-
-Stream = Annotated[PodStream, Depends(_open)]
-
-
 @router.get(
     "/proxy-stream/{pod_id}",
     response_class=Response,
     responses={200: {"content": {PLAYLIST_MEDIA_TYPE: {}}, "description": "HLS playlist"}},
 )
 @public
-async def proxy_playlist(db: Db, stream: Stream, ip: ClientIp) -> Response:
+async def proxy_playlist(db: Db, stream: LiveStream, ip: ClientIp) -> Response:
     async def fetch(up: Upstream, query: str) -> str:
         return await up.relay.fetch_playlist(f"{up.base}/stream{query}")
 
@@ -115,7 +86,7 @@ async def proxy_playlist(db: Db, stream: Stream, ip: ClientIp) -> Response:
             502, "upstream_bad_playlist", "the POD's playlist cannot be relayed safely"
         ) from None
     await record_stream_started(db, access, stream.state, ip, up.method)
-    return Response(body, media_type=PLAYLIST_MEDIA_TYPE, headers=_NO_STORE)
+    return Response(body, media_type=PLAYLIST_MEDIA_TYPE, headers=NO_STORE)
 
 
 @router.get(
@@ -125,7 +96,7 @@ async def proxy_playlist(db: Db, stream: Stream, ip: ClientIp) -> Response:
 )
 @public
 async def proxy_segment(
-    stream: Stream, name: Annotated[str, Path(max_length=128)]
+    stream: LiveStream, name: Annotated[str, Path(max_length=128)]
 ) -> StreamingResponse:
     if not SEGMENT_NAME.fullmatch(name):
         raise ApiError(404, "not_found", "no such segment")
@@ -143,7 +114,7 @@ async def proxy_segment(
     responses={200: {"content": {"image/jpeg": {}}, "description": "the camera's latest frame"}},
 )
 @public
-async def snapshot(stream: Stream) -> Response:
+async def snapshot(stream: LiveStream) -> Response:
     async def fetch(up: Upstream, query: str) -> bytes:
         return await fetch_snapshot(up.relay, f"{up.base}/snapshot{query}")
 
