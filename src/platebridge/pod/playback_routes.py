@@ -107,6 +107,23 @@ def _recording(request: Request) -> tuple[Recording, RecordingIndex]:
     return recording, recording.index
 
 
+def _ranged(
+    ctx: PodContext,
+    request: Request,
+    camera_id: str,
+    token: str | None,
+    to: str | None,
+    longest: float,
+) -> tuple[Recording, RecordingIndex, float, float]:
+    """The checks of a ``from``/``to`` route: the footage token of this camera, a valid range
+    it covers, a POD that records."""
+    claims = _footage(ctx, camera_id, token)
+    start, end = _range(request.query_params.get("from"), to, longest)
+    _covered(claims, start, end)
+    recording, index = _recording(request)
+    return recording, index, start, end
+
+
 def _wall(value: float) -> str:
     return f"{value:.3f}"
 
@@ -129,10 +146,7 @@ async def spans(
     token: str | None = None,
     to: str | None = None,
 ) -> dict[str, Any]:
-    claims = _footage(ctx, camera_id, token)
-    start, end = _range(request.query_params.get("from"), to, MAX_LIST_SECONDS)
-    _covered(claims, start, end)
-    _, index = _recording(request)
+    _, index, start, end = _ranged(ctx, request, camera_id, token, to, MAX_LIST_SECONDS)
     now = time.time()
     found = await asyncio.to_thread(index.spans, camera_id, start, end)
     oldest, newest = await asyncio.to_thread(_bounds, index, camera_id, now)
@@ -226,10 +240,7 @@ async def export(
     token: str | None = None,
     to: str | None = None,
 ) -> Response:
-    claims = _footage(ctx, camera_id, token)
-    start, end = _range(request.query_params.get("from"), to, MAX_EXPORT_SECONDS)
-    _covered(claims, start, end)
-    recording, index = _recording(request)
+    recording, index, start, end = _ranged(ctx, request, camera_id, token, to, MAX_EXPORT_SECONDS)
     files = await asyncio.to_thread(index.files, camera_id, start, end)
     plan = plan_export(files, start, end)
     if plan is None:
@@ -268,10 +279,7 @@ async def vod(
     token: str | None = None,
     to: str | None = None,
 ) -> Response:
-    claims = _footage(ctx, camera_id, token)
-    start, end = _range(request.query_params.get("from"), to, MAX_VOD_SECONDS)
-    _covered(claims, start, end)
-    _, index = _recording(request)
+    _, index, start, end = _ranged(ctx, request, camera_id, token, to, MAX_VOD_SECONDS)
     files = await asyncio.to_thread(index.files, camera_id, start, end)
     assert token is not None
     text = playlist(files, start, end, token)
