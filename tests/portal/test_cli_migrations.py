@@ -13,7 +13,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection
 
 from platebridge.portal.db import make_engine
-from platebridge.portal.models import Base
+from platebridge.portal.schema import metadata
 from platebridge.portal.settings import normalize_database_url
 from tests.conftest import require_postgres
 from tests.portal.conftest import Portal
@@ -47,7 +47,7 @@ def fresh_db(db_url: str) -> Iterator[str]:
 
 def _schema_diff(db_url: str) -> list[object]:
     def compare(conn: Connection) -> list[object]:
-        return list(compare_metadata(MigrationContext.configure(conn), Base.metadata))
+        return list(compare_metadata(MigrationContext.configure(conn), metadata))
 
     async def run() -> list[object]:
         engine = make_engine(normalize_database_url(db_url))

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import CheckConstraint
 
 from platebridge.portal import models
+from platebridge.portal.schema import alert_models, metadata
 from tests.support.portal import is_postgres, sql
 
 #: (table, column) → the Literal the column is typed with.
@@ -26,6 +27,12 @@ ENUMERATED = {
     ("api_keys", "kind"): models.KeyKind,
     ("audit_events", "action"): models.AuditAction,
     ("audit_events", "method"): models.AuditMethod,
+    ("alert_incidents", "kind"): alert_models.IncidentKind,
+    ("alert_incidents", "state"): alert_models.IncidentState,
+    ("alert_endpoints", "kind"): alert_models.ChannelKind,
+    ("alert_deliveries", "channel"): alert_models.ChannelKind,
+    ("alert_deliveries", "event"): alert_models.DeliveryEvent,
+    ("alert_deliveries", "state"): alert_models.DeliveryState,
 }
 
 
@@ -35,7 +42,7 @@ def _values(check_text: str) -> set[str]:
 
 def _model_checks() -> dict[tuple[str, str], set[str]]:
     out = {}
-    for table in models.Base.metadata.tables.values():
+    for table in metadata.tables.values():
         for constraint in table.constraints:
             if isinstance(constraint, CheckConstraint):
                 column = str(constraint.sqltext).split(" IN ", 1)[0]

@@ -225,6 +225,40 @@ class PortalSettings(BaseSettings):
         description="Lifetime of invitation and password-reset links, seconds (default 72 h).",
     )
 
+    # Alerts (portal/alerts, docs/alerts.md): every portal process runs the evaluation pass
+    # and the delivery worker; the database makes each incident and each notice happen once.
+    alerts_enabled: bool = Field(
+        default=True, description="Run the alert evaluation and delivery in this process."
+    )
+    alert_check_interval: float = Field(
+        default=30.0,
+        ge=0.05,
+        le=3600,
+        description="Seconds between alert evaluation passes (and delivery polls).",
+    )
+    alert_delivery_lease: float = Field(
+        default=60.0,
+        ge=1,
+        le=3600,
+        description="Seconds one process holds a notice it is sending; a process that dies "
+        "mid-send loses it after this and another process sends it again.",
+    )
+    alert_webhook_timeout: float = Field(
+        default=10.0, gt=0, le=60, description="Seconds one webhook request may take."
+    )
+    alert_retry_window: int = Field(
+        default=25 * 3600,
+        ge=60,
+        le=7 * 86_400,
+        description="Seconds a notice is retried (with back-off) before it is marked failed.",
+    )
+    alert_webhook_networks: str = Field(
+        default="",
+        max_length=4096,
+        description="Private or loopback networks (CIDRs) webhooks may be sent to; public "
+        "addresses are always allowed, everything else refused (the SSRF rules of ssrf.py).",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _normalize_url(cls, value: str) -> str:

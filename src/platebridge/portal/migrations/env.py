@@ -8,9 +8,9 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from platebridge.portal.db import make_engine
-from platebridge.portal.models import Base
+from platebridge.portal.schema import metadata
 
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 #: pg_advisory_lock key: portals starting at once on PostgreSQL migrate one after another.
