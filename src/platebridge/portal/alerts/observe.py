@@ -142,6 +142,8 @@ async def observe(
     company_of: dict[uuid.UUID, uuid.UUID] = {}
     tunnel_pods: list[uuid.UUID] = []
     for pod_id, company_id, last_heartbeat, mode, disk_total, disk_free in pods:
+        if last_heartbeat is None:
+            continue  # the query excludes it; the type does not know
         world.pods_watched += 1
         rules = world.rules_of(company_id)
         offline_for = (now - last_heartbeat).total_seconds()
@@ -174,17 +176,17 @@ async def observe(
         .where(Camera.missing_since.is_(None))
     )
     for pod_id, camera_id, status, error, media, recording in cameras:
-        company_id = company_of.get(pod_id)
-        if company_id is None:
+        owner = company_of.get(pod_id)
+        if owner is None:
             continue  # pod frozen, never heartbeated or decommissioned
         world.cameras_watched += 1
         if status == "error":
-            world.add("camera_error", company_id, pod_id, camera_id, detail=error or "error")
+            world.add("camera_error", owner, pod_id, camera_id, detail=error or "error")
             continue
         why = codec_unplayable(media) if status == "active" else None
         if why:
-            world.add("codec_unplayable", company_id, pod_id, camera_id, detail=why)
+            world.add("codec_unplayable", owner, pod_id, camera_id, detail=why)
         why = recording_stopped(recording)
         if why:
-            world.add("recording_stopped", company_id, pod_id, camera_id, detail=why)
+            world.add("recording_stopped", owner, pod_id, camera_id, detail=why)
     return world
