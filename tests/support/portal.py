@@ -96,7 +96,9 @@ def migrate(db_url: str) -> None:
 
 
 def portal_env(db_url: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
-    out = {"PLATEBRIDGE_DATABASE_URL": db_url}
+    """The environment of a test portal process; alerts off unless ``env`` turns them on
+    (see ``inprocess.settings_from_env``)."""
+    out = {"PLATEBRIDGE_DATABASE_URL": db_url, "PLATEBRIDGE_ALERTS_ENABLED": "false"}
     if env:
         out.update(env)
     return out
