@@ -259,6 +259,20 @@ class PortalSettings(BaseSettings):
         "addresses are always allowed, everything else refused (the SSRF rules of ssrf.py).",
     )
 
+    # Metrics (GET /metrics, docs/metrics.md): off unless a token or networks are set.
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        max_length=512,
+        description="Bearer token a scraper must send to read /metrics (16+ characters).",
+    )
+    metrics_networks: str = Field(
+        default="",
+        max_length=4096,
+        description="Comma-separated CIDRs of the client addresses that may read /metrics; "
+        "with metrics_token as well, both must hold. Neither set: /metrics answers 404.",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _normalize_url(cls, value: str) -> str:
@@ -275,7 +289,7 @@ class PortalSettings(BaseSettings):
                     raise ValueError(f"not a CIDR network: {part.strip()!r}") from None
         return value
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "metrics_networks")
     @classmethod
     def _valid_proxies(cls, value: str) -> str:
         for part in value.split(","):
@@ -313,6 +327,14 @@ class PortalSettings(BaseSettings):
         return [
             ipaddress.ip_network(p.strip(), strict=False)
             for p in self.pod_networks.split(",")
+            if p.strip()
+        ]
+
+    @property
+    def metrics_network_list(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [
+            ipaddress.ip_network(p.strip(), strict=False)
+            for p in self.metrics_networks.split(",")
             if p.strip()
         ]
 

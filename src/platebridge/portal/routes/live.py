@@ -26,6 +26,7 @@ from platebridge.core.errors import PlateBridgeError
 from platebridge.portal.credentials import bearer_token
 from platebridge.portal.deps import ClientIp, Db, SessionToken, Settings, Streaming, public
 from platebridge.portal.errors import field_errors, validation_response
+from platebridge.portal.metrics.middleware import note_stream_method
 from platebridge.portal.streaming.audit_events import record_stream_started
 from platebridge.portal.streaming.authorize import authorize_stream
 from platebridge.portal.streaming.live import (
@@ -157,6 +158,7 @@ async def live_endpoint(
             await websocket.send_text(error_message(exc.code, exc.message))
             await websocket.close(CLOSE_UPSTREAM)
         return
+    note_stream_method(viewer.upstream.method)  # metrics: this viewer (a shared upstream)
     await record_stream_started(db, access, state, ip, viewer.upstream.method)
 
     async def still_allowed() -> PodStream:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import quote
 
+from platebridge.portal.metrics.middleware import note_stream_method
 from platebridge.portal.settings import PortalSettings
 from platebridge.portal.streaming.access_cache import Access
 from platebridge.portal.streaming.authorize import require_online
@@ -56,7 +57,9 @@ class PodStream:
         query = f"?token={quote(token, safe='')}"
         up = await self.state.upstream_for(pod)
         try:
-            return await request(up, query), up
+            result = await request(up, query)
+            note_stream_method(up.method)  # metrics: bytes and viewers by method
+            return result, up
         except UpstreamError as exc:
             self.state.access_cache.forget_pod(pod.pod_id)  # re-read the pod's row next time
             if not self.state.upstream_failed(pod, up, exc):
@@ -66,7 +69,9 @@ class PodStream:
         if up.method == "proxy":
             raise first
         try:
-            return await request(up, query), up
+            result = await request(up, query)
+            note_stream_method(up.method)
+            return result, up
         except UpstreamError:
             self.state.access_cache.forget_pod(pod.pod_id)
             raise

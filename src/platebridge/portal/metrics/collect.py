@@ -1,0 +1,130 @@
+"""What a scrape adds to the process metrics: fleet totals read from the database at scrape
+time (pods online/offline, cameras by status, alert deliveries by state — three ``GROUP BY``
+counts, not a row per pod) and the pool's size; and the rendering of it all."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from sqlalchemy import case, func, select
+
+from platebridge.portal.alerts.models import AlertDelivery
+from platebridge.portal.db import Database
+from platebridge.portal.metrics import instruments as m
+from platebridge.portal.metrics.pool import pool_size
+from platebridge.portal.metrics.viewers import HLS_VIEWERS
+from platebridge.portal.models import Camera, Pod, utcnow
+
+POD_STATUSES = ("online", "error", "offline")
+CAMERA_STATUSES = ("active", "inactive", "error")
+DELIVERY_STATES = ("pending", "delivered", "failed")
+
+
+@dataclass
+class Fleet:
+    """The totals of one scrape (every company's together: no per-pod or per-tenant labels)."""
+
+    pods: dict[str, int] = field(default_factory=dict)
+    cameras: dict[str, int] = field(default_factory=dict)
+    deliveries: dict[str, int] | None = None
+    pool_size: int | None = None
+
+
+async def read_fleet(db: Database, offline_after: int) -> Fleet:
+    """Three aggregate queries. A pod is what ``status.effective_pod_status`` says: offline
+    without a heartbeat in ``offline_after`` seconds; decommissioned pods are not counted."""
+    cutoff = utcnow() - timedelta(seconds=offline_after)
+    fresh = case((Pod.last_heartbeat >= cutoff, 1), else_=0).label("fresh")
+    fleet = Fleet(
+        pods=dict.fromkeys(POD_STATUSES, 0),
+        cameras=dict.fromkeys(CAMERA_STATUSES, 0),
+        pool_size=pool_size(db.engine),
+    )
+    live = Pod.decommissioned_at.is_(None)
+    async with db.read() as session:
+        rows = await session.execute(
+            select(Pod.status, fresh, func.count()).where(live).group_by(Pod.status, fresh)
+        )
+        for status, is_fresh, count in rows:
+            known = status if status in POD_STATUSES else "online"
+            fleet.pods[known if is_fresh else "offline"] += count
+        rows = await session.execute(
+            select(Camera.status, func.count())
+            .join(Pod, Pod.id == Camera.pod_id)
+            .where(live)
+            .group_by(Camera.status)
+        )
+        for status, count in rows:
+            if status in fleet.cameras:
+                fleet.cameras[status] += count
+        rows = await session.execute(
+            select(AlertDelivery.state, func.count()).group_by(AlertDelivery.state)
+        )
+        fleet.deliveries = dict.fromkeys(DELIVERY_STATES, 0)
+        for state, count in rows:
+            if state in fleet.deliveries:
+                fleet.deliveries[state] += count
+    return fleet
+
+
+class _FleetCollector(Collector):
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+
+    def collect(self) -> Iterator[Metric]:
+        prefix, f = m.PREFIX, self.fleet
+        pods = GaugeMetricFamily(
+            prefix + "pods",
+            "Pods in service by effective status (online, error, offline).",
+            labels=["status"],
+        )
+        for status, count in f.pods.items():
+            pods.add_metric([status], count)
+        yield pods
+        cameras = GaugeMetricFamily(
+            prefix + "cameras", "Cameras of pods in service, by status.", labels=["status"]
+        )
+        for status, count in f.cameras.items():
+            cameras.add_metric([status], count)
+        yield cameras
+        if f.deliveries is not None:
+            deliveries = GaugeMetricFamily(
+                prefix + "alert_deliveries",
+                "Alert notices in table alert_deliveries by state (pending, delivered, failed).",
+                labels=["state"],
+            )
+            for state, count in f.deliveries.items():
+                deliveries.add_metric([state], count)
+            yield deliveries
+        if f.pool_size is not None:
+            yield GaugeMetricFamily(
+                prefix + "db_pool_size",
+                "Configured size of the answering process's database pool.",
+                value=f.pool_size,
+            )
+
+
+class _Process(Collector):
+    """This process's own metrics (no multiprocess directory)."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield from m.REGISTRY.collect()
+
+
+def render(fleet: Fleet) -> bytes:
+    """The exposition text: every process's metrics (multiprocess) or this one's, the fleet."""
+    HLS_VIEWERS.refresh()  # players gone quiet leave the gauge now, not at the next playlist
+    registry = CollectorRegistry(auto_describe=False)
+    path = m.multiprocess_dir()
+    if path is not None:
+        MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
+    else:
+        registry.register(_Process())
+    registry.register(_FleetCollector(fleet))
+    return generate_latest(registry)
