@@ -12,6 +12,7 @@ from platebridge.portal.db import Database
 from platebridge.portal.deps import require_user
 from platebridge.portal.errors import install_error_handlers
 from platebridge.portal.limits import ContentLengthLimit
+from platebridge.portal.metrics import install_metrics
 from platebridge.portal.pages import install_pages
 from platebridge.portal.routes import (
     auth,
@@ -80,5 +81,6 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     install_footage(app)  # footage tokens and the recorded-video relay (issue 13)
     install_shares(app)  # share links: /api/shares and the public /s/{secret}
     install_tunnel(app)  # WS /api/pod/tunnel + internal forwarding between portal processes
+    install_metrics(app)  # GET /metrics (protected, off the OpenAPI) + its middleware
     install_pages(app)  # HTML pages, static files, page error handling
     return app
