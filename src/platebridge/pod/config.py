@@ -189,6 +189,18 @@ class PodConfig(_Strict):
     cors_origins: list[Annotated[str, StringConstraints(max_length=200)]] = Field(
         default_factory=list, max_length=20
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        max_length=512,
+        description="Bearer token a scraper must send to read /metrics (docs/metrics.md).",
+    )
+    metrics_networks: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
+        default_factory=list,
+        max_length=50,
+        description="CIDRs of the client addresses that may read /metrics; with metrics_token "
+        "too, both must hold. Neither set: /metrics answers 404.",
+    )
     tls_cert: Path | None = None
     tls_key: Path | None = None
     portal_ca_file: Path | None = Field(
@@ -248,6 +260,16 @@ class PodConfig(_Strict):
         except ValueError:
             raise ValueError("must be 'auto', 'tailscale' or a literal IP address") from None
 
+    @field_validator("metrics_networks")
+    @classmethod
+    def _metrics_networks(cls, value: list[str]) -> list[str]:
+        for net in value:
+            try:
+                ipaddress.ip_network(net.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"not a CIDR network: {net!r}") from None
+        return [net.strip() for net in value]
+
     @field_validator("cors_origins")
     @classmethod
     def _origins(cls, value: list[str]) -> list[str]:
@@ -286,6 +308,8 @@ class PodConfig(_Strict):
     def secrets(self) -> list[str]:
         """Every secret value, for redacting free text (ffmpeg stderr, portal answers)."""
         values = [self.api_key.get_secret_value(), self.stream_token_secret.get_secret_value()]
+        if self.metrics_token is not None:
+            values.append(self.metrics_token.get_secret_value())
         for cam in self.cameras:
             for url in (cam.url, cam.sub_url):
                 if url is not None:

@@ -27,6 +27,7 @@ from platebridge.pod.config import PodConfig
 from platebridge.pod.context import ApiError, Context, PodContext
 from platebridge.pod.ffmpeg import SEGMENT_NAME, camera_dir
 from platebridge.pod.live_routes import router as live_router
+from platebridge.pod.metrics import router as metrics_router
 from platebridge.pod.playback_routes import PLAYBACK_HEADERS
 from platebridge.pod.playback_routes import router as playback_router
 from platebridge.pod.playlist import newest_segment, rewrite_playlist
@@ -187,4 +188,5 @@ def create_app(
     app.include_router(router)
     app.include_router(live_router)
     app.include_router(playback_router)
+    app.include_router(metrics_router)  # GET /metrics (off unless configured)
     return app
