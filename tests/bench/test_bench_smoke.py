@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bench import browser, heartbeat, listing, pod_footprint, proxy_relay, tokens
+from bench import browser, heartbeat, listing, metrics, pod_footprint, proxy_relay, tokens
 from bench.run_all import render_block
 from tests.support.camera import camera_available
 
@@ -26,6 +26,12 @@ def _check(result: dict[str, Any], out: Path, name: str) -> None:
     assert result["targets"], "every benchmark reports its targets"
     assert result["table"].startswith("|")
     assert result["machine"]["cores"] >= 1
+
+
+def test_metrics_sqlite(tmp_path: Path) -> None:
+    r = metrics.main(["--smoke", "--backend", "sqlite", "--out", str(tmp_path)])
+    _check(r, tmp_path, "metrics")
+    assert r["results"]["sqlite"]["exposition_lines"] > 0
 
 
 def test_tokens(tmp_path: Path) -> None:
