@@ -23,6 +23,7 @@ from typing import Any
 from bench._common import median, percentile, ratio, table
 from bench._common import write_result as _write
 from bench.seed import open_db, run, seed_company
+from tests.security.routes_table import portal_routes
 from tests.support.inprocess import app_portal
 from tests.support.portal import create_pg_database, drop_pg_database, migrate, new_sqlite_url
 
@@ -58,10 +59,10 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         run(_seed(db_url, args.pods))
         auth = {"Authorization": f"Bearer {TOKEN}"}
         with app_portal(db_url, {"PLATEBRIDGE_METRICS_TOKEN": TOKEN}) as portal:
-            for route in portal.app.routes:  # every template gets a histogram series
-                path = getattr(route, "path", "")
-                if "GET" in (getattr(route, "methods", None) or ()):
-                    portal.client.get(path.replace("{", "x").replace("}", "x"))
+            for route in portal_routes():  # every template gets its histogram series
+                if route.method in ("GET", "POST"):
+                    path = route.path.replace("{", "x").replace("}", "x").replace(":path", "")
+                    portal.client.request(route.method, path)
             metrics: list[float] = []
             health: list[float] = []
             for _ in range(args.warmup):
