@@ -10,6 +10,7 @@ count as relayed video, a live WebSocket as a viewer, a playlist as an HLS playe
 from __future__ import annotations
 
 import contextvars
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -83,8 +84,24 @@ class MetricsMiddleware:
             await self._http(scope, receive, send)
         elif scope["type"] == "websocket":
             await self._websocket(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.app(scope, receive, self._on_shutdown(send))
         else:
             await self.app(scope, receive, send)
+
+    @staticmethod
+    def _on_shutdown(send: Send) -> Send:
+        """Multiprocess: once the app has shut down, this process's live gauges (viewers,
+        tunnels, pool) leave the shared directory (``mark_process_dead``)."""
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete" and m.multiprocess_dir():
+                from prometheus_client import multiprocess
+
+                multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+            await send(message)
+
+        return sending
 
     def _watch_pool(self, scope: Scope) -> None:
         """The first request of an app attaches the pool gauges to its database engine."""
