@@ -23,6 +23,8 @@ from typing import Any
 from bench._common import median, percentile, ratio, table
 from bench._common import write_result as _write
 from bench.seed import open_db, run, seed_company
+from platebridge.portal.metrics.collect import Fleet
+from platebridge.portal.metrics.collect import render as exposition
 from tests.security.routes_table import portal_routes
 from tests.support.inprocess import app_portal
 from tests.support.portal import create_pg_database, drop_pg_database, migrate, new_sqlite_url
@@ -71,10 +73,16 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                 metrics.append(_time(portal.client.get, "/metrics", auth))
                 health.append(_time(portal.client.get, "/health", {}))
             body = portal.client.get("/metrics", headers=auth).text
+            rendering = []  # the exposition alone (no database, no transport)
+            for _ in range(args.reps):
+                start = time.perf_counter()
+                exposition(Fleet())
+                rendering.append((time.perf_counter() - start) * 1000)
         return {
             "pods": args.pods,
             "metrics": _summary(metrics),
             "health (baseline)": _summary(health),
+            "render only": _summary(rendering),
             "exposition_bytes": len(body.encode()),
             "exposition_lines": body.count("\n"),
         }
@@ -102,7 +110,7 @@ def render(results: dict[str, Any]) -> str:
     rows = []
     for backend, r in results.items():
         base = r["health (baseline)"]["p95_ms"]
-        for name in ("metrics", "health (baseline)"):
+        for name in ("metrics", "health (baseline)", "render only"):
             m = r[name]
             rows.append([backend, name, m["p50_ms"], m["p95_ms"], ratio(m["p95_ms"], base)])
     head = ["db", "request", "p50 ms", "p95 ms", "p95 x health"]
