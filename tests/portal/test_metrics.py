@@ -7,24 +7,29 @@ builds), so the tests compare before and after.
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Iterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
+from sqlalchemy import update
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocket
 
+from platebridge.portal.db import Database
 from platebridge.portal.metrics.collect import Fleet, render
 from platebridge.portal.metrics.middleware import MetricsMiddleware, note_stream_method
 from platebridge.portal.metrics.viewers import HlsViewers
-from platebridge.portal.settings import PortalSettings
+from platebridge.portal.models import Pod, utcnow
+from platebridge.portal.settings import PortalSettings, normalize_database_url
 from tests.portal.test_heartbeat import camera_payload
 from tests.support import inprocess
 from tests.support.inprocess import AppPortal
-from tests.support.portal import SeededCompany
+from tests.support.portal import SeededCompany, age_pods
 
 TOKEN = "metrics-token-for-the-tests-0123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -44,6 +49,19 @@ def metrics_portal(db_url: str) -> Iterator[AppPortal]:
     env = {"PLATEBRIDGE_METRICS_TOKEN": TOKEN, "PLATEBRIDGE_METRICS_NETWORKS": "127.0.0.0/8"}
     with inprocess.app_portal(db_url, env) as app:
         yield app
+
+
+async def _decommission(db_url: str, company_id: str) -> None:
+    db = Database(normalize_database_url(db_url))
+    try:
+        async with db.write() as s:
+            await s.execute(
+                update(Pod)
+                .where(Pod.company_id == uuid.UUID(company_id))
+                .values(decommissioned_at=utcnow())
+            )
+    finally:
+        await db.dispose()
 
 
 def scrape(portal: AppPortal) -> str:
@@ -118,6 +136,23 @@ def test_a_heartbeat_moves_its_counter_and_the_fleet(
     text = scrape(metrics_portal)
     assert value(text, count, method="GET", route="/api/pods/{pod_id}") >= 1
     assert "some-pod-id-xyz" not in text and tenant.api_key not in text
+
+
+def test_silent_and_decommissioned_pods(metrics_portal: AppPortal, tenant: SeededCompany) -> None:
+    r = metrics_portal.client.post(
+        "/api/pod/heartbeat", headers=tenant.pod_auth, json=camera_payload("cam-a")
+    )
+    assert r.status_code == 200, r.text
+    pods, cams = "platebridge_portal_pods", "platebridge_portal_cameras"
+    before = scrape(metrics_portal)
+    age_pods(metrics_portal.db_url, tenant.company_id, 3600)  # silent for an hour: offline
+    aged = scrape(metrics_portal)
+    assert value(aged, pods, status="online") == value(before, pods, status="online") - 1
+    assert value(aged, pods, status="offline") == value(before, pods, status="offline") + 1
+    asyncio.run(_decommission(metrics_portal.db_url, tenant.company_id))
+    gone = scrape(metrics_portal)
+    assert value(gone, pods, status="offline") == value(aged, pods, status="offline") - 1
+    assert value(gone, cams, status="active") == value(aged, cams, status="active") - 1
 
 
 def test_a_live_viewer_shows_while_it_watches() -> None:
