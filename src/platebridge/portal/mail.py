@@ -41,18 +41,28 @@ def sender(settings: PortalSettings) -> str:
     return formataddr(("PlateBridge", f"noreply@{host}"))
 
 
+def message_domain(settings: PortalSettings) -> str | None:
+    """The domain of the From address (the right-hand side of Message-IDs)."""
+    return parseaddr(sender(settings))[1].rpartition("@")[2] or None
+
+
 def build_message(
-    settings: PortalSettings, to: str, subject: str, text: str, html: str | None
+    settings: PortalSettings,
+    to: str,
+    subject: str,
+    text: str,
+    html: str | None,
+    message_id: str | None = None,
 ) -> EmailMessage:
-    """The message as sent (pure: unit-tested without a server)."""
-    if any(ch in to + subject for ch in "\r\n"):
+    """The message as sent (pure: unit-tested without a server). ``message_id``: a stable
+    Message-ID (``<id@domain>``, e.g. an alert's retries); default a random one."""
+    if any(ch in to + subject + (message_id or "") for ch in "\r\n"):
         raise MailError("an e-mail address or subject contains a line break")
     message = EmailMessage()
     message["From"] = sender(settings)
     message["To"] = to
     message["Subject"] = subject
-    domain = parseaddr(sender(settings))[1].rpartition("@")[2] or None
-    message["Message-ID"] = make_msgid(domain=domain)
+    message["Message-ID"] = message_id or make_msgid(domain=message_domain(settings))
     message.set_content(text)
     if html is not None:
         message.add_alternative(html, subtype="html")
@@ -86,12 +96,17 @@ def _send_blocking(settings: PortalSettings, message: EmailMessage) -> None:
 
 
 async def send_mail(
-    settings: PortalSettings, to: str, subject: str, text: str, html: str | None = None
+    settings: PortalSettings,
+    to: str,
+    subject: str,
+    text: str,
+    html: str | None = None,
+    message_id: str | None = None,
 ) -> None:
     """Send one message to ``to``; :class:`MailError` when it could not be handed over."""
     if not mail_configured(settings):
         raise MailError("no SMTP server is configured (PLATEBRIDGE_SMTP_HOST)")
-    message = build_message(settings, to, subject, text, html)
+    message = build_message(settings, to, subject, text, html, message_id)
     where = f"{settings.smtp_host}:{settings.smtp_port}"
     try:
         await asyncio.to_thread(_send_blocking, settings, message)
