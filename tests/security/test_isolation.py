@@ -39,6 +39,9 @@ IDENTIFIERS: dict[str, Callable[[Company], str]] = {
     "audit_id": lambda c: c.audit_ids[0] if c.audit_ids else "0",
     "event_id": lambda c: c.audit_ids[0] if c.audit_ids else "0",
     "share_id": lambda c: c.share_ids[0] if c.share_ids else "0",  # share links (issue 13)
+    # Alerts (issue 14): a webhook endpoint of the company; the delivery log's filter.
+    "endpoint_id": lambda c: c.endpoint_ids[0] if c.endpoint_ids else "0",
+    "endpoint": lambda c: c.endpoint_ids[0] if c.endpoint_ids else "0",
 }
 #: Parameters that identify nothing of a tenant, with a harmless valid value (None: omitted).
 OTHERS: dict[str, str | None] = {
@@ -73,6 +76,20 @@ OTHERS: dict[str, str | None] = {
     "part": None,  # media: the init segment or the fragments only (the VOD playlist's)
     "expires_in_hours": "24",  # POST /api/shares: a new link of the caller's own camera
     "secret": "pbs_" + "x" * 43,  # /s/{secret}: public, identifies no tenant (a share's secret)
+    # Alerts (issue 14): the rules (PUT: all omitted is 422, changes nothing) and endpoint
+    # fields; PATCH /api/alerts/endpoints/{endpoint_id} renames the caller's own (``name``).
+    "kind": None,
+    "url": None,
+    "recipients": None,
+    "enabled": None,
+    "pod_offline_after": None,
+    "camera_error_after": None,
+    "codec_unplayable_after": None,
+    "recording_stopped_after": None,
+    "disk_low_after": None,
+    "tunnel_down_after": None,
+    "disk_low_percent": None,
+    "recover_after": None,
 }
 #: Routes whose identifier parameter is not a tenant lookup (the login form's e-mail).
 #: Inviting: the e-mail is a new address (one answer, 409, whichever company holds it).

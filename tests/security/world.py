@@ -42,9 +42,17 @@ class Company:
     viewer_auth: dict[str, str] = field(default_factory=dict)
     audit_ids: list[str] = field(default_factory=list)
     share_ids: list[str] = field(default_factory=list)
+    endpoint_ids: list[str] = field(default_factory=list)  # alert endpoints (issue 14)
+    endpoint_secrets: list[str] = field(default_factory=list)
 
     def secrets(self) -> list[str]:
-        return [self.password, self.api_key, self.stream_secret, self.shared_api_key]
+        return [
+            self.password,
+            self.api_key,
+            self.stream_secret,
+            self.shared_api_key,
+            *self.endpoint_secrets,
+        ]
 
     def fingerprints(self) -> list[str]:
         """Strings that must never appear in a response to the *other* company."""
@@ -63,6 +71,7 @@ class Company:
             self.ip,
             *self.audit_ids,
             *self.share_ids,
+            *self.endpoint_ids,
             *self.secrets(),
         ]
 
@@ -167,6 +176,15 @@ def populate(base: str, co: Company) -> None:
     )
     if r.status_code == 201:  # share links (issue 13)
         co.share_ids = [r.json()["id"]]
+    r = httpx.post(
+        f"{base}/api/alerts/endpoints",
+        headers=co.admin_auth,
+        json={"kind": "webhook", "name": f"{co.tag} hook", "url": f"https://{co.tag}.example/h"},
+        timeout=10,
+    )
+    if r.status_code == 201:  # alerts (issue 14)
+        co.endpoint_ids = [r.json()["id"]]
+        co.endpoint_secrets = [r.json()["secret"]]
     r = httpx.get(f"{base}/api/audit", headers=co.admin_auth, timeout=10)
     if r.status_code == 200:
         body = r.json()

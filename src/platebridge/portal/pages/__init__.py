@@ -16,6 +16,7 @@ def install_pages(app: FastAPI) -> None:
     """Page routers, ``/static`` (public, no session needed) and the page error handlers."""
     from platebridge.portal.pages import (
         admin,
+        alerts,
         assets,
         audit,
         errors,
@@ -25,6 +26,7 @@ def install_pages(app: FastAPI) -> None:
         share,
         users,
     )
+    from platebridge.portal.routes.alerts import install_alerts
 
     app.include_router(assets.router)  # before the mount: /static/vendor/hls.min.js
     app.include_router(routes.router)
@@ -34,6 +36,9 @@ def install_pages(app: FastAPI) -> None:
     app.include_router(lifecycle.router)  # communities, sites, a POD's cameras
     app.include_router(footage.router)  # a camera's recordings
     app.include_router(share.router)  # the public page of a share link
+    app.include_router(alerts.router)  # alert history and settings (issue 14)
+    # The alerts JSON API (issue 14), installed with its pages until app.create_app lists it.
+    install_alerts(app)
     static = resources.files("platebridge.portal") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     errors.install_page_handlers(app)

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import RedirectResponse, Response
 
+from platebridge.portal.alerts.history import attach_open_incidents
 from platebridge.portal.csrf import (
     LOGIN_CSRF_COOKIE,
     form_fields,
@@ -155,6 +156,8 @@ async def _camera_list(
         page = await camera_page(
             session, user, settings.offline_after, filters, after=after, total=total
         )
+        if view == "cards":  # the open incidents of the listed cameras and their pods
+            await attach_open_incidents(session, user.company_id, page.items)
         names: list[str] = []
         if sites and cursor is None and view == "cards":
             stmt = scoped_sites(user).with_only_columns(Site.name).distinct().order_by(Site.name)
