@@ -12,9 +12,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from sqlalchemy import case, func, select
+from sqlalchemy import case, column, func, select, table
 
-from platebridge.portal.alerts.models import AlertDelivery
 from platebridge.portal.db import Database
 from platebridge.portal.metrics import instruments as m
 from platebridge.portal.metrics.pool import pool_size
@@ -24,6 +23,9 @@ from platebridge.portal.models import Camera, Pod, utcnow
 POD_STATUSES = ("online", "error", "offline")
 CAMERA_STATUSES = ("active", "inactive", "error")
 DELIVERY_STATES = ("pending", "delivered", "failed")
+#: Table alert_deliveries (portal/alerts/models.py), named here so that metrics does not import
+#: the alerts package (which imports streaming, which reports to metrics: a cycle).
+_DELIVERIES = table("alert_deliveries", column("state"))
 
 
 @dataclass
@@ -64,7 +66,7 @@ async def read_fleet(db: Database, offline_after: int) -> Fleet:
                 if status in fleet.cameras:
                     fleet.cameras[status] += sign * count
         rows = await session.execute(
-            select(AlertDelivery.state, func.count()).group_by(AlertDelivery.state)
+            select(_DELIVERIES.c.state, func.count()).group_by(_DELIVERIES.c.state)
         )
         fleet.deliveries = dict.fromkeys(DELIVERY_STATES, 0)
         for state, count in rows:
