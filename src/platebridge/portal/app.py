@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from platebridge.core.errors import ErrorBody
+from platebridge.portal.alerts.background import AlertLoops
 from platebridge.portal.db import Database
 from platebridge.portal.deps import require_user
 from platebridge.portal.errors import install_error_handlers
@@ -52,8 +53,13 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
             async with db.write() as session:
                 app.state.secret_key = await ensure_secret_key(session, configured)
             await hub.start(app.state.secret_key)
+            if settings.alerts_enabled:  # evaluation pass + delivery worker (docs/alerts.md)
+                app.state.alerts = AlertLoops(db, settings, hub.registry.holders, hub.node_id)
+                app.state.alerts.start()
             yield
         finally:
+            if getattr(app.state, "alerts", None) is not None:
+                await app.state.alerts.aclose()
             await hub.aclose()
             await app.state.streaming.aclose()
             await db.dispose()
