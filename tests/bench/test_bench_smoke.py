@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bench import browser, heartbeat, listing, metrics, pod_footprint, proxy_relay, tokens
+from bench import alerts, browser, heartbeat, listing, metrics, pod_footprint, proxy_relay, tokens
 from bench.run_all import render_block
 from tests.support.camera import camera_available
 
@@ -32,6 +32,12 @@ def test_metrics_sqlite(tmp_path: Path) -> None:
     r = metrics.main(["--smoke", "--backend", "sqlite", "--out", str(tmp_path)])
     _check(r, tmp_path, "metrics")
     assert r["results"]["sqlite"]["exposition_lines"] > 0
+
+
+def test_alerts_sqlite(tmp_path: Path) -> None:
+    r = alerts.main(["--smoke", "--backend", "sqlite", "--out", str(tmp_path)])
+    _check(r, tmp_path, "alerts")
+    assert r["results"]["sqlite"]["incidents_written_at_onset"] > 0
 
 
 def test_tokens(tmp_path: Path) -> None:

@@ -176,7 +176,7 @@ def test_webhook_delivered_once_with_a_verifiable_signature(
     assert hit.path == f"/hook?token={TOKEN}" and hit.body == row["payload"].encode()
     assert hit.headers["host"] == f"127.0.0.1:{receiver.port}"
     assert hit.headers["content-type"] == "application/json"
-    assert hit.headers["user-agent"] == "PlateBridge-Alerts/1"
+    assert hit.headers["user-agent"].startswith("platebridge-alerts/")
     assert hit.headers["x-platebridge-delivery"] == did
     assert hit.headers["x-platebridge-event"] == "test"
     t, v1 = (part.split("=", 1)[1] for part in hit.headers["x-platebridge-signature"].split(","))

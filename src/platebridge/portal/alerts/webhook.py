@@ -29,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from platebridge.core.http_client import new_async_client
 from platebridge.portal.alerts.enqueue import webhook_target
 from platebridge.portal.settings import PortalSettings
 from platebridge.portal.streaming.ssrf import (
@@ -39,7 +40,6 @@ from platebridge.portal.streaming.ssrf import (
     parse_networks,
 )
 
-USER_AGENT = "PlateBridge-Alerts/1"
 _ANYWHERE: tuple[IPNetwork, ...] = (
     ipaddress.ip_network("0.0.0.0/0"),
     ipaddress.ip_network("::/0"),
@@ -197,15 +197,12 @@ async def send_webhook(
             headers = {
                 "Host": host_header,
                 "Content-Type": "application/json",
-                "User-Agent": USER_AGENT,
                 "X-PlateBridge-Delivery": delivery_id,
                 "X-PlateBridge-Event": event,
                 "X-PlateBridge-Signature": sign(secret, int(time.time()), body),
             }
             extensions = {"sni_hostname": sni} if sni else None
-            async with httpx.AsyncClient(
-                timeout=timeout, follow_redirects=False, trust_env=False
-            ) as client:
+            async with new_async_client(timeout=timeout, component="alerts") as client:
                 status = await _post(client, targets, body, headers, extensions)
     except TimeoutError:
         raise WebhookError(f"{where}: no answer in time") from None
