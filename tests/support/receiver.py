@@ -11,6 +11,7 @@ every POST and answers the statuses scripted for it (then 200); a 3xx carries a 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -34,6 +35,9 @@ class Receiver:
     script: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     port: int = 0
+    #: Called with each request after it is recorded and before it is answered (a receiver
+    #: that holds a request open: the sender dies mid-request).
+    before_answer: Callable[[Hit], None] | None = None
     _server: ThreadingHTTPServer | None = None
 
     def url(self, path: str = "/hook") -> str:
@@ -50,9 +54,12 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                hit = Hit(self.path, headers, body)
                 with state.lock:
-                    state.hits.append(Hit(self.path, headers, body))
+                    state.hits.append(hit)
                     status = state.script.pop(0) if state.script else 200
+                if state.before_answer is not None:
+                    state.before_answer(hit)
                 self.send_response(status)
                 if 300 <= status < 400:
                     self.send_header("Location", f"http://127.0.0.1:{state.port}/elsewhere")
