@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -112,6 +113,11 @@ class TestCamera:
         self.user, self.password = user, password
         self.proc: Proc | None = None
         self._starts = 0
+        #: Times the camera process died on its own and was started again (see _watch).
+        self.crashes = 0
+        self._lock = threading.RLock()
+        self._wanted = False
+        self._watchdog: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -146,7 +152,15 @@ class TestCamera:
 
     def start(self, timeout: float = 15.0) -> None:
         """Start (again, on the same port) and wait for the READY line."""
-        assert self.proc is None, "camera already running"
+        with self._lock:
+            assert self.proc is None, "camera already running"
+            self._spawn(timeout)
+            self._wanted = True
+        if self._watchdog is None or not self._watchdog.is_alive():
+            self._watchdog = threading.Thread(target=self._watch, daemon=True)
+            self._watchdog.start()
+
+    def _spawn(self, timeout: float) -> None:
         self._starts += 1
         log = self.log_dir / f"camera-{self.port}-{self._starts}.log"
         deadline = time.monotonic() + timeout
@@ -159,16 +173,40 @@ class TestCamera:
                     break
                 time.sleep(0.05)
             output = self.proc.output()
-            self.stop()
+            self._kill()
             if time.monotonic() >= deadline:
                 raise RuntimeError(f"test camera did not start:\n{output}")
             time.sleep(0.3)
 
-    def stop(self) -> None:
+    def _watch(self) -> None:
+        """GStreamer's RTSP server sometimes aborts (``gst_rtsp_media_get_rates: assertion
+        failed``) when several clients set up the shared media at once (docs/security.md): a
+        real camera reboots and comes back, so the test camera does too, and counts it."""
+        while True:
+            time.sleep(0.25)
+            with self._lock:
+                if not self._wanted:
+                    return
+                if self.proc is None or self.proc.popen.poll() is None:
+                    continue
+                self.crashes += 1
+                self._kill()
+                try:
+                    self._spawn(15.0)
+                except RuntimeError:
+                    self._wanted = False
+                    return
+
+    def _kill(self) -> None:
         if self.proc is not None:
             self.proc.stop(timeout=5)
             self.proc.kill_group()
             self.proc = None
+
+    def stop(self) -> None:
+        with self._lock:
+            self._wanted = False
+            self._kill()
 
     def __enter__(self) -> TestCamera:
         self.start()
