@@ -32,7 +32,7 @@ from sqlalchemy import select, update
 from bench._common import median, percentile, ratio, table
 from bench._common import write_result as _write
 from bench.seed import open_db, seed_company
-from platebridge.portal.alerts.models import AlertSettings
+from platebridge.portal.alerts.models import AlertEndpoint, AlertSettings
 from platebridge.portal.alerts.runner import AlertRunner
 from platebridge.portal.db import Database
 from platebridge.portal.models import Camera, Pod, utcnow
@@ -62,7 +62,27 @@ async def _world(db_url: str, args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.monotonic()
         per_company = args.pods // args.companies
         for i in range(args.companies):
-            await seed_company(db, f"Alert Co {i}", per_company, prefix=f"a{i}pod")
+            seeded = await seed_company(db, f"Alert Co {i}", per_company, prefix=f"a{i}pod")
+            async with db.write() as s:  # every notice goes to a webhook and one address
+                s.add_all(
+                    [
+                        AlertEndpoint(
+                            company_id=seeded.company_id,
+                            kind="webhook",
+                            name="ops",
+                            url="https://hooks.example.com/platebridge",
+                            secret="bench-secret",
+                            created_at=utcnow(),
+                        ),
+                        AlertEndpoint(
+                            company_id=seeded.company_id,
+                            kind="email",
+                            name="guards",
+                            recipients="guards@example.com",
+                            created_at=utcnow(),
+                        ),
+                    ]
+                )
         out["seed_seconds"] = round(time.monotonic() - t0, 1)
         if not db.is_sqlite:
             async with db.engine.connect() as conn:
@@ -109,6 +129,7 @@ async def _world(db_url: str, args: argparse.Namespace) -> dict[str, Any]:
             pods=pods_watched,
             cameras=cameras_watched,
             incidents_written_at_onset=onset.written,
+            notices_queued_at_onset=onset.notices,
             opened_in_steady=opened,
             runs={
                 "raw reads (baseline)": raw,
@@ -197,7 +218,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for backend, r in results.items():
         print(
             f"{backend}: {r['pods']} pods, {r['cameras']} cameras watched; onset pass wrote "
-            f"{r['incidents_written_at_onset']} incidents; seeded in {r['seed_seconds']} s"
+            f"{r['incidents_written_at_onset']} incidents and "
+            f"{r['notices_queued_at_onset']} notices; seeded in {r['seed_seconds']} s"
         )
     print(f"load average before {load_before}, after {os.getloadavg()}")
     for t in out["targets"]:

@@ -147,6 +147,113 @@ def _delivery(
     )
 
 
+class NoticeWriter:
+    """Writes the notices of one pass. :meth:`load` reads everything the pass's incidents
+    need in a few ``IN`` queries (pods, sites, communities, companies, cameras, endpoints,
+    subscribers), so a pass that opens thousands of incidents does not query per incident."""
+
+    def __init__(self, session: AsyncSession, now: datetime, settings: PortalSettings) -> None:
+        self._session, self._now, self._settings = session, now, settings
+        self._pods: dict[uuid.UUID, Pod] = {}
+        self._sites: dict[uuid.UUID, Site] = {}
+        self._communities: dict[uuid.UUID, Community] = {}
+        self._companies: dict[uuid.UUID, Company] = {}
+        self._cameras: dict[tuple[uuid.UUID, str], Camera] = {}
+        self._endpoints: dict[uuid.UUID, list[AlertEndpoint]] = {}
+        self._subscribers: dict[uuid.UUID, list[str]] = {}
+
+    async def _all(self, model: Any, column: Any, keys: set[uuid.UUID]) -> list[Any]:
+        found: list[Any] = []
+        ordered = sorted(keys)
+        for i in range(0, len(ordered), 1000):
+            chunk = ordered[i : i + 1000]
+            found += (await self._session.execute(select(model).where(column.in_(chunk)))).scalars()
+        return found
+
+    async def load(self, incidents: list[AlertIncident]) -> None:
+        pod_keys = {i.pod_id for i in incidents}
+        for pod in await self._all(Pod, Pod.id, pod_keys):
+            self._pods[pod.id] = pod
+        site_keys = {pod.site_id for pod in self._pods.values()}
+        for site in await self._all(Site, Site.id, site_keys):
+            self._sites[site.id] = site
+        community_keys = {site.community_id for site in self._sites.values()}
+        for community in await self._all(Community, Community.id, community_keys):
+            self._communities[community.id] = community
+        company_keys = {i.company_id for i in incidents}
+        for company in await self._all(Company, Company.id, company_keys):
+            self._companies[company.id] = company
+        camera_pods = {i.pod_id for i in incidents if i.camera_id}
+        for camera in await self._all(Camera, Camera.pod_id, camera_pods):
+            self._cameras[(camera.pod_id, camera.camera_id)] = camera
+        for endpoint in await self._all(AlertEndpoint, AlertEndpoint.company_id, company_keys):
+            if endpoint.enabled:
+                self._endpoints.setdefault(endpoint.company_id, []).append(endpoint)
+        ordered = sorted(site_keys)
+        for i in range(0, len(ordered), 1000):
+            rows = await self._session.execute(
+                select(AlertSubscription.site_id, User.email, User.company_id)
+                .join(User, AlertSubscription.user_id == User.id)
+                .where(
+                    AlertSubscription.site_id.in_(ordered[i : i + 1000]),
+                    User.disabled_at.is_(None),
+                )
+            )
+            for site_id, email, company_id in rows:
+                if self._sites[site_id].company_id == company_id:
+                    self._subscribers.setdefault(site_id, []).append(email)
+
+    def add(self, incident: AlertIncident, event: DeliveryEvent) -> int:
+        """The notice of ``incident`` having ``event``, one row per target (after :meth:`load`);
+        returns how many rows."""
+        pod = self._pods.get(incident.pod_id)
+        if pod is None:
+            return 0
+        site = self._sites[pod.site_id]
+        community = self._communities[site.community_id]
+        company = self._companies[incident.company_id]
+        camera = self._cameras.get((pod.id, incident.camera_id)) if incident.camera_id else None
+        link = (
+            camera_link(self._settings, pod.pod_id, incident.camera_id)
+            if incident.camera_id
+            else None
+        )
+
+        def row(endpoint: AlertEndpoint | None, target: str) -> AlertDelivery:
+            delivery_id = new_uuid()
+            document = incident_document(
+                event=event,
+                delivery_id=delivery_id,
+                incident=incident,
+                company=company,
+                site=site,
+                community=community,
+                pod=pod,
+                camera=camera,
+                link=link,
+            )
+            return _delivery(
+                endpoint, company.id, incident.id, event, target, document, self._now, delivery_id
+            )
+
+        rows: list[AlertDelivery] = []
+        mailed: set[str] = set()
+        for endpoint in self._endpoints.get(company.id, []):
+            if endpoint.kind == "webhook":
+                rows.append(row(endpoint, webhook_target(endpoint.url)))
+                continue
+            for address in _addresses(endpoint.recipients):
+                if address.lower() not in mailed:
+                    mailed.add(address.lower())
+                    rows.append(row(endpoint, address))
+        for address in self._subscribers.get(site.id, []):
+            if address.lower() not in mailed:
+                mailed.add(address.lower())
+                rows.append(row(None, address))
+        self._session.add_all(rows)
+        return len(rows)
+
+
 async def enqueue_incident_notices(
     session: AsyncSession,
     incident: AlertIncident,
@@ -154,113 +261,10 @@ async def enqueue_incident_notices(
     now: datetime,
     settings: PortalSettings,
 ) -> int:
-    """Adds the notice of ``incident`` having ``event`` for each target; returns how many."""
-    pod = await session.get(Pod, incident.pod_id)
-    if pod is None:
-        return 0
-    site = await session.get(Site, pod.site_id)
-    company = await session.get(Company, incident.company_id)
-    assert site is not None and company is not None  # foreign keys
-    community = await session.get(Community, site.community_id)
-    assert community is not None
-    camera = None
-    if incident.camera_id:
-        camera = (
-            await session.execute(
-                select(Camera).where(
-                    Camera.pod_id == pod.id, Camera.camera_id == incident.camera_id
-                )
-            )
-        ).scalar_one_or_none()
-    link = camera_link(settings, pod.pod_id, incident.camera_id) if incident.camera_id else None
-    endpoints = (
-        await session.execute(
-            select(AlertEndpoint).where(
-                AlertEndpoint.company_id == company.id, AlertEndpoint.enabled.is_(True)
-            )
-        )
-    ).scalars()
-    subscribers = (
-        await session.execute(
-            select(User.email)
-            .join(AlertSubscription, AlertSubscription.user_id == User.id)
-            .where(
-                AlertSubscription.site_id == site.id,
-                User.company_id == company.id,
-                User.disabled_at.is_(None),
-            )
-        )
-    ).scalars()
-
-    def document(delivery_id: uuid.UUID) -> dict[str, Any]:
-        return incident_document(
-            event=event,
-            delivery_id=delivery_id,
-            incident=incident,
-            company=company,
-            site=site,
-            community=community,
-            pod=pod,
-            camera=camera,
-            link=link,
-        )
-
-    rows: list[AlertDelivery] = []
-    mailed: set[str] = set()
-    email_endpoint: AlertEndpoint | None = None
-    for endpoint in endpoints:
-        if endpoint.kind == "webhook":
-            delivery_id = new_uuid()
-            rows.append(
-                _delivery(
-                    endpoint,
-                    company.id,
-                    incident.id,
-                    event,
-                    webhook_target(endpoint.url),
-                    document(delivery_id),
-                    now,
-                    delivery_id,
-                )
-            )
-            continue
-        email_endpoint = email_endpoint or endpoint
-        for address in _addresses(endpoint.recipients):
-            if address.lower() in mailed:
-                continue
-            mailed.add(address.lower())
-            delivery_id = new_uuid()
-            rows.append(
-                _delivery(
-                    endpoint,
-                    company.id,
-                    incident.id,
-                    event,
-                    address,
-                    document(delivery_id),
-                    now,
-                    delivery_id,
-                )
-            )
-    for address in subscribers:
-        if address.lower() in mailed:
-            continue
-        mailed.add(address.lower())
-        delivery_id = new_uuid()
-        rows.append(
-            _delivery(
-                None,
-                company.id,
-                incident.id,
-                event,
-                address,
-                document(delivery_id),
-                now,
-                delivery_id,
-            )
-        )
-    session.add_all(rows)
-    return len(rows)
+    """Adds the notice of one incident having ``event`` for each target; returns how many."""
+    writer = NoticeWriter(session, now, settings)
+    await writer.load([incident])
+    return writer.add(incident, event)
 
 
 async def enqueue_test(

@@ -20,7 +20,7 @@ from datetime import datetime
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platebridge.portal.alerts.enqueue import enqueue_incident_notices
+from platebridge.portal.alerts.enqueue import NoticeWriter
 from platebridge.portal.alerts.evaluate import Incident, Subject, evaluate
 from platebridge.portal.alerts.models import AlertIncident
 from platebridge.portal.alerts.observe import Holders, observe
@@ -148,10 +148,11 @@ class AlertRunner:
                 await session.delete(rows[incident.subject.key])
             await session.flush()
             notices = 0
-            for incident, event in plan.events:
-                notices += await enqueue_incident_notices(
-                    session, written[incident.subject.key], event, now, self._settings
-                )
+            if plan.events:
+                writer = NoticeWriter(session, now, self._settings)
+                await writer.load([written[i.subject.key] for i, _ in plan.events])
+                for incident, event in plan.events:
+                    notices += writer.add(written[incident.subject.key], event)
         result = PassResult(
             pods=world.pods_watched,
             cameras=world.cameras_watched,
