@@ -175,12 +175,15 @@ def test_demo_runs_plays_and_stops_cleanly(tmp_path: Path) -> None:
                     page.goto(url.group(1) + "cameras/main-gate-pod/gate-camera-1")
                     assert_plays(page, seconds=1)
                     page.screenshot(path=str(shots / "live-view.png"))
+                page.goto(url.group(1) + "alerts")  # the alert history (issue 14)
+                assert page.locator("h1").inner_text() == "Alerts"
                 page.goto(url.group(1) + "cameras/grid")
                 assert_plays(page, ".grid li:nth-child(1) video", seconds=2)
                 assert_plays(page, ".grid li:nth-child(2) video", seconds=2)
             finally:
                 browser.close()
         assert "Footage:" in banner and "→ Footage" in banner
+        assert f"Alerts:    {url.group(1)}alerts" in banner
         check_footage(url.group(1), email.group(1), password.group(1), data_dir)
         stop_and_check(proc, lines)
     finally:

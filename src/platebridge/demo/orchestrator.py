@@ -301,6 +301,8 @@ class Demo:
                 f"  Password:  {seeded['password']}",
                 f"  Footage:   open a camera → Footage (the timeline; recorded since the start,"
                 f" kept 1 day in {self.recordings})",
+                f"  Alerts:    {c.portal_url}/alerts (incidents; Alerts → Settings adds a webhook"
+                " or e-mail; a camera in error for 5 min or a POD silent for 10 min alerts)",
                 f"  POD agent: http://127.0.0.1:{c.pod_port}/health   logs: {self.logs}",
                 "Press Ctrl-C to stop everything.",
                 "",

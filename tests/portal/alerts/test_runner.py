@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from platebridge.portal.alerts.observe import Holders
 from platebridge.portal.alerts.runner import AlertRunner, PassResult
 from platebridge.portal.db import Database
 from platebridge.portal.settings import PortalSettings, normalize_database_url
@@ -61,15 +62,18 @@ def _settings(db_url: str) -> PortalSettings:
     return PortalSettings(database_url=db_url, offline_after=400)
 
 
-def run_pass(db_url: str, at: datetime, runners: int = 1) -> list[PassResult | None]:
-    """``runners`` passes at once, each with its own engine (like separate portal processes)."""
+def run_pass(
+    db_url: str, at: datetime, runners: int = 1, holders: Holders | None = None
+) -> list[PassResult | None]:
+    """``runners`` passes at once, each with its own engine (like separate portal processes);
+    ``holders``: the tunnel registry's answer (None: tunnels not evaluated)."""
 
     async def go() -> list[PassResult | None]:
         dbs = [Database(normalize_database_url(db_url)) for _ in range(runners)]
         try:
             return list(
                 await asyncio.gather(
-                    *(AlertRunner(db, _settings(db_url), None).run_pass(at) for db in dbs)
+                    *(AlertRunner(db, _settings(db_url), holders).run_pass(at) for db in dbs)
                 )
             )
         finally:
@@ -235,3 +239,36 @@ def test_passes_from_several_processes_at_once_make_each_incident_once(
     rows = [i for i in incidents(alert_db, company) if i["kind"] == "camera_error"]
     assert sorted(i["camera_id"] for i in rows) == sorted(cams)
     assert {i["state"] for i in rows} == {"open"} and {i["count"] for i in rows} == {1}
+
+
+def test_tunnel_down_for_a_tunnel_mode_pod(portal: AppPortal, alert_db: str) -> None:
+    company = seed_company(alert_db)
+    sql(
+        alert_db,
+        "UPDATE pods SET stream_mode = 'tunnel' WHERE company_id = :c",
+        c=company_key(alert_db, company),
+    )
+    held: dict[uuid.UUID, str] = {}
+
+    async def holders(pods: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+        return {pod: node for pod, node in held.items() if pod in pods}
+
+    t = beat(portal, company, gate={})
+    run_pass(alert_db, t, holders=holders)
+    run_pass(alert_db, t + timedelta(seconds=300), holders=holders)
+    assert [(i["kind"], i["state"]) for i in incidents(alert_db, company)] == [
+        ("tunnel_down", "open")
+    ]
+    # unknown (no registry in this process): kept as it is
+    run_pass(alert_db, t + timedelta(seconds=320))
+    assert incidents(alert_db, company)[0]["state"] == "open"
+    ((pod_key,),) = sql(
+        alert_db, "SELECT id FROM pods WHERE company_id = :c", c=company_key(alert_db, company)
+    )
+    held[pod_key if isinstance(pod_key, uuid.UUID) else uuid.UUID(pod_key)] = "node-1"
+    t2 = beat(portal, company, gate={})
+    run_pass(alert_db, t2, holders=holders)
+    run_pass(alert_db, t2 + timedelta(seconds=301), holders=holders)
+    assert [(i["kind"], i["state"]) for i in incidents(alert_db, company)] == [
+        ("tunnel_down", "resolved")
+    ]
