@@ -173,6 +173,21 @@ def picture(page: Page, timeout: float = 15) -> dict[str, Any]:
     return value
 
 
+def settled_picture(page: Page, timeout: float = 10) -> dict[str, Any]:
+    """The paused picture once it stops changing: on a loaded machine the frame on screen can
+    lag the element's currentTime for a moment after a pause or a seek, and a read in that
+    moment measures a step from a frame the player has already left."""
+    value = picture(page)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        again = picture(page)
+        if again["stamp"] == value["stamp"]:
+            return again
+        value = again
+    raise AssertionError(f"the paused picture kept changing: {value}")
+
+
 def first_picture(page: Page, timeout: float = 15) -> dict[str, Any]:
     """The first picture shown since the page opened or the last click (see FIRST_PICTURE_JS)."""
     page.wait_for_function("() => window.__pbFirst !== null", timeout=timeout * 1000)
@@ -279,17 +294,17 @@ def test_frame_steps_and_speeds(fw: FootageWorld, reader_page: Page) -> None:
     picture(page)
     page.click("[data-action=play]")  # pause
     wait_until(lambda: picture(page)["paused"], timeout=5)
-    before = picture(page)
+    before = settled_picture(page)
     page.click("[data-step='1']")
-    time.sleep(0.3)
-    after = picture(page)
+    wait_until(lambda: picture(page)["stamp"] != before["stamp"], timeout=10, what="step")
+    after = settled_picture(page)
     step = ms_apart(after["stamp"], before["stamp"] / 1000)
     assert 20 <= step <= 60, (before, after)  # one frame at 25 fps
     clock_step = (iso_seconds(after["clock"]) - iso_seconds(before["clock"])) * 1000
     assert 20 <= clock_step <= 60, (before, after)
     page.click("[data-step='-1']")
-    time.sleep(0.3)
-    assert picture(page)["stamp"] == before["stamp"]
+    wait_until(lambda: picture(page)["stamp"] != after["stamp"], timeout=10, what="step back")
+    assert settled_picture(page)["stamp"] == before["stamp"]
     # At 4x, the picture's clock runs four times as fast as ours.
     page.click("[data-rate='4']")
     page.click("[data-action=play]")
