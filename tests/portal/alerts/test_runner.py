@@ -18,38 +18,17 @@ from platebridge.portal.alerts.observe import Holders
 from platebridge.portal.alerts.runner import AlertRunner, PassResult
 from platebridge.portal.db import Database
 from platebridge.portal.settings import PortalSettings, normalize_database_url
-from tests.conftest import require_postgres
 from tests.portal.test_heartbeat import camera_payload
 from tests.support.inprocess import AppPortal, app_portal
 from tests.support.portal import (
     SeededCompany,
-    create_pg_database,
-    drop_pg_database,
     is_postgres,
-    migrate,
-    new_sqlite_url,
     seed_company,
     sql,
 )
 
 HB = "/api/pod/heartbeat"
 H265 = {"video_codec": "hevc", "codecs": "hvc1.1.6.L120.90"}
-
-
-@pytest.fixture(scope="module")
-def alert_db(db_url: str) -> Iterator[str]:
-    """A migrated database of ``db_url``'s backend for this module alone."""
-    if is_postgres(db_url):
-        require_postgres()
-        url = create_pg_database("pb_alerts")
-    else:
-        url = new_sqlite_url()
-    migrate(url)
-    try:
-        yield url
-    finally:
-        if is_postgres(url):
-            drop_pg_database(url)
 
 
 @pytest.fixture(scope="module")

@@ -24,14 +24,8 @@ from platebridge.portal.alerts.models import AlertDelivery, AlertEndpoint
 from platebridge.portal.alerts.worker import DeliveryWorker, backoff
 from platebridge.portal.db import Database
 from platebridge.portal.settings import PortalSettings, normalize_database_url
-from tests.conftest import require_postgres
 from tests.support.portal import (
     SeededCompany,
-    create_pg_database,
-    drop_pg_database,
-    is_postgres,
-    migrate,
-    new_sqlite_url,
     seed_company,
     sql,
 )
@@ -45,21 +39,6 @@ SECRET = "whsec_worker_test_secret"
 def receiver() -> Iterator[Receiver]:
     with Receiver() as state:
         yield state
-
-
-@pytest.fixture(scope="module")
-def alert_db(db_url: str) -> Iterator[str]:
-    if is_postgres(db_url):
-        require_postgres()
-        url = create_pg_database("pb_deliver")
-    else:
-        url = new_sqlite_url()
-    migrate(url)
-    try:
-        yield url
-    finally:
-        if is_postgres(url):
-            drop_pg_database(url)
 
 
 @pytest.fixture
