@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from platebridge.core.aio import within
 from platebridge.core.fmp4 import Fragment
 
 DEFAULT_BUDGET = 4 * 1024 * 1024
@@ -219,10 +220,10 @@ class LiveFanout:
     def ready(self) -> bool:
         return self.init is not None
 
-    async def wait_ready(self, within: float) -> bool:
-        """True once an init segment is set (within ``within`` seconds)."""
+    async def wait_ready(self, seconds: float) -> bool:
+        """True once an init segment is set (within ``seconds``)."""
         try:
-            await asyncio.wait_for(self._ready.wait(), within)
+            await within(self._ready.wait(), seconds)
         except TimeoutError:
             return False
         return True

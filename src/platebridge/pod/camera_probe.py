@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from platebridge.core.aio import within
 from platebridge.pod.ffmpeg import MediaInfo
 
 log = logging.getLogger("platebridge.pod.camera")
@@ -102,11 +103,11 @@ def absent_reason(reason: str) -> bool:
     return _ABSENT_WORDS.search(reason) is not None
 
 
-async def probe(t: Target, within: float = PROBE_TIMEOUT) -> Verdict:
+async def probe(t: Target, seconds: float = PROBE_TIMEOUT) -> Verdict:
     """One bounded probe: TCP connect, ``DESCRIBE`` without credentials, the status line."""
     writer: asyncio.StreamWriter | None = None
     try:
-        async with asyncio.timeout(within):
+        async with asyncio.timeout(seconds):
             reader, writer = await asyncio.open_connection(t.host, t.port)
             writer.write(describe_request(t))
             await writer.drain()
@@ -121,7 +122,7 @@ async def probe(t: Target, within: float = PROBE_TIMEOUT) -> Verdict:
         if writer is not None:
             writer.close()
             with contextlib.suppress(OSError, asyncio.TimeoutError):
-                await asyncio.wait_for(writer.wait_closed(), 0.5)
+                await within(writer.wait_closed(), 0.5)
     return verdict(answer[:MAX_ANSWER])
 
 
@@ -190,4 +191,4 @@ class ReturnWatch:
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     if seconds > 0 and not stop.is_set():
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
+            await within(stop.wait(), seconds)

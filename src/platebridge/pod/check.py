@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from platebridge.core.aio import within
 from platebridge.core.http_client import new_async_client
 from platebridge.core.redact import redact_text
 from platebridge.pod.config import CameraConfig, PodConfig
@@ -37,7 +38,7 @@ async def _run(argv: list[str], limit: float) -> tuple[int | None, str, str]:
     except OSError as exc:
         return None, "", exc.strerror or str(exc)
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), limit)
+        out, err = await within(proc.communicate(), limit)
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()

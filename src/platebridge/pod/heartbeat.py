@@ -16,6 +16,7 @@ from typing import Literal
 import httpx
 from pydantic import ValidationError
 
+from platebridge.core.aio import within
 from platebridge.core.heartbeat import (
     HEARTBEAT_PATH,
     CameraMedia,
@@ -230,10 +231,10 @@ class HeartbeatLoop:
 
     async def _sleep(self, delay: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), delay)
+            await within(self._wake.wait(), delay)
         if not self._stop.is_set() and self._wake.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), MIN_SPACING)
+                await within(self._stop.wait(), MIN_SPACING)
 
     def _log(self, result: HeartbeatResult, failures: int) -> None:
         if result.outcome == "ok":

@@ -7,6 +7,7 @@ import contextlib
 import time
 from pathlib import Path
 
+from platebridge.core.aio import within
 from platebridge.pod.childproc import die_with_parent
 from platebridge.pod.ffmpeg import snapshot_argv
 
@@ -47,7 +48,7 @@ class Snapshotter:
         except OSError as exc:
             raise SnapshotError("cannot run ffmpeg") from exc
         try:
-            out, _ = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+            out, _ = await within(proc.communicate(), TIMEOUT)
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()

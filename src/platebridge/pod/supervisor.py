@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from platebridge.core.aio import within
 from platebridge.core.redact import redact_text
 from platebridge.pod.backoff import Backoff
 from platebridge.pod.camera_probe import ReturnWatch
@@ -271,7 +272,7 @@ class CameraSupervisor:
         finally:
             await self._terminate(proc)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*readers), 2.0)
+                await within(asyncio.gather(*readers), 2.0)
             for task in readers:
                 task.cancel()
             self._proc = None
@@ -337,7 +338,7 @@ class CameraSupervisor:
         self._segment_gaps.clear()
         while True:
             try:
-                code = await asyncio.wait_for(proc.wait(), POLL_SECONDS)
+                code = await within(proc.wait(), POLL_SECONDS)
             except TimeoutError:
                 code = None
             now = time.monotonic()
@@ -381,7 +382,7 @@ class CameraSupervisor:
         with contextlib.suppress(ProcessLookupError):
             proc.terminate()
         try:
-            await asyncio.wait_for(proc.wait(), TERM_GRACE)
+            await within(proc.wait(), TERM_GRACE)
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)

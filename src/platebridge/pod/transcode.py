@@ -22,6 +22,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
+from platebridge.core.aio import within
+
 log = logging.getLogger("platebridge.pod.camera")
 
 H264Encoder = Literal["libx264", "h264_vaapi", "h264_qsv", "h264_v4l2m2m"]
@@ -177,7 +179,7 @@ async def _list_encoders(ffmpeg_path: str) -> frozenset[str]:
     except OSError:
         return frozenset()
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), LIST_TIMEOUT)
+        out, _ = await within(proc.communicate(), LIST_TIMEOUT)
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()

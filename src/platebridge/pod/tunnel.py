@@ -27,6 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from platebridge.core import tunnel as proto
+from platebridge.core.aio import within
 from platebridge.core.http_client import new_async_client
 from platebridge.core.redact import redact_text
 from platebridge.pod.backoff import full_jitter
@@ -136,7 +137,7 @@ class TunnelClient:
                     delay = max(delay, REFUSED_MIN_DELAY)
                 failures += 1
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), delay)
+                    await within(self._stop.wait(), delay)
         self.state = "stopped"
 
     def _portal_tls(self) -> ssl.SSLContext | None:
@@ -163,7 +164,7 @@ class TunnelClient:
             proxy=None,
             ssl=self._portal_tls(),
         ) as ws:
-            hello = proto.decode(await asyncio.wait_for(ws.recv(), cfg.heartbeat_timeout))
+            hello = proto.decode(await within(ws.recv(), cfg.heartbeat_timeout))
             if hello.kind is not proto.FrameType.HELLO:
                 raise proto.TunnelProtocolError("expected HELLO")
             limits = hello.control(proto.Hello)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from platebridge.core.aio import within
 from platebridge.pod.recording.index import RecordedFile
 
 #: An export (≤ 30 min, stream copy, local disk) that takes longer than this is stuck.
@@ -102,7 +103,7 @@ async def run_export(ffmpeg: str, plan: ExportPlan, work: Path, name: str) -> Pa
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            _, err = await asyncio.wait_for(proc.communicate(), EXPORT_TIMEOUT)
+            _, err = await within(proc.communicate(), EXPORT_TIMEOUT)
         except BaseException:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from platebridge.core.aio import within
 from platebridge.core.heartbeat import CameraRecording, PodDisk, RecordingState
 from platebridge.pod.config import CameraConfig, PodConfig
 from platebridge.pod.ffmpeg import recording_dir
@@ -233,7 +234,7 @@ class Recording:
                 except Exception as exc:
                     log.warning("recording: pass failed: %s: %s", type(exc).__name__, exc)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), LOOP_SECONDS)
+                await within(self._stop.wait(), LOOP_SECONDS)
 
     def stop(self) -> None:
         self._stop.set()

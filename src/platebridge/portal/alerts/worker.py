@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from platebridge.core.aio import within
 from platebridge.portal.alerts.email_notice import send_email_notice
 from platebridge.portal.alerts.enqueue import retry_deadline
 from platebridge.portal.alerts.models import AlertDelivery, AlertEndpoint
@@ -101,7 +102,7 @@ class DeliveryWorker:
             if done >= BATCH:
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._settings.alert_check_interval)
+                await within(self._wake.wait(), self._settings.alert_check_interval)
             self._wake.clear()
 
     async def deliver_due(self, now: datetime | None = None) -> int:

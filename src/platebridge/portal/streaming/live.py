@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 import httpx
 
+from platebridge.core.aio import within
 from platebridge.core.errors import PlateBridgeError
 from platebridge.core.fmp4 import Fmp4Error, Fragment, InitSegment, Splitter, codecs_from_init
 from platebridge.core.live import (
@@ -122,7 +123,7 @@ class LiveUpstream:
     async def ready(self) -> None:
         """Until the first init segment is in (or the upstream failed: its UpstreamError)."""
         try:
-            await asyncio.wait_for(asyncio.shield(self._ready), INIT_TIMEOUT)
+            await within(asyncio.shield(self._ready), INIT_TIMEOUT)
         except TimeoutError:
             raise UpstreamError(
                 504, "upstream_timeout", "the POD sent no live video in time"
@@ -318,7 +319,7 @@ async def _send(socket: LiveSocket, message: Message | str) -> None:
         send = socket.send_bytes(message)
     else:
         send = socket.send_text(message if isinstance(message, str) else notice_message(message))
-    await asyncio.wait_for(send, SEND_TIMEOUT)
+    await within(send, SEND_TIMEOUT)
 
 
 _TOO_SLOW = (TOO_SLOW, "the viewer did not keep up with the live stream", CLOSE_POLICY)
@@ -390,7 +391,7 @@ async def serve_viewer(
         code, detail, close_code = ended[0].result()
         with contextlib.suppress(Exception):
             await _send(socket, error_message(code, detail))
-            await asyncio.wait_for(socket.close(close_code), SEND_TIMEOUT)
+            await within(socket.close(close_code), SEND_TIMEOUT)
     except (TimeoutError, OSError, RuntimeError):
         return  # the socket is gone
     finally:

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+from platebridge.core.aio import within
 from platebridge.portal.errors import ApiError
 from platebridge.portal.models import Pod
 from platebridge.portal.streaming.relay import PodRelay
@@ -89,12 +90,12 @@ class ReachabilityCache:
 
     async def _probe(self, ip: str, port: int) -> bool:
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), self.timeout)
+            _, writer = await within(asyncio.open_connection(ip, port), self.timeout)
         except (OSError, TimeoutError):
             return False
         writer.close()
         with contextlib.suppress(OSError, TimeoutError):
-            await asyncio.wait_for(writer.wait_closed(), self.timeout)
+            await within(writer.wait_closed(), self.timeout)
         return True
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 
+from platebridge.core.aio import within
 from platebridge.portal.streaming.relay import PodRelay
 from platebridge.portal.streaming.relay_errors import UpstreamError
 
@@ -15,7 +14,7 @@ MAX_SNAPSHOT_BYTES = 4 * 1024 * 1024
 async def fetch_snapshot(relay: PodRelay, url: str) -> bytes:
     """The POD's JPEG at ``url`` (bounded in time and size), or :class:`UpstreamError`."""
     try:
-        return await asyncio.wait_for(_snapshot(relay.client, url), relay.playlist_timeout)
+        return await within(_snapshot(relay.client, url), relay.playlist_timeout)
     except TimeoutError:
         raise UpstreamError(504, "upstream_timeout", "the POD did not answer in time") from None
     except httpx.ConnectTimeout:

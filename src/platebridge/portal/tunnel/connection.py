@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from platebridge.core import tunnel as proto
+from platebridge.core.aio import within
 
 log = logging.getLogger("platebridge.portal.tunnel")
 
@@ -180,9 +181,7 @@ class TunnelConnection:
                 stream.queue.put_nowait(failure)
             self._streams.clear()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    self.websocket.close(self._close_code, self._close_reason), 2
-                )
+                await within(self.websocket.close(self._close_code, self._close_reason), 2)
 
     async def _write(self) -> None:
         while True:

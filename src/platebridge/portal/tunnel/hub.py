@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from platebridge.core import tunnel as proto
+from platebridge.core.aio import within
 from platebridge.core.http_client import new_async_client
 from platebridge.portal.tunnel.connection import TunnelConnection
 from platebridge.portal.tunnel.registry import MemoryRegistry, RedisRegistry, Registry
@@ -135,7 +136,7 @@ class TunnelHub:
         for conn in list(self.local.values()):
             conn.close(proto.CLOSE_SHUTDOWN, "portal shutting down")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(conn.closed.wait(), 3)
+                await within(conn.closed.wait(), 3)
         for pod in list(self.local):
             await self._safe(self.registry.release(pod, self.node_id), "release")
         self.local.clear()

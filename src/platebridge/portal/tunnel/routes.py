@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import uuid
@@ -27,6 +26,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from platebridge.core import tunnel as proto
+from platebridge.core.aio import within
 from platebridge.core.errors import error_body
 from platebridge.portal.body_stream import BodyStream
 from platebridge.portal.db import Database
@@ -205,9 +205,7 @@ async def forward_endpoint(request: Request) -> Response:
     )
     head_timeout = settings.stream_connect_timeout + settings.stream_read_timeout
     try:
-        upstream = await asyncio.wait_for(
-            open_local(conn, path, query, upstream_request), head_timeout
-        )
+        upstream = await within(open_local(conn, path, query, upstream_request), head_timeout)
     except (httpx.HTTPError, TimeoutError) as exc:
         code = _error_code(exc)
         return _error(502, "tunnel_failed", "the tunnelled request failed", code)

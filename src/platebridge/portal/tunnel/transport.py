@@ -14,7 +14,6 @@ too many streams → ``PoolTimeout`` (503).
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from collections.abc import AsyncIterator
 import httpx
 
 from platebridge.core import tunnel as proto
+from platebridge.core.aio import within
 from platebridge.portal.tunnel.connection import (
     StreamReset,
     TunnelClosed,
@@ -75,7 +75,7 @@ class _TunnelBody(httpx.AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while True:
             try:
-                chunk = await asyncio.wait_for(self._stream.read(), self._timeout)
+                chunk = await within(self._stream.read(), self._timeout)
             except TimeoutError:
                 raise failure("timeout", self._request) from None
             except StreamReset as exc:
