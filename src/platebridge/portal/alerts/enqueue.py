@@ -12,23 +12,25 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from platebridge.portal.alerts.evaluate import Incident
 from platebridge.portal.alerts.models import (
     AlertDelivery,
     AlertEndpoint,
-    AlertIncident,
     AlertSubscription,
     DeliveryEvent,
 )
+from platebridge.portal.db import insert_rows
 from platebridge.portal.models import Camera, Community, Company, Pod, Site, User, new_uuid
 from platebridge.portal.settings import PortalSettings
 
 SCHEMA = "platebridge.alert/1"
+_DELIVERIES = cast(Table, AlertDelivery.__table__)
 
 #: What each kind of incident is called in a notice's title.
 TITLES: dict[str, str] = {
@@ -68,7 +70,7 @@ def incident_document(
     *,
     event: DeliveryEvent,
     delivery_id: uuid.UUID,
-    incident: AlertIncident,
+    incident: Incident,
     company: Company,
     site: Site,
     community: Community,
@@ -78,7 +80,7 @@ def incident_document(
 ) -> dict[str, Any]:
     """The notice as JSON (pure)."""
     camera_name = None if camera is None else (camera.display_name or camera.name)
-    title = TITLES[incident.kind]
+    title = TITLES[incident.subject.kind]
     subject = camera_name or pod.name
     return {
         "schema": SCHEMA,
@@ -88,7 +90,7 @@ def incident_document(
         "company": {"id": str(company.id), "name": company.name},
         "incident": {
             "id": str(incident.id),
-            "kind": incident.kind,
+            "kind": incident.subject.kind,
             "state": incident.state,
             "detail": incident.detail,
             "count": incident.count,
@@ -130,27 +132,29 @@ def _delivery(
     document: dict[str, Any],
     now: datetime,
     delivery_id: uuid.UUID,
-) -> AlertDelivery:
-    return AlertDelivery(
-        id=delivery_id,
-        company_id=company_id,
-        incident_id=incident_id,
-        endpoint_id=None if endpoint is None else endpoint.id,
-        event=event,
-        channel="webhook" if endpoint is not None and endpoint.kind == "webhook" else "email",
-        target=target,
-        state="pending",
-        attempts=0,
-        created_at=now,
-        next_attempt_at=now,
-        payload=json.dumps(document, separators=(",", ":"), sort_keys=True),
-    )
+) -> dict[str, Any]:
+    """The ``alert_deliveries`` row of one notice to one target (column values)."""
+    return {
+        "id": delivery_id,
+        "company_id": company_id,
+        "incident_id": incident_id,
+        "endpoint_id": None if endpoint is None else endpoint.id,
+        "event": event,
+        "channel": "webhook" if endpoint is not None and endpoint.kind == "webhook" else "email",
+        "target": target,
+        "state": "pending",
+        "attempts": 0,
+        "created_at": now,
+        "next_attempt_at": now,
+        "payload": json.dumps(document, separators=(",", ":"), sort_keys=True),
+    }
 
 
 class NoticeWriter:
     """Writes the notices of one pass. :meth:`load` reads everything the pass's incidents
     need in a few ``IN`` queries (pods, sites, communities, companies, cameras, endpoints,
-    subscribers), so a pass that opens thousands of incidents does not query per incident."""
+    subscribers), and :meth:`write` inserts the rows :meth:`add` made in multi-row INSERTs, so a
+    pass that opens thousands of incidents does not query or flush per incident."""
 
     def __init__(self, session: AsyncSession, now: datetime, settings: PortalSettings) -> None:
         self._session, self._now, self._settings = session, now, settings
@@ -161,6 +165,7 @@ class NoticeWriter:
         self._cameras: dict[tuple[uuid.UUID, str], Camera] = {}
         self._endpoints: dict[uuid.UUID, list[AlertEndpoint]] = {}
         self._subscribers: dict[uuid.UUID, list[str]] = {}
+        self._rows: list[dict[str, Any]] = []
 
     async def _all(self, model: Any, column: Any, keys: set[uuid.UUID]) -> list[Any]:
         found: list[Any] = []
@@ -170,8 +175,8 @@ class NoticeWriter:
             found += (await self._session.execute(select(model).where(column.in_(chunk)))).scalars()
         return found
 
-    async def load(self, incidents: list[AlertIncident]) -> None:
-        pod_keys = {i.pod_id for i in incidents}
+    async def load(self, incidents: list[Incident]) -> None:
+        pod_keys = {i.subject.pod_id for i in incidents}
         for pod in await self._all(Pod, Pod.id, pod_keys):
             self._pods[pod.id] = pod
         site_keys = {pod.site_id for pod in self._pods.values()}
@@ -183,7 +188,7 @@ class NoticeWriter:
         company_keys = {i.company_id for i in incidents}
         for company in await self._all(Company, Company.id, company_keys):
             self._companies[company.id] = company
-        camera_pods = {i.pod_id for i in incidents if i.camera_id}
+        camera_pods = {i.subject.pod_id for i in incidents if i.subject.camera_id}
         for camera in await self._all(Camera, Camera.pod_id, camera_pods):
             self._cameras[(camera.pod_id, camera.camera_id)] = camera
         for endpoint in await self._all(AlertEndpoint, AlertEndpoint.company_id, company_keys):
@@ -203,23 +208,20 @@ class NoticeWriter:
                 if self._sites[site_id].company_id == company_id:
                     self._subscribers.setdefault(site_id, []).append(email)
 
-    def add(self, incident: AlertIncident, event: DeliveryEvent) -> int:
-        """The notice of ``incident`` having ``event``, one row per target (after :meth:`load`);
-        returns how many rows."""
-        pod = self._pods.get(incident.pod_id)
+    def add(self, incident: Incident, event: DeliveryEvent) -> int:
+        """The notice of ``incident`` (as written, with its id) having ``event``, one row per
+        target (after :meth:`load`; inserted by :meth:`write`); returns how many rows."""
+        camera_id = incident.subject.camera_id
+        pod = self._pods.get(incident.subject.pod_id)
         if pod is None:
             return 0
         site = self._sites[pod.site_id]
         community = self._communities[site.community_id]
         company = self._companies[incident.company_id]
-        camera = self._cameras.get((pod.id, incident.camera_id)) if incident.camera_id else None
-        link = (
-            camera_link(self._settings, pod.pod_id, incident.camera_id)
-            if incident.camera_id
-            else None
-        )
+        camera = self._cameras.get((pod.id, camera_id)) if camera_id else None
+        link = camera_link(self._settings, pod.pod_id, camera_id) if camera_id else None
 
-        def row(endpoint: AlertEndpoint | None, target: str) -> AlertDelivery:
+        def row(endpoint: AlertEndpoint | None, target: str) -> dict[str, Any]:
             delivery_id = new_uuid()
             document = incident_document(
                 event=event,
@@ -236,7 +238,7 @@ class NoticeWriter:
                 endpoint, company.id, incident.id, event, target, document, self._now, delivery_id
             )
 
-        rows: list[AlertDelivery] = []
+        rows: list[dict[str, Any]] = []
         mailed: set[str] = set()
         for endpoint in self._endpoints.get(company.id, []):
             if endpoint.kind == "webhook":
@@ -250,21 +252,13 @@ class NoticeWriter:
             if address.lower() not in mailed:
                 mailed.add(address.lower())
                 rows.append(row(None, address))
-        self._session.add_all(rows)
+        self._rows += rows
         return len(rows)
 
-
-async def enqueue_incident_notices(
-    session: AsyncSession,
-    incident: AlertIncident,
-    event: DeliveryEvent,
-    now: datetime,
-    settings: PortalSettings,
-) -> int:
-    """Adds the notice of one incident having ``event`` for each target; returns how many."""
-    writer = NoticeWriter(session, now, settings)
-    await writer.load([incident])
-    return writer.add(incident, event)
+    async def write(self) -> None:
+        """Insert the rows of every :meth:`add` so far."""
+        rows, self._rows = self._rows, []
+        await insert_rows(self._session, _DELIVERIES, rows)
 
 
 async def enqueue_test(
@@ -282,15 +276,17 @@ async def enqueue_test(
     for target in targets:
         delivery_id = new_uuid()
         rows.append(
-            _delivery(
-                endpoint,
-                company.id,
-                None,
-                "test",
-                target,
-                test_document(delivery_id, company, now),
-                now,
-                delivery_id,
+            AlertDelivery(
+                **_delivery(
+                    endpoint,
+                    company.id,
+                    None,
+                    "test",
+                    target,
+                    test_document(delivery_id, company, now),
+                    now,
+                    delivery_id,
+                )
             )
         )
     session.add_all(rows)
