@@ -126,6 +126,29 @@ def write_result(name: str, data: dict[str, Any], out_dir: Path | None = None) -
     return path
 
 
+def report(
+    name: str,
+    out: dict[str, Any],
+    load_before: tuple[float, float, float],
+    out_dir: Path | None,
+    notes: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The end of a benchmark's ``main``: print ``out["table"]``, ``notes``, the load average
+    before and after and each of ``out["targets"]``; write the JSON; return it as stored."""
+    load_after = os.getloadavg()
+    out["load_average_before_after"] = [load_before, load_after]
+    print(out["table"])
+    for note in notes:
+        print(note)
+    print(f"load average before {load_before}, after {load_after}")
+    for t in out["targets"]:
+        print(f"  {'MET   ' if t['met'] else 'MISSED'} {t['target']}: {t['value']}")
+    path = write_result(name, out, out_dir)
+    print(f"wrote {path}")
+    loaded: dict[str, Any] = json.loads(path.read_text())
+    return loaded
+
+
 # --- processes ---------------------------------------------------------------------------------
 
 

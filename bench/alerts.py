@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import tempfile
 import time
@@ -32,8 +31,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from bench._common import median, percentile, ratio, table
-from bench._common import write_result as _write
+from bench._common import median, percentile, ratio, report, table
 from bench.seed import open_db, seed_company
 from platebridge.portal.alerts.models import (
     AlertDelivery,
@@ -232,21 +230,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results = {b: bench_backend(b, args) for b in backends}
     config = {k: getattr(args, k) for k in ("pods", "companies", "reps")}
     out = {"config": config, "results": results, "targets": targets(results)}
-    out["load_average_before_after"] = [load_before, os.getloadavg()]
     out["table"] = render(results)
-    print(out["table"])
-    for backend, r in results.items():
-        print(
-            f"{backend}: {r['pods']} pods, {r['cameras']} cameras watched; onset pass wrote "
-            f"{r['incidents_written_at_onset']} incidents and "
-            f"{r['notices_queued_at_onset']} notices; seeded in {r['seed_seconds']} s"
-        )
-    print(f"load average before {load_before}, after {os.getloadavg()}")
-    for t in out["targets"]:
-        print(f"  {'MET   ' if t['met'] else 'MISSED'} {t['target']}: {t['value']}")
-    path = _write("alerts", out, args.out)
-    print(f"wrote {path}")
-    return json.loads(path.read_text())
+    notes = [
+        f"{backend}: {r['pods']} pods, {r['cameras']} cameras watched; onset pass wrote "
+        f"{r['incidents_written_at_onset']} incidents and "
+        f"{r['notices_queued_at_onset']} notices; seeded in {r['seed_seconds']} s"
+        for backend, r in results.items()
+    ]
+    return report("alerts", out, load_before, args.out, notes)
 
 
 if __name__ == "__main__":

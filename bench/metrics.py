@@ -13,15 +13,13 @@ request with one trivial query, through the same transport), alternating.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench._common import median, percentile, ratio, table
-from bench._common import write_result as _write
+from bench._common import median, percentile, ratio, report, table
 from bench.seed import open_db, run, seed_company
 from platebridge.portal.metrics.collect import Fleet
 from platebridge.portal.metrics.collect import render as exposition
@@ -138,15 +136,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results = {b: bench_backend(b, args) for b in backends}
     config = {k: getattr(args, k) for k in ("pods", "reps", "warmup")}
     out = {"config": config, "results": results, "targets": targets(results)}
-    out["load_average_before_after"] = [load_before, os.getloadavg()]
     out["table"] = render(results)
-    print(out["table"])
-    print(f"load average before {load_before}, after {os.getloadavg()}")
-    for t in out["targets"]:
-        print(f"  {'MET   ' if t['met'] else 'MISSED'} {t['target']}: {t['value']}")
-    path = _write("metrics", out, args.out)
-    print(f"wrote {path}")
-    return json.loads(path.read_text())
+    return report("metrics", out, load_before, args.out)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,16 @@ from typing import Any
 
 from bench._common import REPO, RESULTS, machine_info
 
-ORDER = ["tokens", "listing", "heartbeat", "proxy_relay", "browser", "pod_footprint"]
+ORDER = [
+    "tokens",
+    "listing",
+    "heartbeat",
+    "proxy_relay",
+    "browser",
+    "pod_footprint",
+    "alerts",
+    "metrics",
+]
 TITLES = {
     "tokens": "6. Token verification (one core)",
     "listing": "2. Camera listing `GET /api/cameras`",
@@ -29,6 +38,8 @@ TITLES = {
     "proxy_relay": "3. Proxy relay",
     "browser": "4. Browser: time to first frame and live latency",
     "pod_footprint": "5. POD footprint",
+    "alerts": "7. Alert evaluation pass over 10,000 pods",
+    "metrics": "8. Portal `/metrics` with 10,000 pods",
 }
 DOC = REPO / "docs" / "performance.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
