@@ -22,6 +22,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from platebridge.core.fmp4 import split
 from tests.portal.streaming_support import add_viewer
+from tests.portal.test_metrics import value
 from tests.support.agent import Agent
 from tests.support.camera import TestCamera, camera_available
 from tests.support.portal import (
@@ -39,6 +40,7 @@ from tests.tunnel.support import TUNNEL_ENV, agent_config, portal_stats
 
 pytestmark = pytest.mark.e2e
 CAMERA = "gate-camera-1"
+METRICS_TOKEN = "live-e2e-metrics-token-0123456789"
 
 
 @dataclass
@@ -67,7 +69,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         pytest.fail("needs /usr/bin/python3 with GStreamer RTSP server and ffmpeg")
     tmp = tmp_path_factory.mktemp("live")
     db_url = new_sqlite_url(tmp)
-    env = TUNNEL_ENV | {"PLATEBRIDGE_POD_NETWORKS": "127.0.0.0/8"}
+    env = TUNNEL_ENV | {
+        "PLATEBRIDGE_POD_NETWORKS": "127.0.0.0/8",
+        "PLATEBRIDGE_METRICS_TOKEN": METRICS_TOKEN,
+    }
     # --log-level info: uvicorn logs each WebSocket (with its query), for the leak check
     with (
         portal_process(db_url, env, log_dir=tmp, log_level="info") as portal,
@@ -132,10 +137,23 @@ def tunnel_streams(world: World) -> int:
     return int(health["tunnel"]["streams"])
 
 
-def check_three_viewers(world: World, open_upstreams: Any, auth: dict[str, str]) -> None:
+def live_viewers(world: World, method: str) -> float:
+    """The portal's ``/metrics`` gauge of live viewers by ``method``."""
+    r = httpx.get(
+        f"{world.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10
+    )
+    r.raise_for_status()
+    return value(r.text, "platebridge_portal_active_viewers", method=method, transport="live")
+
+
+def check_three_viewers(
+    world: World, open_upstreams: Any, auth: dict[str, str], method: str
+) -> None:
     """``open_upstreams()`` counts what the POD has open; idle keep-alive connections of
-    earlier requests close within seconds, so it starts from none."""
+    earlier requests close within seconds, so it starts from none. The portal's metrics count
+    the three viewers by ``method`` while they watch."""
     wait_until(lambda: open_upstreams() == 0, timeout=15, what="nothing open at the POD")
+    before = live_viewers(world, method)
     with contextlib.ExitStack() as stack:
         viewers = [stack.enter_context(open_ws(world.ws_url(), auth)) for _ in range(3)]
         for ws in viewers:
@@ -149,12 +167,14 @@ def check_three_viewers(world: World, open_upstreams: Any, auth: dict[str, str])
             assert len(parsed.fragments) >= 5
             assert parsed.fragments[0].keyframe  # the keyframe cache: a picture at once
         assert open_upstreams() == 1  # ONE live request at the POD for three viewers
+        assert live_viewers(world, method) == before + 3
     wait_until(lambda: open_upstreams() == 0, timeout=30, what="the live upstream closed")
+    wait_until(lambda: live_viewers(world, method) == before, timeout=15, what="viewers gone")
 
 
 def test_through_the_proxy(world: World) -> None:
     world.set_mode("proxy")
-    check_three_viewers(world, lambda: pod_live_connections(world.listen_port), world.auth)
+    check_three_viewers(world, lambda: pod_live_connections(world.listen_port), world.auth, "proxy")
 
 
 def test_through_the_tunnel(world: World, tmp_path: Path) -> None:
@@ -163,7 +183,7 @@ def test_through_the_tunnel(world: World, tmp_path: Path) -> None:
         wait_until(lambda: tunnel_streams(world) == 0, timeout=10, what="an idle tunnel")
         # Another user: a new viewing in the audit trail (one user's viewing is one row).
         viewer = login(world.url, *add_viewer(world.db_url, world.tenant))
-        check_three_viewers(world, lambda: tunnel_streams(world), viewer)
+        check_three_viewers(world, lambda: tunnel_streams(world), viewer, "tunnel")
         assert portal_stats(world.url)["streams"] == 0  # nothing left open at the portal
         r = httpx.get(
             f"{world.url}/api/audit",
