@@ -178,6 +178,8 @@ class Camera(Base):
         #: The listings' status filter and the pods listing's per-status camera counts
         #: (index-only on PostgreSQL); migration 0009.
         Index(None, "pod_id", "status"),
+        #: The fleet's camera counts by status (``GET /metrics``); migration 0015.
+        Index(None, "status"),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
     pod_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pods.id", ondelete="CASCADE"))

@@ -25,7 +25,7 @@ from platebridge.portal.credentials import bearer_token, client_ip
 from platebridge.portal.db import Database
 from platebridge.portal.errors import ApiError
 from platebridge.portal.markers import public
-from platebridge.portal.metrics.collect import read_fleet, render
+from platebridge.portal.metrics.collect import scrape
 from platebridge.portal.settings import PortalSettings
 
 METRICS_PATH = "/metrics"
@@ -65,5 +65,5 @@ async def metrics(request: Request) -> Response:
     settings: PortalSettings = request.app.state.settings
     check_scraper(request, settings)
     db: Database = request.app.state.db
-    fleet = await read_fleet(db, settings.offline_after)
-    return Response(render(fleet), media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
+    text = await scrape(db, settings.offline_after)
+    return Response(text, media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
