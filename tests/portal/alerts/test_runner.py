@@ -251,3 +251,49 @@ def test_tunnel_down_for_a_tunnel_mode_pod(portal: AppPortal, alert_db: str) -> 
     assert [(i["kind"], i["state"]) for i in incidents(alert_db, company)] == [
         ("tunnel_down", "resolved")
     ]
+
+
+def test_a_pass_lets_the_event_loop_run_while_it_reads(
+    portal: AppPortal, alert_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Other coroutines of the process run between a pass's rows (every ``YIELD_EVERY``), not
+    only once the rows are all done: a ticker coroutine's count, read at each camera the pass
+    looks at, moves on during the camera loop (without the yields it cannot: the loop over
+    fetched rows never gives the event loop a turn)."""
+    from platebridge.portal.alerts import observe as observe_module
+
+    company = seed_company(alert_db)
+    beat(portal, company, **{f"cam-{i}": {} for i in range(8)})
+    monkeypatch.setattr(observe_module, "YIELD_EVERY", 2)
+    judge = observe_module.codec_unplayable
+    seen: list[int] = []
+    ticks = 0
+
+    def codec_unplayable(media: str | None) -> str | None:
+        seen.append(ticks)
+        return judge(media)
+
+    monkeypatch.setattr(observe_module, "codec_unplayable", codec_unplayable)
+
+    async def go() -> None:
+        nonlocal ticks
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not stop.is_set():
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(ticker())
+        db = Database(normalize_database_url(alert_db))
+        try:
+            await AlertRunner(db, _settings(alert_db), None).run_pass(datetime.now(UTC))
+        finally:
+            stop.set()
+            await task
+            await db.dispose()
+
+    asyncio.run(go())
+    assert len(seen) >= 8
+    assert len(set(seen)) >= len(seen) // 2 - 1, seen
