@@ -3,8 +3,9 @@ executemany), through the columns' own types, inside the caller's transaction.""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, cast
 
 import pytest
@@ -29,9 +30,7 @@ def _companies(n: int, tag: str) -> list[dict[str, Any]]:
 def test_rows_land_as_given_with_their_types(db_url: str) -> None:
     rows = _companies(3, uuid.uuid4().hex[:8])
     # an aware datetime in another zone is stored as the same instant
-    rows[1]["created_at"] = datetime(2026, 12, 4, 4, 0, tzinfo=UTC).astimezone(
-        __import__("datetime").timezone(timedelta(hours=1))
-    )
+    rows[1]["created_at"] = datetime(2026, 12, 4, 5, 0, tzinfo=timezone(timedelta(hours=1)))
 
     async def go(s: Any) -> list[Company]:
         await insert_rows(s, COMPANIES, rows)
@@ -107,6 +106,4 @@ def test_a_failing_insert_rolls_back_with_the_transaction(db_url: str) -> None:
 
 
 def in_session_result(db_url: str, fn: Any) -> Any:
-    import asyncio
-
     return asyncio.run(in_session(db_url, fn))

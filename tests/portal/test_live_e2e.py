@@ -22,9 +22,9 @@ from websockets.sync.client import ClientConnection, connect
 
 from platebridge.core.fmp4 import split
 from tests.portal.streaming_support import add_viewer
-from tests.portal.test_metrics import value
 from tests.support.agent import Agent
 from tests.support.camera import TestCamera, camera_available
+from tests.support.metrics import value
 from tests.support.portal import (
     PortalProc,
     SeededCompany,

@@ -29,19 +29,11 @@ from platebridge.portal.settings import PortalSettings, normalize_database_url
 from tests.portal.test_heartbeat import camera_payload
 from tests.support import inprocess
 from tests.support.inprocess import AppPortal
+from tests.support.metrics import value
 from tests.support.portal import SeededCompany, age_pods
 
 TOKEN = "metrics-token-for-the-tests-0123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def value(text: str, sample: str, **labels: str) -> float:
-    """The sample's value in the exposition ``text`` (0 when absent)."""
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()):
-                return float(s.value)
-    return 0.0
 
 
 @pytest.fixture(scope="module")
