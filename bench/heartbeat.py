@@ -118,7 +118,7 @@ def domain_op(db: Database) -> Op:
         req = parse_heartbeat(p.body_b if use_b else p.body_a)
         digest = heartbeat_digest(req)
         now = utcnow()
-        if digest is None or not await hb.fast_heartbeat(db, p.key_hash, req, digest, now):
+        if digest is None or not await hb.fast_heartbeat(db, p.key_hash, req.pod_id, digest, now):
             async with db.write() as s:
                 await hb.slow_heartbeat(s, p.key_hash, req, digest, now, None)
 

@@ -82,7 +82,8 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
 
 async def test_every_uri_of_the_playlist(client: httpx.AsyncClient, tmp_path: Path) -> None:
     base = f"/recordings/{CAM}/"
-    r = await client.get(base + "vod.m3u8", params={"token": tok(), "from": T0, "to": T0 + 100})
+    token = tok()  # one token: tok() is signed with an expiry of now + n (seconds)
+    r = await client.get(base + "vod.m3u8", params={"token": token, "from": T0, "to": T0 + 100})
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("application/vnd.apple.mpegurl")
     assert r.headers["cache-control"] == "no-store"
@@ -94,7 +95,7 @@ async def test_every_uri_of_the_playlist(client: httpx.AsyncClient, tmp_path: Pa
         if target is None:
             continue
         query = parse_qs(urlsplit(target).query)
-        assert query["token"] == [tok()]
+        assert query["token"] == [token]
         got = await client.get(base + target)
         assert got.status_code == 200, got.text
         assert int(got.headers["content-length"]) == len(got.content)

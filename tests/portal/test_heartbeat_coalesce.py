@@ -107,7 +107,7 @@ def test_concurrent_heartbeats_share_statements_and_each_gets_its_answer(pg_url:
         sizes = _count_statements(db, hb._FAST_SQL_PG)
         now = datetime.now(UTC)
         modes = await asyncio.gather(
-            *(hb.fast_heartbeat(db, k, req, d, now) for k, req, d in pods * 3)
+            *(hb.fast_heartbeat(db, k, req.pod_id, d, now) for k, req, d in pods * 3)
         )
         # Each pod three times: at least one of each pod's heartbeats is answered; a pod twice
         # in one batch answers once (None sends the other to the slow path, which is correct).
@@ -141,11 +141,11 @@ def test_a_refused_heartbeat_does_not_disturb_its_batch(pg_url: str) -> None:
             )
         now = datetime.now(UTC)
         calls = [
-            hb.fast_heartbeat(db, k0, r0, b"\0" * 32, now),  # changed content
-            hb.fast_heartbeat(db, k1, r2, d2, now),  # another pod's pod_id with this key
-            hb.fast_heartbeat(db, b"\1" * 32, r2, d2, now),  # unknown key
-            hb.fast_heartbeat(db, k3, r3, d3, now),  # revoked key
-            *(hb.fast_heartbeat(db, k, req, d, now) for k, req, d in rest),
+            hb.fast_heartbeat(db, k0, r0.pod_id, b"\0" * 32, now),  # changed content
+            hb.fast_heartbeat(db, k1, r2.pod_id, d2, now),  # another pod's pod_id with this key
+            hb.fast_heartbeat(db, b"\1" * 32, r2.pod_id, d2, now),  # unknown key
+            hb.fast_heartbeat(db, k3, r3.pod_id, d3, now),  # revoked key
+            *(hb.fast_heartbeat(db, k, req.pod_id, d, now) for k, req, d in rest),
         ]
         modes = await asyncio.gather(*calls)
         assert modes[:4] == [None, None, None, None]
@@ -177,7 +177,9 @@ def test_runs_in_flight_are_bounded_and_queued_callers_still_answered(
 
         db.pg_fetch = slow  # type: ignore[method-assign,assignment]
         now = datetime.now(UTC)
-        modes = await asyncio.gather(*(hb.fast_heartbeat(db, k, r, d, now) for k, r, d in pods))
+        modes = await asyncio.gather(
+            *(hb.fast_heartbeat(db, k, r.pod_id, d, now) for k, r, d in pods)
+        )
         assert modes == ["tunnel" if n % 2 else "proxy" for n in range(N_PODS)]
         assert peak == db_module.COALESCE_IN_FLIGHT
 
@@ -194,7 +196,8 @@ def test_a_failing_statement_fails_every_caller_of_its_batch(pg_url: str) -> Non
         db.pg_fetch = broken  # type: ignore[method-assign,assignment]
         now = datetime.now(UTC)
         results = await asyncio.gather(
-            *(hb.fast_heartbeat(db, k, r, d, now) for k, r, d in pods[:4]), return_exceptions=True
+            *(hb.fast_heartbeat(db, k, r.pod_id, d, now) for k, r, d in pods[:4]),
+            return_exceptions=True,
         )
         assert all(isinstance(r, ConnectionResetError) for r in results), results
 

@@ -12,6 +12,7 @@ from platebridge.portal.alerts.background import AlertLoops
 from platebridge.portal.db import Database
 from platebridge.portal.deps import require_user
 from platebridge.portal.errors import install_error_handlers
+from platebridge.portal.exact_routes import install_exact_routes
 from platebridge.portal.limits import ContentLengthLimit
 from platebridge.portal.metrics import install_metrics
 from platebridge.portal.pages import install_pages
@@ -32,6 +33,7 @@ from platebridge.portal.routes.footage import install_footage
 from platebridge.portal.routes.shares import install_shares
 from platebridge.portal.routes.streaming import install_streaming
 from platebridge.portal.security_headers import SecurityHeaders
+from platebridge.portal.services.heartbeat_body import SeenBodies
 from platebridge.portal.services.portal_secret import ensure_secret_key
 from platebridge.portal.settings import PortalSettings
 from platebridge.portal.streaming.state import StreamingState
@@ -76,9 +78,12 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         responses={"4XX": {"model": ErrorBody}, "5XX": {"model": ErrorBody}},
     )
     app.state.settings = settings
+    app.state.seen_heartbeats = SeenBodies()  # routes/heartbeat.py: bodies validated before
     app.add_middleware(ContentLengthLimit)
     app.add_middleware(SecurityHeaders)  # outermost: every response, errors included
     install_error_handlers(app)
+    # The POD's hot routes skip the router's matching (inside every middleware above)
+    install_exact_routes(app, heartbeat.router, enroll.router, route_class=heartbeat.PlainRoute)
     for module in (health, auth, heartbeat, enroll, cameras, pods, users, openapi):
         app.include_router(module.router)
     for module in (tenancy, pod_admin, camera_admin):  # lifecycle of objects (issue 15)

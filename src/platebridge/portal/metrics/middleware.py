@@ -10,6 +10,7 @@ count as relayed video, a live WebSocket as a viewer, a playlist as an HLS playe
 from __future__ import annotations
 
 import contextvars
+import functools
 import os
 import time
 from dataclasses import dataclass
@@ -72,6 +73,19 @@ def heartbeat_outcome(status: int) -> str:
     if status == 429:
         return "throttled"
     return "invalid" if status < 500 else "error"
+
+
+@functools.lru_cache(maxsize=4096)
+def _request_series(method: str, route: str, status: int) -> tuple[Any, Any, Any]:
+    """The series a request counts in: (duration, count, heartbeat outcome or None). Cached:
+    looking the labelled children up was three ``labels()`` calls per request (locks, tuple
+    checks). Bounded: methods x route templates x status codes."""
+    outcome = m.HEARTBEATS.labels(heartbeat_outcome(status)) if route == HEARTBEAT_PATH else None
+    return (
+        m.REQUEST_SECONDS.labels(method, route),
+        m.REQUESTS.labels(method, route, f"{status // 100}xx"),
+        outcome,
+    )
 
 
 class MetricsMiddleware:
@@ -137,10 +151,11 @@ class MetricsMiddleware:
             _USE.reset(reset)
             route = route_template(scope)
             method = scope["method"] if scope["method"] in _METHODS else "other"
-            m.REQUEST_SECONDS.labels(method, route).observe(time.perf_counter() - started)
-            m.REQUESTS.labels(method, route, f"{status // 100}xx").inc()
-            if route == HEARTBEAT_PATH:
-                m.HEARTBEATS.labels(heartbeat_outcome(status)).inc()
+            seconds, count, outcome = _request_series(method, route, status)
+            seconds.observe(time.perf_counter() - started)
+            count.inc()
+            if outcome is not None:
+                outcome.inc()
             elif route == PLAYLIST_ROUTE and status == 200 and use.method is not None:
                 HLS_VIEWERS.seen(_viewer_key(scope), use.method)
 

@@ -12,6 +12,7 @@ and so counts toward the source's throttle like any refused key (``portal/json_b
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
@@ -36,6 +37,7 @@ from platebridge.portal.pod_keys import active_key, key_throttled, presented_key
 from platebridge.portal.services import heartbeat as hb
 from platebridge.portal.services.heartbeat_body import (
     MAX_BODY_BYTES,
+    SeenBodies,
     heartbeat_digest,
     parse_heartbeat,
 )
@@ -74,7 +76,7 @@ async def heartbeat(request: Request) -> Response:
     return await key_throttled(
         get_throttle(request),
         source,
-        lambda: _heartbeat(request, state.db, state.settings, source),
+        lambda: _heartbeat(request, state, source),
     )
 
 
@@ -88,38 +90,62 @@ def _parse(body: bytes) -> HeartbeatRequest:
         return parse_heartbeat(body)
 
 
-async def read_keyed_body(
-    request: Request, db: Database, max_bytes: int, parse: Callable[[bytes], T]
-) -> tuple[bytes, T]:
-    """The hash of the ``pbk_`` key a POD request presents and its parsed body (at most
-    ``max_bytes``). A body that does not parse is refused only after the key was looked up:
-    an unknown key is told so (``invalid_api_key``, counted by the throttle) before any body
-    error. The heartbeat and enroll routes."""
-    key_hash = presented_key_hash(bearer_token(request))
-    body = await read_body_capped(request, max_bytes)
+async def parse_keyed_body(
+    db: Database, key_hash: bytes, body: bytes, parse: Callable[[bytes], T]
+) -> T:
+    """``parse(body)``; a body that does not parse is refused only after the key was looked
+    up: an unknown key is told so (``invalid_api_key``, counted by the throttle) before any
+    body error."""
     try:
-        return key_hash, parse(body)
+        return parse(body)
     except (ApiError, ValidationError):
         async with db.read() as session:
             await active_key(session, key_hash)
         raise
 
 
-async def _heartbeat(
-    request: Request, db: Database, settings: PortalSettings, source: str | None
-) -> Response:
-    key_hash, req = await read_keyed_body(request, db, MAX_BODY_BYTES, _parse)
+async def read_keyed_body(
+    request: Request, db: Database, max_bytes: int, parse: Callable[[bytes], T]
+) -> tuple[bytes, T]:
+    """The hash of the ``pbk_`` key a POD request presents and its parsed body (at most
+    ``max_bytes``; see :func:`parse_keyed_body`). The enroll route."""
+    key_hash = presented_key_hash(bearer_token(request))
+    body = await read_body_capped(request, max_bytes)
+    return key_hash, await parse_keyed_body(db, key_hash, body, parse)
+
+
+async def _heartbeat(request: Request, state: Any, source: str | None) -> Response:
+    db: Database = state.db
+    seen: SeenBodies = state.seen_heartbeats
+    key_hash = presented_key_hash(bearer_token(request))
+    body = await read_body_capped(request, MAX_BODY_BYTES)
     now = utcnow()
+    body_key = seen.key(body)
+    known = seen.get(body_key)  # the same bytes validated before: (pod_id, digest)
+    if known is not None:
+        mode = await hb.fast_heartbeat(db, key_hash, *known, now)
+        if mode is not None:
+            return _answer(state.settings, known[0], now, False, mode)
+    req = await parse_keyed_body(db, key_hash, body, _parse)
     digest = heartbeat_digest(req)
-    registered = False
-    mode = None if digest is None else await hb.fast_heartbeat(db, key_hash, req, digest, now)
+    mode = None
+    if digest is not None:
+        seen.add(body_key, req.pod_id, digest)
+        if known is None:  # (a known body was just refused by the fast path)
+            mode = await hb.fast_heartbeat(db, key_hash, req.pod_id, digest, now)
     if mode is None:
         async with db.write() as session:
             outcome = await hb.slow_heartbeat(session, key_hash, req, digest, now, source)
-        registered, mode = outcome.registered, outcome.stream_mode
+        return _answer(state.settings, req.pod_id, now, outcome.registered, outcome.stream_mode)
+    return _answer(state.settings, req.pod_id, now, False, mode)
+
+
+def _answer(
+    settings: PortalSettings, pod_id: str, now: datetime, registered: bool, mode: str
+) -> Response:
     answer = HeartbeatResponse(
         ok=True,
-        pod_id=req.pod_id,
+        pod_id=pod_id,
         server_time=now,
         heartbeat_interval=settings.heartbeat_interval,
         registered=registered,

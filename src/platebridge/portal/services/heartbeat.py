@@ -47,7 +47,7 @@ class HeartbeatOutcome:
 
 
 async def fast_heartbeat(
-    db: Database, key_hash: bytes, req: HeartbeatRequest, digest: bytes, now: datetime
+    db: Database, key_hash: bytes, pod_id: str, digest: bytes, now: datetime
 ) -> str | None:
     """Refresh ``last_heartbeat`` if nothing else changed and return the pod's stream mode
     (for the response's ``tunnel``); None means "take the slow path".
@@ -56,19 +56,19 @@ async def fast_heartbeat(
     it authenticates the pod key, checks pod_id and digest, and writes the timestamp. On
     PostgreSQL concurrent heartbeats share one statement (group commit, ``_FAST_SQL_PG``)."""
     if not db.is_sqlite:
-        row = await db.pg_coalesced(_FAST_SQL_PG, (key_hash, req.pod_id, digest, now))
+        row = await db.pg_coalesced(_FAST_SQL_PG, (key_hash, pod_id, digest, now))
         return None if row is None else str(row[1])
-    params = (key_hash, req.pod_id, digest, _sqlite_time(db)(now))
+    params = (key_hash, pod_id, digest, _sqlite_time(db)(now))
     rows: list[Any] | None = db.sqlite_try_write(_FAST_SQL_SQLITE, params)
     if rows is None:  # the write lock is taken: queue like every other writer
-        rows = list(await db.execute_single(_FAST_UPDATE, _fast_params(key_hash, req, digest, now)))
+        rows = list(
+            await db.execute_single(_FAST_UPDATE, _fast_params(key_hash, pod_id, digest, now))
+        )
     return str(rows[0][1]) if len(rows) == 1 else None
 
 
-def _fast_params(
-    key_hash: bytes, req: HeartbeatRequest, digest: bytes, now: datetime
-) -> dict[str, Any]:
-    return {"b_key_hash": key_hash, "b_pod_id": req.pod_id, "b_digest": digest, "b_now": now}
+def _fast_params(key_hash: bytes, pod_id: str, digest: bytes, now: datetime) -> dict[str, Any]:
+    return {"b_key_hash": key_hash, "b_pod_id": pod_id, "b_digest": digest, "b_now": now}
 
 
 def _sqlite_time(db: Database) -> Any:

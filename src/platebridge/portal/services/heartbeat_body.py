@@ -87,6 +87,41 @@ def stored_rtsp_url(url: str | None) -> str | None:
     return None if url is None else redact_text(strip_credentials(url))
 
 
+#: How many bodies :class:`SeenBodies` keeps (≈ 300 bytes each: 19 MB when full, tracemalloc).
+SEEN_BODIES = 65_536
+
+
+class SeenBodies:
+    """Heartbeat bodies validated before: ``sha256(body)`` → ``(pod_id, digest)``.
+
+    A POD sends the same bytes every beat while nothing changes (``pod.heartbeat.build_payload``
+    rounds what it measures), and validating the same bytes gives the same answer: the fast
+    path needs neither the parser nor the digest for them (on an unchanged heartbeat those were
+    a quarter of the portal's CPU, bench/heartbeat_asgi.py). Only a function of the bytes is
+    kept, nothing of the key: the fast statement still checks key, pod and digest, and a body
+    it refuses is parsed in full. Bounded: the oldest entry goes first.
+    """
+
+    def __init__(self, size: int = SEEN_BODIES) -> None:
+        self._size = size
+        self._seen: dict[bytes, tuple[str, bytes]] = {}
+
+    @staticmethod
+    def key(body: bytes) -> bytes:
+        return hashlib.sha256(body).digest()
+
+    def get(self, key: bytes) -> tuple[str, bytes] | None:
+        return self._seen.get(key)
+
+    def add(self, key: bytes, pod_id: str, digest: bytes) -> None:
+        if key not in self._seen and len(self._seen) >= self._size:
+            del self._seen[next(iter(self._seen))]
+        self._seen[key] = (pod_id, digest)
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
 def heartbeat_digest(req: HeartbeatRequest) -> bytes | None:
     """Digest of everything the heartbeat would write besides the timestamp, or None when the
     heartbeat leaves something to the stored state (no ip or no camera list)."""
