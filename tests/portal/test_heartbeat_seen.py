@@ -127,7 +127,7 @@ def test_the_pod_routes_bypass_the_router_with_the_same_errors(
     assert c.post(HB, headers=tenant.pod_auth, json=body(tenant, "cam-1")).status_code == 200
     bad = c.post(HB, headers=tenant.pod_auth, content=b"{not json")
     assert bad.status_code == 422, bad.text
-    assert bad.json()["error"] in ("invalid_json", "validation_error")
+    assert bad.json()["error"] == "validation_error"  # worded by the tolerant parser
     assert bad.headers["content-security-policy"].startswith("default-src 'self'")
     huge = c.post(HB, headers=tenant.pod_auth, content=b"x" * (70 * 1024))
     assert huge.status_code == 413 and huge.json()["error"] == "payload_too_large"

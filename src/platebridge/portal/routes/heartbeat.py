@@ -76,7 +76,7 @@ async def heartbeat(request: Request) -> Response:
     return await key_throttled(
         get_throttle(request),
         source,
-        lambda: _heartbeat(request, state, source),
+        lambda: _heartbeat(request, state.db, state.settings, state.seen_heartbeats, source),
     )
 
 
@@ -114,9 +114,13 @@ async def read_keyed_body(
     return key_hash, await parse_keyed_body(db, key_hash, body, parse)
 
 
-async def _heartbeat(request: Request, state: Any, source: str | None) -> Response:
-    db: Database = state.db
-    seen: SeenBodies = state.seen_heartbeats
+async def _heartbeat(
+    request: Request,
+    db: Database,
+    settings: PortalSettings,
+    seen: SeenBodies,
+    source: str | None,
+) -> Response:
     key_hash = presented_key_hash(bearer_token(request))
     body = await read_body_capped(request, MAX_BODY_BYTES)
     now = utcnow()
@@ -125,7 +129,7 @@ async def _heartbeat(request: Request, state: Any, source: str | None) -> Respon
     if known is not None:
         mode = await hb.fast_heartbeat(db, key_hash, *known, now)
         if mode is not None:
-            return _answer(state.settings, known[0], now, False, mode)
+            return _answer(settings, known[0], now, False, mode)
     req = await parse_keyed_body(db, key_hash, body, _parse)
     digest = heartbeat_digest(req)
     mode = None
@@ -136,8 +140,8 @@ async def _heartbeat(request: Request, state: Any, source: str | None) -> Respon
     if mode is None:
         async with db.write() as session:
             outcome = await hb.slow_heartbeat(session, key_hash, req, digest, now, source)
-        return _answer(state.settings, req.pod_id, now, outcome.registered, outcome.stream_mode)
-    return _answer(state.settings, req.pod_id, now, False, mode)
+        return _answer(settings, req.pod_id, now, outcome.registered, outcome.stream_mode)
+    return _answer(settings, req.pod_id, now, False, mode)
 
 
 def _answer(
